@@ -1,0 +1,103 @@
+import websocket from '@fastify/websocket';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
+import { ApiError } from '../errors/index.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { ApiKeys } from '../tasks/api-keys.ts';
+import type { TaskService } from '../tasks/task-service.ts';
+import { registerRestRoutes, sendErrors } from './rest-routes.ts';
+import { TaskDispatcher } from './task-dispatcher.ts';
+import { registerWsRoutes } from './ws-routes.ts';
+import { WsSessions } from './ws-sessions.ts';
+
+export interface ServerOptions {
+  readonly service: TaskService;
+  readonly apiKeys: ApiKeys;
+  readonly logger: PinoLogger;
+  readonly metrics: Metrics;
+  readonly maxBodyBytes: number;
+  readonly wsIdleMs: number;
+  readonly wsResumeMs: number;
+  readonly syncTimeoutMs: number;
+  readonly defaultEngine: string;
+  readonly shutdown: AbortSignal;
+}
+
+const IMAGE_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(jpg|png|webp)$/i;
+const CONTENT_TYPE = { jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp' } as Record<string, string>;
+
+/** Builds the fastify app: REST and WebSocket on `/v1`, images, health. Transport only. */
+export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sessions: WsSessions }> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.maxBodyBytes,
+    // Tasks log their own lines with taskUUID; per-request lines would only repeat them.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  const logger = options.logger as unknown as Logger;
+  const dispatcher = new TaskDispatcher(options.service, logger);
+  const sessions = new WsSessions(options.wsResumeMs);
+
+  // Bodies are parsed by the protocol layer, so every malformed body gets a Runware error.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: options.maxBodyBytes }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+    if (error instanceof ApiError) return sendErrors(reply, [error]);
+    const status = error.statusCode ?? 500;
+    if (status === 413 || error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendErrors(reply, [new ApiError('requestTooLarge', `The request body is larger than ${options.maxBodyBytes} bytes.`)]);
+    }
+    if (status < 500) {
+      return sendErrors(reply, [new ApiError('invalidRequestBody', 'The request could not be read.', { retryable: false })]);
+    }
+    logger.error({ err: error }, 'request failed');
+    return sendErrors(reply, [new ApiError('internalServerError', 'An internal error occurred.')]);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendErrors(reply, [new ApiError('taskNotFound', `Nothing is served at ${request.method} ${request.url.split('?')[0]}.`)]),
+  );
+
+  await app.register(websocket, { options: { maxPayload: options.maxBodyBytes, perMessageDeflate: false } });
+  registerRestRoutes(app, {
+    dispatcher,
+    apiKeys: options.apiKeys,
+    syncTimeoutMs: options.syncTimeoutMs,
+    engineOf: (model) => {
+      try {
+        return typeof model === 'string' ? options.service.engineFor(model) : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    defaultEngine: options.defaultEngine,
+  });
+  registerWsRoutes(app, {
+    dispatcher,
+    apiKeys: options.apiKeys,
+    sessions,
+    idleMs: options.wsIdleMs,
+    syncTimeoutMs: options.syncTimeoutMs,
+    logger,
+    shutdown: options.shutdown,
+  });
+
+  app.get<{ Params: { file: string } }>('/image/:file', async (request, reply) => {
+    const match = IMAGE_FILE.exec(request.params.file);
+    const image = match ? await options.service.readServableImage(match[1]!.toLowerCase(), match[2]!.toLowerCase()) : undefined;
+    if (!image) {
+      return sendErrors(reply, [new ApiError('imageNotFound', 'The image does not exist or its URL has expired.')]);
+    }
+    return reply
+      .header('Content-Type', CONTENT_TYPE[image.format])
+      .header('Cache-Control', 'public, max-age=60')
+      .send(image.bytes);
+  });
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('Content-Type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
+  );
+  return { app, sessions };
+}

@@ -1,0 +1,141 @@
+import { ApiError, invalidApiKey, toApiError } from '../errors/index.ts';
+import { ackItem } from '../protocol/result-items.ts';
+import type { AuthenticationTask, InferenceTask, Task } from '../protocol/task-types.ts';
+import { parseTask } from '../protocol/validate-task.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Principal, TaskService } from '../tasks/task-service.ts';
+
+/** Where the answers to one request (REST) or one frame (WebSocket) go; only framing differs. */
+export interface ReplySink {
+  /** One result item. */
+  data(item: Record<string, unknown>): void;
+  /** One error object (already tied to its task). */
+  error(error: ApiError): void;
+  /** Several items and errors that must travel together (a `getResponse` poll). */
+  batch(items: Record<string, unknown>[], errors: ApiError[]): void;
+}
+
+/** Transport-specific parts of handling tasks. */
+export interface DispatchContext {
+  /** The authenticated caller, if any. */
+  principal(): Principal | undefined;
+  /** Handles an `authentication` task; returns the answer item or throws `invalidApiKey`. */
+  authenticate(task: AuthenticationTask): Promise<Record<string, unknown>>;
+  /** Validate only (`dryRun=1` on the WebSocket URL). */
+  readonly dryRun: boolean;
+  /** How long a sync inference may hold the reply before answering with a timeout error. */
+  readonly syncTimeoutMs: number;
+  /** Aborted when the client goes away (REST) or the server shuts down. */
+  readonly signal: AbortSignal;
+}
+
+export class TaskDispatcher {
+  constructor(
+    private readonly service: TaskService,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Validates and runs every task of a request, in order for authentication (which may
+   * precede the others) and concurrently for the rest. Resolves when every task has been
+   * answered completely (sync inference: all its images).
+   */
+  async dispatch(rawTasks: readonly unknown[], context: DispatchContext, sink: ReplySink): Promise<void> {
+    const running: Promise<void>[] = [];
+    for (const raw of rawTasks) {
+      const parsed = parseTask(raw);
+      if (!parsed.ok) {
+        sink.error(parsed.error);
+        continue;
+      }
+      const task = parsed.task;
+      if (task.taskType === 'authentication') {
+        try {
+          sink.data(await context.authenticate(task));
+        } catch (thrown) {
+          sink.error(toApiError(thrown));
+        }
+        continue;
+      }
+      running.push(this.runOne(task, context, sink));
+    }
+    await Promise.all(running);
+  }
+
+  private async runOne(task: Exclude<Task, AuthenticationTask>, context: DispatchContext, sink: ReplySink): Promise<void> {
+    try {
+      if (task.taskType === 'ping') {
+        sink.data({ taskType: 'ping', pong: true, ...(task.taskUUID === undefined ? {} : { taskUUID: task.taskUUID }) });
+        return;
+      }
+      const principal = context.principal();
+      if (!principal) {
+        const error = invalidApiKey();
+        throw new ApiError(error.code, 'Authenticate first: send an authentication task with your API key.', {
+          ...error.details,
+          taskUUID: task.taskUUID,
+          taskType: task.taskType,
+        });
+      }
+      switch (task.taskType) {
+        case 'imageInference':
+          await this.inference(task, principal, context, sink);
+          return;
+        case 'imageUpload':
+          if (context.dryRun) sink.data({ taskType: task.taskType, taskUUID: task.taskUUID });
+          else sink.data(await this.service.uploadImage(task, context.signal));
+          return;
+        case 'getResponse': {
+          const { data, errors } = await this.service.getResponse(task.taskUUID, principal);
+          sink.batch(data, errors);
+          return;
+        }
+      }
+    } catch (thrown) {
+      const error = toApiError(thrown);
+      if (error.code === 'internalServerError') this.logger.error({ err: error.details.cause ?? thrown }, 'task failed');
+      const taskUUID = 'taskUUID' in task && task.taskUUID !== undefined ? task.taskUUID : undefined;
+      sink.error(taskUUID === undefined ? error : error.forTask(taskUUID, task.taskType));
+    }
+  }
+
+  private async inference(task: InferenceTask, principal: Principal, context: DispatchContext, sink: ReplySink): Promise<void> {
+    if (context.dryRun) {
+      sink.data(ackItem(task.taskUUID));
+      return;
+    }
+    if (task.acknowledgeOnly) {
+      await this.service.submitInference(task, principal);
+      sink.data(ackItem(task.taskUUID));
+      return;
+    }
+    // Subscribe before submitting: a fast task must not finish before anyone listens.
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const stop = this.service.watch(task.taskUUID, (event) => {
+      if (event.type === 'result') sink.data({ ...event.item });
+      else if (event.type === 'error' || event.type === 'notice') sink.error(event.error);
+      else finish();
+    });
+    const timer = setTimeout(() => {
+      sink.error(
+        new ApiError(
+          'timeoutProvider',
+          'The task did not finish within the synchronous window. It keeps running; fetch its results with getResponse.',
+          { taskUUID: task.taskUUID, taskType: task.taskType },
+        ),
+      );
+      finish();
+    }, context.syncTimeoutMs);
+    const onAbort = (): void => finish();
+    context.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.service.submitInference(task, principal);
+      await finished;
+    } finally {
+      clearTimeout(timer);
+      context.signal.removeEventListener('abort', onAbort);
+      stop();
+    }
+  }
+}

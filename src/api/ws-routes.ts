@@ -1,0 +1,84 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import { ApiError, invalidApiKey } from '../errors/index.ts';
+import { parseEnvelope } from '../protocol/validate-task.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { ApiKeys } from '../tasks/api-keys.ts';
+import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
+import type { WsSession, WsSessions } from './ws-sessions.ts';
+
+export interface WsOptions {
+  readonly dispatcher: TaskDispatcher;
+  readonly apiKeys: ApiKeys;
+  readonly sessions: WsSessions;
+  readonly idleMs: number;
+  readonly syncTimeoutMs: number;
+  readonly logger: Logger;
+  /** Aborted at shutdown. */
+  readonly shutdown: AbortSignal;
+}
+
+const frame = (body: Record<string, unknown>): string => JSON.stringify(body);
+
+/** The WebSocket transport on `/v1` and `/`: same dispatcher as REST, one frame per answer. */
+export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void {
+  const handler = (socket: WebSocket, request: FastifyRequest): void => {
+    const dryRun = /(?:^|[?&])dryRun=(?:1|true)(?:&|$)/.test(request.url.split('?')[1] ?? '');
+    let session: WsSession | undefined;
+    let idle: NodeJS.Timeout | undefined;
+    const touch = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => socket.close(1000, 'idle timeout'), options.idleMs);
+    };
+    // Before authentication frames go straight to the socket; after it, through the session so
+    // they can be replayed on resume.
+    const send = (body: Record<string, unknown>): void => {
+      const text = frame(body);
+      if (session) session.send(text);
+      else if (socket.readyState === socket.OPEN) socket.send(text);
+      touch();
+    };
+    const sink: ReplySink = {
+      data: (item) => send({ data: [item] }),
+      error: (error) => send({ errors: [error.toJSON()] }),
+      batch: (items, errors) =>
+        send({ data: items, ...(errors.length > 0 ? { errors: errors.map((e) => e.toJSON()) } : {}) }),
+    };
+    const context = {
+      principal: () => session?.principal,
+      authenticate: async (task: { apiKey: string; connectionSessionUUID?: string }) => {
+        const principal = await options.apiKeys.verify(task.apiKey);
+        if (!principal) throw invalidApiKey();
+        if (session) options.sessions.detach(session, socket);
+        session = options.sessions.attach(socket, principal, task.connectionSessionUUID);
+        return { taskType: 'authentication', connectionSessionUUID: session.id };
+      },
+      dryRun,
+      syncTimeoutMs: options.syncTimeoutMs,
+      signal: options.shutdown,
+    };
+    touch();
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      touch();
+      const text = isBinary ? '' : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
+      const envelope = parseEnvelope(text);
+      if (!envelope.ok) {
+        sink.error(envelope.error);
+        return;
+      }
+      // Not awaited: a sync task must not hold up pings or other tasks on the same socket.
+      options.dispatcher.dispatch(envelope.tasks, context, sink).catch((error: unknown) => {
+        options.logger.error({ err: error }, 'websocket dispatch failed');
+        sink.error(new ApiError('internalServerError', 'An internal error occurred while processing the task.'));
+      });
+    });
+    socket.on('close', () => {
+      clearTimeout(idle);
+      if (session) options.sessions.detach(session, socket);
+    });
+    socket.on('error', (error) => options.logger.debug({ err: error }, 'websocket error'));
+  };
+  app.get('/v1', { websocket: true }, handler);
+  app.get('/v1/', { websocket: true }, handler);
+  app.get('/', { websocket: true }, handler);
+}

@@ -1,0 +1,67 @@
+import type { WebSocket } from 'ws';
+import { newUuid } from '../shared/ids.ts';
+import type { Principal } from '../tasks/task-service.ts';
+
+/**
+ * An authenticated WebSocket session. It outlives its socket for `resumeMs`: frames sent while
+ * no socket is attached are buffered and replayed when the client re-authenticates with the
+ * same `connectionSessionUUID` (runware-protocol.md §3.4).
+ */
+export class WsSession {
+  socket: WebSocket | undefined;
+  private readonly buffer: string[] = [];
+  expiry: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly principal: Principal,
+  ) {}
+
+  send(frame: string): void {
+    const socket = this.socket;
+    if (socket && socket.readyState === socket.OPEN) socket.send(frame);
+    else this.buffer.push(frame);
+  }
+
+  /** Sends what was buffered while detached. */
+  flush(): void {
+    const socket = this.socket;
+    if (!socket) return;
+    for (const frame of this.buffer.splice(0)) socket.send(frame);
+  }
+}
+
+export class WsSessions {
+  private readonly sessions = new Map<string, WsSession>();
+
+  constructor(private readonly resumeMs: number) {}
+
+  /** Attaches a socket to a resumed session (same key only) or to a new one. */
+  attach(socket: WebSocket, principal: Principal, resumeId: string | undefined): WsSession {
+    let session = resumeId === undefined ? undefined : this.sessions.get(resumeId);
+    if (!session || session.principal.apiKeyId !== principal.apiKeyId) {
+      session = new WsSession(newUuid(), principal);
+      this.sessions.set(session.id, session);
+    }
+    clearTimeout(session.expiry);
+    session.expiry = undefined;
+    const previous = session.socket;
+    session.socket = socket;
+    if (previous && previous !== socket) previous.close(1000, 'session resumed elsewhere');
+    session.flush();
+    return session;
+  }
+
+  /** The socket went away: keep the session (and what it is sent) for `resumeMs`. */
+  detach(session: WsSession, socket: WebSocket): void {
+    if (session.socket !== socket) return;
+    session.socket = undefined;
+    session.expiry = setTimeout(() => this.sessions.delete(session.id), this.resumeMs);
+    session.expiry.unref();
+  }
+
+  close(): void {
+    for (const session of this.sessions.values()) clearTimeout(session.expiry);
+    this.sessions.clear();
+  }
+}

@@ -1,0 +1,179 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildServer } from './api/server.ts';
+import type { Config } from './config/config.ts';
+import type { ImageEngine } from './engines/spec/image-engine.ts';
+import { createStudioEngine } from './engines/studio/studio-engine.ts';
+import { createSafetyChecker } from './imaging/safety/safety-checker.ts';
+import { createSafetyClassifier } from './imaging/safety/safety-classifier.ts';
+import { DeliveryService } from './delivery/delivery-service.ts';
+import { checkDeliveryTarget } from './delivery/target-check.ts';
+import { createImageInputs } from './inputs/image-inputs.ts';
+import { createSafeFetch } from './net/safe-fetch.ts';
+import { createMetrics } from './metrics/metrics.ts';
+import { KLING_O3, MODELS } from './models/model-registry.ts';
+import { MemoryQueue } from './queue/memory-queue.ts';
+import { systemClock, type Clock } from './shared/clock.ts';
+import type { Logger } from './shared/logger.ts';
+import { LocalObjectStore } from './store/object-store.ts';
+import { SqliteTaskStore } from './store/sqlite-task-store.ts';
+import { ApiKeys, generateApiKey, generateWebhookSecret } from './tasks/api-keys.ts';
+import type { EngineRegistry } from './tasks/ports.ts';
+import { Sweeper } from './tasks/sweeper.ts';
+import { TaskEvents } from './tasks/task-events.ts';
+import { TaskService } from './tasks/task-service.ts';
+
+/** A running Kiln server and how to stop it. */
+export interface Kiln {
+  readonly app: FastifyInstance;
+  readonly service: TaskService;
+  readonly apiKeys: ApiKeys;
+  /** The base URL the server answers on (e.g. `http://127.0.0.1:41234`). */
+  readonly url: string;
+  /** A key created at first start when none was configured (shown once). */
+  readonly createdKey: string | undefined;
+  /** Runs one expiry sweep now (the sweeper also runs on its interval). */
+  sweep(): Promise<void>;
+  /** Stops accepting, drains in-flight tasks for up to `drainMs`, closes everything. */
+  close(drainMs?: number): Promise<void>;
+}
+
+export interface ComposeOptions {
+  readonly clock?: Clock;
+  /** A pino destination (tests pass a silent or captured one). */
+  readonly logStream?: pino.DestinationStream;
+}
+
+function engineRegistry(engines: Map<string, ImageEngine>): EngineRegistry {
+  return {
+    forModel(model) {
+      const engine = engines.get(model);
+      if (!engine) throw new Error(`no engine serves ${model}`);
+      return engine;
+    },
+    all: () => [...new Set(engines.values())],
+  };
+}
+
+/** Creates the key file on first start when no key exists, so a fresh `npm start` is usable. */
+async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger): Promise<string | undefined> {
+  for (const key of config.apiKeys) await apiKeys.add(key, 'configured (KILN_API_KEYS)', config.webhookSecret ?? null);
+  if ((await apiKeys.count()) > 0) return undefined;
+  const key = generateApiKey();
+  const secret = generateWebhookSecret();
+  await apiKeys.add(key, 'created at first start', secret);
+  const file = path.join(config.dataDir, 'api-key.txt');
+  await writeFile(file, `${key}\nwebhook secret: ${secret}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  logger.warn(
+    { file },
+    `No API key was configured, so one was created: ${key} — send it as "Authorization: Bearer <key>" or in an authentication task. It is stored hashed; this is the only time it is printed (a copy is in ${file}). Webhook signing secret: ${secret}`,
+  );
+  return key;
+}
+
+/** The one place that wires concrete classes from the config. */
+export async function startKiln(config: Config, options: ComposeOptions = {}): Promise<Kiln> {
+  const clock = options.clock ?? systemClock;
+  const logger = pino({ level: config.logLevel, base: { service: 'kiln' } }, options.logStream ?? pino.destination(1));
+  await mkdir(path.join(config.dataDir, 'objects'), { recursive: true });
+  const store = new SqliteTaskStore(path.join(config.dataDir, 'kiln.sqlite'));
+  const objects = new LocalObjectStore(path.join(config.dataDir, 'objects'));
+  const queue = new MemoryQueue(config.queueMax);
+  const studio = createStudioEngine({ threads: config.studioThreads });
+  const engines = engineRegistry(new Map([...MODELS.keys()].map((id) => [id, studio])));
+  const apiKeys = new ApiKeys(store, clock);
+  const createdKey = await ensureInitialKey(config, apiKeys, logger);
+  let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;
+  const events = new TaskEvents();
+  const http = createSafeFetch({ allowPrivate: config.allowPrivateUrls, userAgent: 'Kiln' });
+  const inputs = createImageInputs({ store, objects, clock, config, http });
+  const metrics = createMetrics();
+  // Loaded lazily on the first check, so servers that never check pay nothing.
+  const classifier = createSafetyClassifier({ threshold: config.safety.threshold, logger });
+  const safety = createSafetyChecker(classifier, { ...config.safety, metrics, logger });
+  const delivery = new DeliveryService({
+    store,
+    objects,
+    clock,
+    logger,
+    metrics,
+    http,
+    webhook: config.webhookRetry,
+    upload: config.uploadRetry,
+    webhookSecret: async (apiKeyId) => (await store.findApiKeyById(apiKeyId))?.webhookSecret ?? null,
+  });
+  const service = new TaskService({
+    store,
+    objects,
+    queue,
+    engines,
+    inputs,
+    safety,
+    delivery,
+    events,
+    metrics,
+    checkDeliveryTarget: (url) => checkDeliveryTarget(url, config.allowPrivateUrls),
+    clock,
+    logger,
+    imageUrl: (objectKey) => `${baseUrl}/image/${objectKey}`,
+    retentionMs: config.retentionMs,
+    uploadRetentionMs: config.uploadRetentionMs,
+    queueCapacity: config.queueMax,
+  });
+  const shutdown = new AbortController();
+  const { app, sessions } = await buildServer({
+    service,
+    apiKeys,
+    logger,
+    metrics,
+    maxBodyBytes: config.maxBodyBytes,
+    wsIdleMs: config.wsIdleMs,
+    wsResumeMs: config.wsResumeMs,
+    syncTimeoutMs: config.syncTimeoutMs,
+    defaultEngine: engines.forModel(KLING_O3.id).name,
+    shutdown: shutdown.signal,
+  });
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  baseUrl = config.publicUrl ?? `http://localhost:${port}`;
+  const sweeper = new Sweeper({ store, objects, clock, logger, intervalMs: config.sweepIntervalMs });
+  sweeper.start();
+  await delivery.start();
+  await service.start(config.queueConcurrency);
+  const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  logger.info({ url: baseUrl, engine: studio.name }, 'kiln is listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    service,
+    apiKeys,
+    url: `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`,
+    createdKey,
+    sweep: () => sweeper.sweep(),
+    close(drainMs = 10_000) {
+      closing ??= (async () => {
+        sweeper.stop();
+        // Stop accepting first, then let running tasks finish (bounded), then release resources.
+        const closed = app.close();
+        await queue.close({ drainMs });
+        shutdown.abort();
+        sessions.close();
+        await closed;
+        await delivery.close();
+        await inputs.close();
+        await http.close();
+        for (const engine of engines.all()) await engine.close();
+        await classifier.close();
+        await store.close();
+        await objects.close();
+        logger.flush?.();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0),
+);
+
+/**
+ * Every environment variable Kiln reads, with its default. `docs/configuration.md` documents
+ * the same list; keep them in step.
+ */
+const envSchema = z.object({
+  KILN_PORT: int(0, 65535).default(8080),
+  KILN_HOST: z.string().min(1).default('0.0.0.0'),
+  KILN_DATA_DIR: z.string().min(1).default('./data'),
+  KILN_PUBLIC_URL: z.url().optional(),
+  KILN_API_KEYS: list.optional(),
+  KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  KILN_MAX_BODY_MB: int(1, 1024).default(64),
+  KILN_QUEUE_CONCURRENCY: int(1, 64).default(2),
+  KILN_QUEUE_MAX: int(1, 1_000_000).default(1000),
+  KILN_STUDIO_THREADS: int(1, 64).default(Math.max(1, availableParallelism())),
+  KILN_WS_IDLE_SECONDS: int(1, 86_400).default(120),
+  KILN_WS_RESUME_SECONDS: int(1, 86_400).default(120),
+  KILN_SYNC_TIMEOUT_SECONDS: int(1, 86_400).default(600),
+  KILN_RETENTION_HOURS: int(1, 24 * 365).default(24),
+  KILN_UPLOAD_RETENTION_DAYS: int(1, 3650).default(30),
+  KILN_ALLOW_PRIVATE_URLS: bool.default(false),
+  KILN_SWEEP_SECONDS: int(1, 86_400).default(60),
+  KILN_SHUTDOWN_DRAIN_SECONDS: int(0, 3600).default(20),
+  KILN_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{32,}$/, 'must be whsec_ followed by base64 of at least 24 bytes').optional(),
+  KILN_WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(8),
+  KILN_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5_000),
+  KILN_UPLOAD_MAX_ATTEMPTS: int(1, 100).default(8),
+  KILN_UPLOAD_TIMEOUT_MS: int(100, 600_000).default(60_000),
+  KILN_RETRY_BASE_MS: int(1, 60_000).default(250),
+  KILN_RETRY_MAX_MS: int(1, 600_000).default(8_000),
+  KILN_SAFETY_POLICY: z.enum(['flag', 'block']).default('flag'),
+  KILN_SAFETY_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
+  KILN_SAFETY_CHECK_INPUTS: bool.default(false),
+});
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  /** Base of image URLs; defaults to `http://localhost:<port>` (the bound port when 0). */
+  readonly publicUrl: string | undefined;
+  readonly apiKeys: readonly string[];
+  readonly logLevel: string;
+  readonly maxBodyBytes: number;
+  readonly queueConcurrency: number;
+  readonly queueMax: number;
+  readonly studioThreads: number;
+  readonly wsIdleMs: number;
+  readonly wsResumeMs: number;
+  readonly syncTimeoutMs: number;
+  readonly retentionMs: number;
+  readonly uploadRetentionMs: number;
+  readonly allowPrivateUrls: boolean;
+  readonly sweepIntervalMs: number;
+  /** How long a shutdown waits for running tasks before handing them back. */
+  readonly shutdownDrainMs: number;
+  /** Standard Webhooks secret given to the keys of KILN_API_KEYS. */
+  readonly webhookSecret: string | undefined;
+  readonly webhookRetry: RetrySettings;
+  readonly uploadRetry: RetrySettings;
+  readonly safety: {
+    /** `flag`: deliver with `NSFWContent: true`; `block`: replace the image by an `nsfwContentDetected` error. */
+    readonly policy: 'flag' | 'block';
+    /** Adult-content score (Porn + Hentai probability) at or above which an image is flagged. */
+    readonly threshold: number;
+    /** Classify uploads and reference images too. */
+    readonly checkInputs: boolean;
+  };
+}
+
+/** Delivery retry settings (see `delivery/retry-policy.ts`). */
+export interface RetrySettings {
+  readonly maxAttempts: number;
+  readonly timeoutMs: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; throws `ConfigError` listing every bad variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const known = Object.fromEntries(
+    Object.keys(envSchema.shape).flatMap((key) => {
+      const value = env[key];
+      return value === undefined || value === '' ? [] : [[key, value]];
+    }),
+  );
+  const parsed = envSchema.safeParse(known);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.KILN_PORT,
+    host: e.KILN_HOST,
+    dataDir: path.resolve(e.KILN_DATA_DIR),
+    publicUrl: e.KILN_PUBLIC_URL?.replace(/\/+$/, ''),
+    apiKeys: Object.freeze(e.KILN_API_KEYS ?? []),
+    logLevel: e.KILN_LOG_LEVEL,
+    maxBodyBytes: e.KILN_MAX_BODY_MB * 1024 * 1024,
+    queueConcurrency: e.KILN_QUEUE_CONCURRENCY,
+    queueMax: e.KILN_QUEUE_MAX,
+    studioThreads: e.KILN_STUDIO_THREADS,
+    wsIdleMs: e.KILN_WS_IDLE_SECONDS * 1000,
+    wsResumeMs: e.KILN_WS_RESUME_SECONDS * 1000,
+    syncTimeoutMs: e.KILN_SYNC_TIMEOUT_SECONDS * 1000,
+    retentionMs: e.KILN_RETENTION_HOURS * 3_600_000,
+    uploadRetentionMs: e.KILN_UPLOAD_RETENTION_DAYS * 86_400_000,
+    allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS,
+    sweepIntervalMs: e.KILN_SWEEP_SECONDS * 1000,
+    shutdownDrainMs: e.KILN_SHUTDOWN_DRAIN_SECONDS * 1000,
+    webhookSecret: e.KILN_WEBHOOK_SECRET,
+    webhookRetry: Object.freeze({
+      maxAttempts: e.KILN_WEBHOOK_MAX_ATTEMPTS,
+      timeoutMs: e.KILN_WEBHOOK_TIMEOUT_MS,
+      baseDelayMs: e.KILN_RETRY_BASE_MS,
+      maxDelayMs: e.KILN_RETRY_MAX_MS,
+    }),
+    uploadRetry: Object.freeze({
+      maxAttempts: e.KILN_UPLOAD_MAX_ATTEMPTS,
+      timeoutMs: e.KILN_UPLOAD_TIMEOUT_MS,
+      baseDelayMs: e.KILN_RETRY_BASE_MS,
+      maxDelayMs: e.KILN_RETRY_MAX_MS,
+    }),
+    safety: Object.freeze({ policy: e.KILN_SAFETY_POLICY, threshold: e.KILN_SAFETY_THRESHOLD, checkInputs: e.KILN_SAFETY_CHECK_INPUTS }),
+  });
+}

@@ -1,0 +1,53 @@
+import { ApiError, type ErrorDetails } from './api-error.ts';
+
+/** Docs anchor Runware uses: `#request-<param lowercased, dots→dashes>`. */
+const DOCS = 'https://runware.ai/docs/models/klingai-image-o3';
+
+export function documentationFor(parameter: string): string {
+  return `${DOCS}#request-${parameter.toLowerCase().replace(/\./g, '-').replace(/\[\d+\]/g, '')}`;
+}
+
+export function invalidValue(parameter: string, rule: string, details: ErrorDetails = {}): ApiError {
+  return new ApiError('invalidParameter', `Invalid value for '${parameter}' parameter. ${rule}`, {
+    parameter,
+    ...details,
+  });
+}
+
+export function missingParameter(parameter: string, details: ErrorDetails = {}): ApiError {
+  return new ApiError('missingParameter', `Missing required parameter '${parameter}'.`, {
+    parameter,
+    ...details,
+  });
+}
+
+export function unsupportedParameter(parameter: string, details: ErrorDetails = {}): ApiError {
+  return new ApiError(
+    'unsupportedParameter',
+    `Unsupported use of '${parameter}' parameter. This parameter is not supported for the selected model.`,
+    { parameter, ...details },
+  );
+}
+
+export function invalidApiKey(): ApiError {
+  return new ApiError('invalidApiKey', 'Invalid API key. Provide a valid key with Authorization: Bearer <key> or an authentication task.', {
+    parameter: 'apiKey',
+    taskType: 'authentication',
+    retryable: false,
+  });
+}
+
+export function taskNotFound(taskUUID: string): ApiError {
+  return new ApiError(
+    'taskNotFound',
+    `No task with taskUUID '${taskUUID}' exists, or its results have expired.`,
+    { parameter: 'taskUUID', taskUUID, taskType: 'getResponse' },
+  );
+}
+
+export function invalidImageInput(parameter: string, reason: string, details: ErrorDetails = {}): ApiError {
+  return new ApiError('invalidReferenceImage', `Invalid value for '${parameter}' parameter. ${reason}`, {
+    parameter,
+    ...details,
+  });
+}

@@ -1,0 +1,247 @@
+import type { GeneratedImage, ImageEngine, ImageSlot, InputImage } from '../engines/spec/image-engine.ts';
+import { ApiError, toApiError } from '../errors/index.ts';
+import { encodeRaw, ensureFormat } from '../imaging/encode.ts';
+import { MODELS, type Size } from '../models/model-registry.ts';
+import { buildResultItem } from '../protocol/result-items.ts';
+import type { InferenceTask } from '../protocol/task-types.ts';
+import { newUuid } from '../shared/ids.ts';
+import { runLimited } from '../shared/limit.ts';
+import type { GenerationRecord, TaskRecord } from '../store/task-store.ts';
+import { uploadOf, webhookForError, webhookForItem } from './delivery-records.ts';
+import type { TaskServiceDeps } from './task-service.ts';
+
+const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
+
+/** Size rule of kiln-extensions.md: the request's size, else the 1K size closest to the first reference's aspect, else 1024×1024. */
+export function resolveSize(task: InferenceTask, firstReference: InputImage | undefined): Size {
+  if (task.width !== undefined && task.height !== undefined) return { width: task.width, height: task.height };
+  const model = MODELS.get(task.model);
+  if (!model) throw new ApiError('invalidModel', `Unknown model '${task.model}'.`, { parameter: 'model' });
+  if (!firstReference) return model.defaultSize;
+  return model.sizeForAspect(firstReference.encoded.width / firstReference.encoded.height);
+}
+
+/**
+ * Runs one accepted task to the end: resolves its inputs, makes every image still pending
+ * (so a task interrupted by a crash only makes what is missing), stores and delivers each
+ * image as soon as it exists, and records the outcome. Aborting `signal` (shutdown) leaves the
+ * task unfinished in the store, to be picked up again at the next start.
+ */
+export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: AbortSignal): Promise<void> {
+  const record = await deps.store.getTask(taskUUID);
+  if (!record || record.status === 'done' || record.status === 'failed') return;
+  const task = JSON.parse(record.request) as InferenceTask;
+  const log = deps.logger.child({ taskUUID });
+  const started = deps.clock.now();
+  await deps.store.setTaskStatus(taskUUID, 'running', started);
+  const pending = (await deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'pending');
+  let failedCount = 0;
+  const followUps: Promise<void>[] = [];
+  const fail = async (generation: GenerationRecord, thrown: unknown): Promise<void> => {
+    const error = toApiError(thrown).forTask(taskUUID, 'imageInference');
+    if (error.code === 'internalServerError') log.error({ err: error.details.cause ?? thrown }, 'generation failed');
+    failedCount++;
+    deps.metrics?.images.inc({ model: task.model, outcome: error.code });
+    const body = error.toJSON();
+    const target = { taskUUID, apiKeyId: record.apiKeyId, now: deps.clock.now() };
+    const webhooks = task.webhookURL === undefined ? [] : [webhookForError(target, task.webhookURL, body)];
+    await deps.store.settleGeneration(taskUUID, generation.index, { status: 'error', error: JSON.stringify(body), finishedAt: target.now }, webhooks);
+    deps.events.emit({ type: 'error', taskUUID, error });
+    await deps.delivery?.dispatch(webhooks);
+  };
+
+  try {
+    const inputs = await deps.inputs.resolveTaskInputs(
+      task.referenceImages,
+      task.elements,
+      'inputs.referenceImages',
+      signal,
+    );
+    await checkInputs(deps, taskUUID, [
+      ...inputs.referenceImages.map((image, i) => ({ image, parameter: `inputs.referenceImages[${i}]` })),
+      ...inputs.elements.flatMap((e, i) => [
+        { image: e.frontal, parameter: `inputs.elements[${i}].frontalImage` },
+        ...e.views.map((image, j) => ({ image, parameter: `inputs.elements[${i}].referenceImages[${j}]` })),
+      ]),
+    ]);
+    const size = resolveSize(task, inputs.referenceImages[0]);
+    const engine = deps.engines.forModel(task.model);
+    const bySlot = new Map(pending.map((g) => [g.index, g]));
+    const batches: GenerationRecord[][] = [];
+    for (let i = 0; i < pending.length; i += engine.maxImagesPerCall) {
+      batches.push(pending.slice(i, i + engine.maxImagesPerCall));
+    }
+    const taskSeed = (await deps.store.listGenerations(taskUUID))[0]?.seed ?? 1;
+    await runLimited(batches, engine.concurrency, async (batch) => {
+      const settled = new Set<number>();
+      const finish = async (image: GeneratedImage): Promise<void> => {
+        const generation = bySlot.get(image.index);
+        if (!generation || settled.has(image.index)) return;
+        settled.add(image.index);
+        try {
+          followUps.push((await finishImage(deps, record, task, generation, image, engine)).followUp);
+        } catch (thrown) {
+          if (signal.aborted) throw thrown;
+          await fail(generation, thrown);
+        }
+      };
+      const stopTimer = deps.metrics?.renderSeconds.startTimer({ engine: engine.name });
+      try {
+        const result = await engine.generate({
+          model: task.model,
+          prompt: task.positivePrompt,
+          width: size.width,
+          height: size.height,
+          images: batch.map(
+            (g): ImageSlot => ({ index: g.index, seed: g.seed, ...(g.seriesIndex === null ? {} : { seriesIndex: g.seriesIndex }) }),
+          ),
+          taskSeed,
+          ...(task.seriesAmount === undefined ? {} : { seriesAmount: task.seriesAmount }),
+          referenceImages: inputs.referenceImages,
+          elements: inputs.elements,
+          output: { format: FORMAT[task.outputFormat], quality: task.outputQuality },
+          options: {},
+          signal,
+          onImage: finish,
+        });
+        stopTimer?.();
+        for (const warning of result.warnings) log.warn({ engine: engine.name }, warning);
+        for (const image of result.images) await finish(image);
+        for (const g of batch) {
+          if (!settled.has(g.index)) await fail(g, new Error(`engine ${engine.name} returned no image for slot ${g.index}`));
+        }
+      } catch (thrown) {
+        if (signal.aborted) throw thrown;
+        for (const g of batch) if (!settled.has(g.index)) await fail(g, thrown);
+      }
+    });
+  } catch (thrown) {
+    if (signal.aborted) {
+      log.info('task interrupted; it resumes at the next start');
+      return;
+    }
+    // A task-wide failure (an input that cannot be resolved): every image still pending fails with it.
+    const done = new Set((await deps.store.listGenerations(taskUUID)).filter((g) => g.status !== 'pending').map((g) => g.index));
+    for (const g of pending) if (!done.has(g.index)) await fail(g, thrown);
+  }
+  await Promise.all(followUps);
+  if (signal.aborted) return;
+  const ended = deps.clock.now();
+  const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
+  await deps.store.setTaskStatus(taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs);
+  log.info({ ms: ended - started, images: pending.length, failed: failedCount }, 'task finished');
+  deps.events.emit({ type: 'end', taskUUID });
+}
+
+/** Operator option: classify reference images too; under the block policy a flagged one fails the task. */
+async function checkInputs(
+  deps: TaskServiceDeps,
+  taskUUID: string,
+  images: readonly { image: InputImage; parameter: string }[],
+): Promise<void> {
+  const safety = deps.safety;
+  if (!safety?.checkInputs) return;
+  for (const { image, parameter } of images) {
+    const verdict = await safety.classify(image.pixels, { taskUUID, what: parameter });
+    if (verdict.nsfw && safety.policy === 'block') {
+      throw new ApiError('nsfwContentDetected', 'An input image was refused by the safety check.', { parameter });
+    }
+  }
+}
+
+async function finishImage(
+  deps: TaskServiceDeps,
+  record: TaskRecord,
+  task: InferenceTask,
+  generation: GenerationRecord,
+  image: GeneratedImage,
+  engine: ImageEngine,
+): Promise<{ followUp: Promise<void> }> {
+  const format = FORMAT[task.outputFormat];
+  let encoded;
+  if (image.pixels) encoded = await encodeRaw(image.pixels, format, task.outputQuality);
+  else if (image.encoded) encoded = await ensureFormat(image.encoded, format, task.outputQuality);
+  else throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
+
+  let nsfw: boolean | undefined;
+  if (task.safetyMode !== 'none' && deps.safety) {
+    const verdict = await deps.safety.classify(image.pixels ?? encoded, { taskUUID: record.taskUUID, what: `image ${generation.index}` });
+    nsfw = verdict.nsfw;
+    if (nsfw && deps.safety.policy === 'block') {
+      throw new ApiError('nsfwContentDetected', 'The generated image was withheld because the safety check flagged it.', {
+        parameter: 'safety',
+        extra: { seed: generation.seed },
+      });
+    }
+  }
+
+  const now = deps.clock.now();
+  const imageUUID = newUuid();
+  const objectKey = `${imageUUID}.${format}`;
+  const isUrl = task.outputType === 'URL';
+  await deps.objects.put(objectKey, encoded.bytes);
+  await deps.store.insertImage({
+    imageUUID,
+    kind: 'generated',
+    taskUUID: record.taskUUID,
+    format,
+    width: encoded.width,
+    height: encoded.height,
+    bytes: encoded.bytes.byteLength,
+    objectKey,
+    createdAt: now,
+    // URL outputs live `ttl` seconds; other outputs as long as getResponse may need them.
+    expiresAt: isUrl ? now + task.ttl * 1000 : now + deps.retentionMs,
+    servable: isUrl,
+  });
+  const model = MODELS.get(task.model);
+  const cost = image.cost ?? model?.price(encoded.width, encoded.height) ?? 0;
+  const item = buildResultItem({
+    taskUUID: record.taskUUID,
+    imageUUID,
+    seed: generation.seed,
+    outputType: task.outputType,
+    outputFormat: task.outputFormat,
+    ...(isUrl ? { imageURL: deps.imageUrl(objectKey) } : { bytes: encoded.bytes }),
+    ...(task.includeCost ? { cost } : {}),
+    ...(nsfw === undefined ? {} : { nsfw }),
+    ...(generation.seriesIndex === null ? {} : { seriesIndex: generation.seriesIndex }),
+  });
+  const target = { taskUUID: record.taskUUID, apiKeyId: record.apiKeyId, now };
+  const deliveries = [
+    ...(task.webhookURL === undefined ? [] : [webhookForItem(target, task.webhookURL, imageUUID, item)]),
+    ...(task.uploadEndpoint === undefined ? [] : [uploadOf(target, task.uploadEndpoint, imageUUID, objectKey)]),
+  ];
+  await deps.store.settleGeneration(
+    record.taskUUID,
+    generation.index,
+    { status: 'success', imageUUID, cost, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
+    deliveries,
+  );
+  deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
+  deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
+  // Uploads may retry for a while: the engine slot is not held for them; the task ends after them.
+  const followUp = (async () => {
+    const failedUploads = (await deps.delivery?.dispatch(deliveries)) ?? [];
+    for (const upload of failedUploads) {
+      const error = uploadFailed(record.taskUUID, imageUUID, upload.lastError);
+      deps.events.emit({ type: 'notice', taskUUID: record.taskUUID, error });
+      if (task.webhookURL !== undefined) {
+        const webhook = webhookForError({ ...target, now: deps.clock.now() }, task.webhookURL, error.toJSON(), imageUUID);
+        await deps.store.insertDeliveries([webhook]);
+        await deps.delivery?.dispatch([webhook]);
+      }
+    }
+  })();
+  return { followUp };
+}
+
+/** kiln-extensions.md: a failed upload is an error item after the results; the image itself stands. */
+export function uploadFailed(taskUUID: string, imageUUID: string, reason: string | null): ApiError {
+  return new ApiError('uploadFailed', `The image could not be uploaded to uploadEndpoint${reason ? `: ${reason}` : '.'} It is still available as delivered.`, {
+    parameter: 'uploadEndpoint',
+    taskUUID,
+    taskType: 'imageInference',
+    extra: { imageUUID },
+  });
+}

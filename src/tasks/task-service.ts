@@ -1,0 +1,233 @@
+import { ApiError, taskNotFound } from '../errors/index.ts';
+import { buildResultItem, processingItem } from '../protocol/result-items.ts';
+import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { TaskQueue } from '../queue/task-queue.ts';
+import type { Clock } from '../shared/clock.ts';
+import { newUuid, randomSeed } from '../shared/ids.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { TaskConflictError, type GenerationRecord, type TaskStore } from '../store/task-store.ts';
+import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
+import { runTask, uploadFailed } from './run-task.ts';
+import { TaskEvents, type TaskListener } from './task-events.ts';
+
+const MAX_SEED = 2 ** 31 - 1;
+
+/** Who is asking: the API key a request authenticated with. */
+export interface Principal {
+  readonly apiKeyId: string;
+}
+
+export interface TaskServiceDeps {
+  readonly store: TaskStore;
+  readonly objects: ObjectStore;
+  readonly queue: TaskQueue;
+  readonly engines: EngineRegistry;
+  readonly inputs: ImageInputs;
+  readonly safety?: SafetyChecker;
+  readonly delivery?: ResultDelivery;
+  readonly events: TaskEvents;
+  readonly metrics?: Metrics;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Public URL of a stored object, e.g. `http://localhost:8080/image/<uuid>.jpg`. */
+  imageUrl(objectKey: string): string;
+  /** How long ended tasks stay readable through getResponse. */
+  readonly retentionMs: number;
+  /** How long an uploaded image lives after its last use. */
+  readonly uploadRetentionMs: number;
+  /** Tasks waiting or running past which new ones get 429. */
+  readonly queueCapacity: number;
+  /** Whether a webhook / upload URL may be delivered to; the problem in words, or undefined. */
+  checkDeliveryTarget(url: string): Promise<string | undefined>;
+}
+
+/**
+ * The domain service behind both transports: accepts tasks (dedupe, persist, enqueue), answers
+ * `getResponse` from the store, and stores uploads.
+ */
+export class TaskService {
+  constructor(private readonly deps: TaskServiceDeps) {}
+
+  /** Subscribe to a task's events (results as they finish, errors, end). */
+  watch(taskUUID: string, listener: TaskListener): () => void {
+    return this.deps.events.watch(taskUUID, listener);
+  }
+
+  /** The engine that serves a model (for `X-Kiln-Engine`). */
+  engineFor(model: string): string {
+    return this.deps.engines.forModel(model).name;
+  }
+
+  /** Starts running queued tasks, after re-enqueueing those a previous run left unfinished. */
+  async start(concurrency: number): Promise<number> {
+    const unfinished = await this.deps.store.listUnfinishedTasks();
+    for (const task of unfinished) await this.deps.queue.enqueue({ id: task.taskUUID }, { force: true });
+    this.deps.queue.process((job, signal) => runTask(this.deps, job.id, signal), { concurrency });
+    if (unfinished.length > 0) this.deps.logger.info({ tasks: unfinished.length }, 'resuming unfinished tasks');
+    return unfinished.length;
+  }
+
+  /** Persists and enqueues an inference task. Throws `conflictTaskUUID` or `queueFull`. */
+  async submitInference(task: InferenceTask, principal: Principal): Promise<void> {
+    if (this.deps.queue.size() >= this.deps.queueCapacity) {
+      throw new ApiError('queueFull', 'The server is at capacity. Retry after a short delay.', {
+        taskUUID: task.taskUUID,
+        taskType: task.taskType,
+        retryable: true,
+      });
+    }
+    for (const [parameter, url] of [
+      ['webhookURL', task.webhookURL],
+      ['uploadEndpoint', task.uploadEndpoint],
+    ] as const) {
+      if (url === undefined) continue;
+      const problem = await this.deps.checkDeliveryTarget(url);
+      if (problem) {
+        throw new ApiError(parameter === 'webhookURL' ? 'invalidWebhookURL' : 'invalidUploadEndpoint', `Invalid value for '${parameter}' parameter. ${problem}`, {
+          parameter,
+          taskUUID: task.taskUUID,
+          taskType: task.taskType,
+        });
+      }
+    }
+    const now = this.deps.clock.now();
+    const count = imageCount(task);
+    const base = task.seed;
+    const generations: GenerationRecord[] = Array.from({ length: count }, (_, index) => ({
+      taskUUID: task.taskUUID,
+      index,
+      seed: base === undefined ? randomSeed() : ((base - 1 + index) % MAX_SEED) + 1,
+      seriesIndex: task.resultType === 'series' ? index : null,
+      status: 'pending',
+      imageUUID: null,
+      error: null,
+      cost: null,
+      nsfw: null,
+      finishedAt: null,
+    }));
+    try {
+      await this.deps.store.insertTask(
+        {
+          taskUUID: task.taskUUID,
+          apiKeyId: principal.apiKeyId,
+          taskType: task.taskType,
+          model: task.model,
+          engine: this.engineFor(task.model),
+          request: JSON.stringify(task),
+          status: 'queued',
+          imageCount: count,
+          createdAt: now,
+          updatedAt: now,
+          finishedAt: null,
+          expiresAt: null,
+        },
+        generations,
+      );
+    } catch (error) {
+      if (error instanceof TaskConflictError) {
+        throw new ApiError('conflictTaskUUID', `The taskUUID '${task.taskUUID}' is already in use. Use a new UUID v4 for each task.`, {
+          parameter: 'taskUUID',
+          taskUUID: task.taskUUID,
+          taskType: task.taskType,
+        });
+      }
+      throw error;
+    }
+    if (task.ignoredFields.length > 0) {
+      this.deps.logger.debug({ taskUUID: task.taskUUID, fields: task.ignoredFields }, 'ignored compatibility fields');
+    }
+    await this.deps.queue.enqueue({ id: task.taskUUID }, { force: true });
+    this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
+  }
+
+  /** Full current state of every generation of a task, in index order (runware-protocol.md §4.4). */
+  async getResponse(taskUUID: string, principal: Principal): Promise<{ data: Record<string, unknown>[]; errors: ApiError[] }> {
+    const record = await this.deps.store.getTask(taskUUID);
+    const now = this.deps.clock.now();
+    if (!record || record.apiKeyId !== principal.apiKeyId || (record.expiresAt !== null && record.expiresAt <= now)) {
+      throw taskNotFound(taskUUID);
+    }
+    const task = JSON.parse(record.request) as InferenceTask;
+    const data: Record<string, unknown>[] = [];
+    const errors: ApiError[] = [];
+    for (const g of await this.deps.store.listGenerations(taskUUID)) {
+      if (g.status === 'pending') data.push(processingItem(taskUUID));
+      else if (g.status === 'error') {
+        const body = JSON.parse(g.error ?? '{}') as { code?: string; message?: string } & Record<string, unknown>;
+        const { code, message, ...rest } = body;
+        errors.push(
+          new ApiError((code ?? 'internalServerError') as ApiError['code'], message ?? 'The generation failed.', {
+            taskUUID,
+            taskType: 'imageInference',
+            extra: { ...rest, status: 'error' },
+          }),
+        );
+      } else data.push(await this.successItem(task, g));
+    }
+    for (const upload of await this.deps.store.listFailedUploads(taskUUID)) {
+      const error = uploadFailed(taskUUID, upload.imageUUID ?? '', upload.lastError);
+      errors.push(new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, status: 'error' } }));
+    }
+    return { data, errors };
+  }
+
+  private async successItem(task: InferenceTask, g: GenerationRecord): Promise<Record<string, unknown>> {
+    const image = g.imageUUID ? await this.deps.store.getImage(g.imageUUID) : undefined;
+    const objectKey = image?.objectKey ?? `${g.imageUUID}.${task.outputFormat.toLowerCase()}`;
+    const bytes = task.outputType === 'URL' || !image ? undefined : await this.deps.objects.get(image.objectKey);
+    return buildResultItem({
+      taskUUID: task.taskUUID,
+      imageUUID: g.imageUUID ?? '',
+      seed: g.seed,
+      outputType: task.outputType,
+      outputFormat: task.outputFormat,
+      status: 'success',
+      ...(task.outputType === 'URL' ? { imageURL: this.deps.imageUrl(objectKey) } : { bytes: bytes ?? Buffer.alloc(0) }),
+      ...(task.includeCost && g.cost !== null ? { cost: g.cost } : {}),
+      ...(g.nsfw === null ? {} : { nsfw: g.nsfw }),
+      ...(g.seriesIndex === null ? {} : { seriesIndex: g.seriesIndex }),
+    });
+  }
+
+  /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */
+  async uploadImage(task: ImageUploadTask, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const encoded = await this.deps.inputs.normaliseUpload(task.image, signal);
+    const safety = this.deps.safety;
+    if (safety?.checkInputs) {
+      const verdict = await safety.classify(encoded, { taskUUID: task.taskUUID, what: 'upload' });
+      if (verdict.nsfw && safety.policy === 'block') {
+        throw new ApiError('nsfwContentDetected', 'The uploaded image was refused by the safety check.', { parameter: 'image' });
+      }
+    }
+    const now = this.deps.clock.now();
+    const imageUUID = newUuid();
+    const objectKey = `${imageUUID}.${encoded.format}`;
+    await this.deps.objects.put(objectKey, encoded.bytes);
+    await this.deps.store.insertImage({
+      imageUUID,
+      kind: 'upload',
+      taskUUID: task.taskUUID,
+      format: encoded.format,
+      width: encoded.width,
+      height: encoded.height,
+      bytes: encoded.bytes.byteLength,
+      objectKey,
+      createdAt: now,
+      expiresAt: now + this.deps.uploadRetentionMs,
+      servable: true,
+    });
+    return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID, imageURL: this.deps.imageUrl(objectKey) };
+  }
+
+  /** Bytes and type of a servable image, or `undefined` (unknown, expired, or not a URL output). */
+  async readServableImage(imageUUID: string, extension: string): Promise<{ bytes: Buffer; format: string } | undefined> {
+    const image = await this.deps.store.getImage(imageUUID);
+    const now = this.deps.clock.now();
+    if (!image || !image.servable || image.format !== extension) return undefined;
+    if (image.expiresAt !== null && image.expiresAt <= now) return undefined;
+    const bytes = await this.deps.objects.get(image.objectKey);
+    return bytes && { bytes, format: image.format };
+  }
+}

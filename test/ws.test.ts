@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+import { RawWsClient } from './helpers/ws-client.ts';
+
+const task = (extra: Record<string, unknown> = {}) => ({
+  taskType: 'imageInference',
+  taskUUID: randomUUID(),
+  model: 'kiln:studio@1',
+  positivePrompt: 'a windmill on green hills under a coral sky',
+  width: 256,
+  height: 256,
+  ...extra,
+});
+
+describe('WebSocket /v1 protocol', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ KILN_WS_IDLE_SECONDS: '2' });
+  });
+  after(() => server.close());
+
+  test('authentication answers the exact shape, with no taskUUID', async () => {
+    const client = await RawWsClient.connect(`${server.wsUrl}?sdk=js&version=1.3.2`);
+    const frame = await client.authenticate(TEST_KEY);
+    assert.deepEqual(Object.keys(frame), ['data']);
+    assert.deepEqual(Object.keys(frame.data[0]).sort(), ['connectionSessionUUID', 'taskType']);
+    assert.match(frame.data[0].connectionSessionUUID, /^[0-9a-f-]{36}$/);
+    client.close();
+  });
+
+  test('a bad key gets invalidApiKey without taskUUID and the socket stays open for a retry', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    const failed = await client.authenticate('bad');
+    assert.equal(failed.errors[0].code, 'invalidApiKey');
+    assert.equal(failed.errors[0].taskType, 'authentication');
+    assert.equal(failed.errors[0].taskUUID, undefined);
+    const ok = await client.authenticate(TEST_KEY);
+    assert.equal(ok.data[0].taskType, 'authentication');
+    client.close();
+  });
+
+  test('tasks before authentication get invalidApiKey with their taskUUID', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    const t = task();
+    client.send([t]);
+    const frame = await client.next(client.forTask(t.taskUUID));
+    assert.equal(frame.errors[0].code, 'invalidApiKey');
+    client.close();
+  });
+
+  test('ping gets pong, also while images are rendering; sync results come one per frame', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    await client.authenticate(TEST_KEY);
+    const t = task({ numberResults: 3, width: 1024, height: 1024 });
+    client.send([t]);
+    client.send([{ taskType: 'ping', ping: true }]);
+    const pong = await client.next((f) => f.data?.[0]?.taskType === 'ping');
+    assert.deepEqual(pong, { data: [{ taskType: 'ping', pong: true }] });
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await client.next(client.forTask(t.taskUUID)));
+    for (const frame of results) {
+      assert.equal(frame.data.length, 1);
+      assert.equal(frame.data[0].taskUUID, t.taskUUID);
+      assert.ok(frame.data[0].imageUUID);
+    }
+    client.close();
+  });
+
+  test('async answers exactly one ack frame', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    await client.authenticate(TEST_KEY);
+    const t = task({ deliveryMethod: 'async', numberResults: 2 });
+    client.send([t]);
+    const ack = await client.next(client.forTask(t.taskUUID));
+    assert.deepEqual(ack, { data: [{ taskType: 'imageInference', taskUUID: t.taskUUID }] });
+    client.send([{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+    const poll = await client.next(client.forTask(t.taskUUID));
+    assert.equal(poll.data.length, 2, 'one item per expected image, in one frame');
+    client.close();
+  });
+
+  test('dryRun=1 validates without running', async () => {
+    const client = await RawWsClient.connect(`${server.wsUrl}?sdk=js&dryRun=1`);
+    await client.authenticate(TEST_KEY);
+    const good = task();
+    client.send([good]);
+    assert.deepEqual(await client.next(client.forTask(good.taskUUID)), {
+      data: [{ taskType: 'imageInference', taskUUID: good.taskUUID }],
+    });
+    const bad = task({ width: 100 });
+    client.send([bad]);
+    assert.equal((await client.next(client.forTask(bad.taskUUID))).errors[0].code, 'unsupportedDimensions');
+    client.send([{ taskType: 'getResponse', taskUUID: good.taskUUID }]);
+    assert.equal((await client.next(client.forTask(good.taskUUID))).errors[0].code, 'taskNotFound');
+    client.close();
+  });
+
+  test('results of a dropped socket are replayed when the session resumes', async () => {
+    const first = await RawWsClient.connect(server.wsUrl);
+    const auth = await first.authenticate(TEST_KEY);
+    const session = auth.data[0].connectionSessionUUID;
+    const t = task({ numberResults: 2, width: 2048, height: 2048 });
+    first.send([t]);
+    first.close();
+    await first.closed;
+    const second = await RawWsClient.connect(server.wsUrl);
+    const resumed = await second.authenticate(TEST_KEY, session);
+    assert.equal(resumed.data[0].connectionSessionUUID, session);
+    const a = await second.next(second.forTask(t.taskUUID));
+    const b = await second.next(second.forTask(t.taskUUID));
+    assert.notEqual(a.data[0].imageUUID, b.data[0].imageUUID);
+    second.close();
+  });
+
+  test('the server closes a socket idle for the configured time', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    await client.authenticate(TEST_KEY);
+    const closed = await client.closed;
+    assert.equal(closed.code, 1000);
+    assert.equal(closed.reason, 'idle timeout');
+  });
+
+  test('the WebSocket is also served on /', async () => {
+    const client = await RawWsClient.connect(server.wsUrl.replace(/\/v1$/, '/'));
+    const frame = await client.authenticate(TEST_KEY);
+    assert.equal(frame.data[0].taskType, 'authentication');
+    client.close();
+  });
+});
