@@ -1,0 +1,273 @@
+/**
+ * The rasteriser: turns a `ScenePlan` into RGB bytes. The image is drawn in bands of rows, each
+ * band going through every stage (sky, stars and sky bodies, layers, sprites, grade) while it is
+ * still in the cache; smooth fields (sky, grade) are computed at low resolution or per row and
+ * column. Typed arrays only, nothing allocated per pixel.
+ */
+import { drawSprite, spriteRows, type Canvas } from './raster.ts';
+import { Random } from './random.ts';
+import type { ElementPlan, ScenePlan, SkyBody, Sprite } from './scene-types.ts';
+import { renderSkyField, type SkyField } from './sky-field.ts';
+import { gradeRows, prepareGrade } from './grade.ts';
+import { drawLayerRow, prepareLayers } from './layer-raster.ts';
+
+/** Rows per band: a band of a 4K-wide image (~400 KB) stays in the L2 cache between stages. */
+const BAND = 32;
+
+interface Star {
+  readonly x: number;
+  readonly y: number;
+  readonly r: number;
+  readonly alpha: number;
+}
+
+export function renderScene(plan: ScenePlan): Uint8Array {
+  const { width, height } = plan;
+  const buffer = new ArrayBuffer(width * height * 3);
+  const data = new Uint8ClampedArray(buffer);
+  const layers = prepareLayers(plan);
+  const skyLimit = layers.skyLimit;
+  let maxSky = 0;
+  for (let x = 0; x < width; x++) maxSky = Math.max(maxSky, skyLimit[x]!);
+  const sky = new SkyRows(renderSkyField(plan.sky, width, height, maxSky), width);
+  const grade = prepareGrade(plan.grade, width, height);
+  const bands = Math.ceil(height / BAND);
+  const stars = bucket(placeStars(plan, skyLimit), bands, (s) => [Math.floor(s.y - s.r - 2), Math.ceil(s.y + s.r + 2)]);
+  const bodies = bucket(plan.bodies, bands, (b) => bodyRows(b));
+  const sprites = bucket(plan.sprites, bands, spriteRows);
+  for (let band = 0; band < bands; band++) {
+    const top = band * BAND;
+    const bottom = Math.min(height, top + BAND);
+    const canvas: Canvas = { data, width, height, top, bottom };
+    for (let y = top; y < Math.min(bottom, maxSky); y++) sky.draw(data, y, skyLimit);
+    for (const star of stars[band]!) drawStar(canvas, star);
+    for (const body of bodies[band]!) drawBody(canvas, body);
+    for (let y = top; y < bottom; y++) drawLayerRow(data, layers, y);
+    for (const sprite of sprites[band]!) drawSprite(canvas, sprite);
+    gradeRows(data, grade, top, bottom);
+  }
+  const whole: Canvas = { data, width, height, top: 0, bottom: height };
+  for (const element of plan.elements) pasteElement(whole, element);
+  return new Uint8Array(buffer);
+}
+
+/** Sorts items into the bands their rows touch, keeping their order within a band. */
+function bucket<T>(items: readonly T[], bands: number, rows: (item: T) => [number, number]): T[][] {
+  const out: T[][] = Array.from({ length: bands }, () => []);
+  for (const item of items) {
+    const [y0, y1] = rows(item);
+    const b0 = Math.max(0, Math.floor(y0 / BAND));
+    const b1 = Math.min(bands - 1, Math.floor(y1 / BAND));
+    for (let b = b0; b <= b1; b++) out[b]!.push(item);
+  }
+  return out;
+}
+
+/** The sky field upsampled: field rows are widened to image columns once, then blended per row. */
+class SkyRows {
+  private readonly wide: Float32Array[];
+  private readonly wideRow: number[] = [-1, -1];
+  private readonly xi: Int32Array;
+  private readonly xf: Float32Array;
+
+  constructor(private readonly field: SkyField, private readonly width: number) {
+    const inv = 1 / field.scale;
+    this.xi = new Int32Array(width);
+    this.xf = new Float32Array(width);
+    for (let x = 0; x < width; x++) {
+      const fx = x * inv;
+      this.xi[x] = Math.floor(fx) * 3;
+      this.xf[x] = fx - Math.floor(fx);
+    }
+    this.wide = [new Float32Array(width * 3), new Float32Array(width * 3)];
+  }
+
+  private row(j: number): Float32Array {
+    const slot = j & 1;
+    const wide = this.wide[slot]!;
+    if (this.wideRow[slot] === j) return wide;
+    this.wideRow[slot] = j;
+    const { data, width: fw } = this.field;
+    const base = j * fw * 3;
+    const { xi, xf } = this;
+    for (let x = 0, o = 0; x < this.width; x++, o += 3) {
+      const p = base + xi[x]!;
+      const w = xf[x]!;
+      wide[o] = data[p]! + (data[p + 3]! - data[p]!) * w;
+      wide[o + 1] = data[p + 1]! + (data[p + 4]! - data[p + 1]!) * w;
+      wide[o + 2] = data[p + 2]! + (data[p + 5]! - data[p + 2]!) * w;
+    }
+    return wide;
+  }
+
+  draw(out: Uint8ClampedArray, y: number, limit: Int32Array): void {
+    const fy = y / this.field.scale;
+    const j = Math.floor(fy);
+    const wy = fy - j;
+    const a = this.row(j);
+    const b = this.row(Math.min(this.field.height - 1, j + 1));
+    let index = y * this.width * 3;
+    for (let x = 0, o = 0; x < this.width; x++, o += 3, index += 3) {
+      if (y >= limit[x]!) continue;
+      out[index] = a[o]! + (b[o]! - a[o]!) * wy;
+      out[index + 1] = a[o + 1]! + (b[o + 1]! - a[o + 1]!) * wy;
+      out[index + 2] = a[o + 2]! + (b[o + 2]! - a[o + 2]!) * wy;
+    }
+  }
+}
+
+function placeStars(plan: ScenePlan, limit: Int32Array): Star[] {
+  const stars: Star[] = [];
+  if (plan.stars <= 0) return stars;
+  const random = new Random(plan.starSeed);
+  const { width, height } = plan;
+  const size = Math.max(1, height / 900);
+  for (let i = 0; i < plan.stars; i++) {
+    const x = random.next() * width;
+    const y = random.next() ** 1.3 * plan.sky.horizonY;
+    const bright = random.next() ** 3;
+    const xi = Math.floor(x);
+    const yi = Math.floor(y);
+    if (xi < 0 || xi >= width || yi >= limit[xi]! - 2) continue;
+    stars.push({ x, y, r: size * (0.5 + bright * 1.3), alpha: 0.35 + 0.65 * bright });
+  }
+  return stars;
+}
+
+function drawStar(canvas: Canvas, star: Star): void {
+  const { width } = canvas;
+  const out = canvas.data;
+  const { x, y, r, alpha } = star;
+  const xi = Math.floor(x);
+  const yi = Math.floor(y);
+  const reach = Math.ceil(r + 1);
+  for (let yy = Math.max(canvas.top, yi - reach); yy <= Math.min(canvas.bottom - 1, yi + reach); yy++) {
+    for (let xx = Math.max(0, xi - reach); xx <= Math.min(width - 1, xi + reach); xx++) {
+      const dx = xx + 0.5 - x;
+      const dy = yy + 0.5 - y;
+      const d = Math.sqrt(dx * dx + dy * dy);
+      const a = Math.min(1, Math.max(0, r + 0.5 - d)) * alpha;
+      if (a <= 0) continue;
+      const index = (yy * width + xx) * 3;
+      out[index] = out[index]! + (245 - out[index]!) * a;
+      out[index + 1] = out[index + 1]! + (242 - out[index + 1]!) * a;
+      out[index + 2] = out[index + 2]! + (255 - out[index + 2]!) * a;
+    }
+  }
+}
+
+function bodyRows(body: SkyBody): [number, number] {
+  const ringOuter = body.r * 2.1;
+  const reachY = body.ring > 0 ? Math.max(body.r + 2, ringOuter * body.ringTilt + 2) : body.r + 2;
+  return [Math.floor(body.y - reachY), Math.ceil(body.y + reachY)];
+}
+
+function drawBody(canvas: Canvas, body: SkyBody): void {
+  const { width, height } = canvas;
+  const out = canvas.data;
+  const lx = Math.cos(body.lightAngle) * 0.8;
+  const ly = Math.sin(body.lightAngle) * 0.8;
+  const lz = 0.6;
+  const ringOuter = body.r * 2.1;
+  const ringInner = body.r * 1.35;
+  const reachX = body.ring > 0 ? ringOuter + 2 : body.r + 2;
+  const reachY = body.ring > 0 ? Math.max(body.r + 2, ringOuter * body.ringTilt + 2) : body.r + 2;
+  const y0 = Math.max(canvas.top, Math.floor(body.y - reachY));
+  const y1 = Math.min(canvas.bottom - 1, Math.ceil(body.y + reachY));
+  const x0 = Math.max(0, Math.floor(body.x - reachX));
+  const x1 = Math.min(width - 1, Math.ceil(body.x + reachX));
+  const invR = 1 / body.r;
+  for (let y = y0; y <= y1; y++) {
+    const dy = y + 0.5 - body.y;
+    let index = (y * width + x0) * 3;
+    for (let x = x0; x <= x1; x++, index += 3) {
+      const dx = x + 0.5 - body.x;
+      const dist = Math.sqrt(dx * dx + dy * dy);
+      const inside = body.r + 0.5 - dist;
+      if (inside > 0) {
+        const nx = dx * invR;
+        const ny = dy * invR;
+        const nz = Math.sqrt(Math.max(0, 1 - nx * nx - ny * ny));
+        let light = nx * lx + ny * ly + nz * lz;
+        light = light < 0 ? 0 : light > 1 ? 1 : light;
+        const band = body.bands > 0 ? 0.92 + 0.08 * Math.sin(ny * body.bands * 3.1 + Math.sin(nx * 3) * 0.6) : 1;
+        const k = light * band;
+        const a = inside > 1 ? 1 : inside;
+        const r = body.shadow[0] + (body.colour[0] - body.shadow[0]) * k;
+        const g = body.shadow[1] + (body.colour[1] - body.shadow[1]) * k;
+        const b = body.shadow[2] + (body.colour[2] - body.shadow[2]) * k;
+        out[index] = out[index]! + (r - out[index]!) * a;
+        out[index + 1] = out[index + 1]! + (g - out[index + 1]!) * a;
+        out[index + 2] = out[index + 2]! + (b - out[index + 2]!) * a;
+      }
+      if (body.ring > 0) {
+        const ey = dy / body.ringTilt;
+        const e = Math.sqrt(dx * dx + ey * ey);
+        if (e > ringInner && e < ringOuter && !(inside > 0 && dy < 0)) {
+          const edge = Math.min(e - ringInner, ringOuter - e, 1.5) / 1.5;
+          const stripes = 0.75 + 0.25 * Math.sin(e * invR * 18);
+          const a = body.ring * edge * stripes;
+          out[index] = out[index]! + (body.ringColour[0] - out[index]!) * a;
+          out[index + 1] = out[index + 1]! + (body.ringColour[1] - out[index + 1]!) * a;
+          out[index + 2] = out[index + 2]! + (body.ringColour[2] - out[index + 2]!) * a;
+        }
+      }
+    }
+  }
+}
+
+/** Pastes an element unaltered (bilinear-resized once) inside a plain frame; nothing here depends on the seed. */
+function pasteElement(canvas: Canvas, element: ElementPlan): void {
+  const { width } = canvas;
+  const out = canvas.data;
+  const border = element.border;
+  const shadow = Math.max(2, Math.round(border * 1.6));
+  for (let y = element.y - border; y < element.y + element.height + border + shadow; y++) {
+    if (y < 0 || y >= canvas.height) continue;
+    for (let x = element.x - border; x < element.x + element.width + border + shadow; x++) {
+      if (x < 0 || x >= width) continue;
+      const index = (y * width + x) * 3;
+      const inFrame = y < element.y + element.height + border && x < element.x + element.width + border;
+      if (!inFrame) {
+        if (y >= element.y - border + shadow && x >= element.x - border + shadow) {
+          out[index] = out[index]! * 0.55;
+          out[index + 1] = out[index + 1]! * 0.55;
+          out[index + 2] = out[index + 2]! * 0.58;
+        }
+        continue;
+      }
+      out[index] = 244;
+      out[index + 1] = 239;
+      out[index + 2] = 228;
+    }
+  }
+  const src = element.pixels;
+  const sx = src.width / element.width;
+  const sy = src.height / element.height;
+  const ch = src.channels;
+  for (let y = 0; y < element.height; y++) {
+    const oy = element.y + y;
+    if (oy < 0 || oy >= canvas.height) continue;
+    const fy = Math.min(src.height - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(src.height - 1, y0 + 1);
+    const wy = fy - y0;
+    for (let x = 0; x < element.width; x++) {
+      const ox = element.x + x;
+      if (ox < 0 || ox >= width) continue;
+      const fx = Math.min(src.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(src.width - 1, x0 + 1);
+      const wx = fx - x0;
+      const index = (oy * width + ox) * 3;
+      for (let c = 0; c < 3; c++) {
+        const a = src.data[(y0 * src.width + x0) * ch + c]!;
+        const b = src.data[(y0 * src.width + x1) * ch + c]!;
+        const cc = src.data[(y1 * src.width + x0) * ch + c]!;
+        const dd = src.data[(y1 * src.width + x1) * ch + c]!;
+        const top = a + (b - a) * wx;
+        out[index + c] = top + (cc + (dd - cc) * wx - top) * wy;
+      }
+    }
+  }
+}
