@@ -1,0 +1,171 @@
+import { Webhook } from 'standardwebhooks';
+import type { Metrics } from '../metrics/metrics.ts';
+import { FetchError, isFetchError } from '../net/fetch-error.ts';
+import type { SafeFetch } from '../net/safe-fetch.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import type { DeliveryRecord, DeliveryStatus, TaskStore } from '../store/task-store.ts';
+import { backoffDelay, type RetryPolicy } from './retry-policy.ts';
+
+const CONTENT_TYPE: Readonly<Record<string, string>> = { jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+
+export interface DeliveryServiceOptions {
+  readonly store: TaskStore;
+  readonly objects: ObjectStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Outbound HTTP with address checks (private targets allowed only when configured). */
+  readonly http: SafeFetch;
+  readonly webhook: RetryPolicy;
+  readonly upload: RetryPolicy;
+  /** The Standard Webhooks secret of an API key, if it has one. */
+  webhookSecret(apiKeyId: string): Promise<string | null>;
+}
+
+/**
+ * Runs webhook POSTs and upload PUTs from their durable records: bounded attempts with
+ * exponential backoff and jitter, one delivery id across all attempts, and pending work
+ * resumed after a restart.
+ */
+export class DeliveryService {
+  private readonly controller = new AbortController();
+  private readonly inFlight = new Set<Promise<DeliveryStatus>>();
+  private readonly running = new Map<string, Promise<DeliveryStatus>>();
+
+  constructor(private readonly options: DeliveryServiceOptions) {}
+
+  /** Resumes deliveries a previous run left pending. */
+  async start(): Promise<number> {
+    const pending = await this.options.store.listPendingDeliveries();
+    for (const record of pending) void this.run(record);
+    if (pending.length > 0) this.options.logger.info({ deliveries: pending.length }, 'resuming pending deliveries');
+    return pending.length;
+  }
+
+  /**
+   * Starts the given (already stored) deliveries. Webhooks continue in the background; the
+   * returned promise waits for the uploads and resolves with those that failed for good.
+   */
+  async dispatch(records: readonly DeliveryRecord[]): Promise<DeliveryRecord[]> {
+    const uploads = records.map((record) => [record, this.run(record)] as const).filter(([r]) => r.kind === 'upload');
+    const failed: DeliveryRecord[] = [];
+    for (const [record, outcome] of uploads) if ((await outcome) === 'failed') failed.push(record);
+    return failed;
+  }
+
+  /** Stops retrying; what is still pending stays in the store for the next start. */
+  async close(): Promise<void> {
+    this.controller.abort();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private run(record: DeliveryRecord): Promise<DeliveryStatus> {
+    const existing = this.running.get(record.id);
+    if (existing) return existing;
+    const promise = this.loop(record).finally(() => {
+      this.inFlight.delete(promise);
+      this.running.delete(record.id);
+    });
+    this.inFlight.add(promise);
+    this.running.set(record.id, promise);
+    return promise;
+  }
+
+  private async loop(record: DeliveryRecord): Promise<DeliveryStatus> {
+    const { store, clock, logger } = this.options;
+    const policy = record.kind === 'webhook' ? this.options.webhook : this.options.upload;
+    const signal = this.controller.signal;
+    let attempts = record.attempts;
+    let nextAttemptAt = record.nextAttemptAt;
+    const log = logger.child({ taskUUID: record.taskUUID, deliveryId: record.id, kind: record.kind });
+    while (!signal.aborted) {
+      const wait = nextAttemptAt - clock.now();
+      if (wait > 0 && !(await sleep(wait, signal))) break;
+      attempts++;
+      try {
+        await this.attempt(record, policy, signal);
+        this.count(record, 'success');
+        await store.updateDelivery(record.id, { status: 'done', attempts, nextAttemptAt, lastError: null });
+        log.debug({ attempts }, 'delivered');
+        return 'done';
+      } catch (error) {
+        if (signal.aborted) break;
+        const message = error instanceof Error ? error.message : String(error);
+        const final = isFinal(error) || attempts >= policy.maxAttempts;
+        this.count(record, final ? 'gave_up' : 'retry');
+        nextAttemptAt = clock.now() + backoffDelay(policy, attempts);
+        await store.updateDelivery(record.id, { status: final ? 'failed' : 'pending', attempts, nextAttemptAt, lastError: message });
+        if (final) {
+          log.warn({ attempts, error: message }, 'delivery failed for good');
+          return 'failed';
+        }
+        log.info({ attempts, error: message }, 'delivery attempt failed; retrying');
+      }
+    }
+    return 'pending';
+  }
+
+  private count(record: DeliveryRecord, outcome: string): void {
+    const counter = record.kind === 'webhook' ? this.options.metrics?.webhookAttempts : this.options.metrics?.uploadAttempts;
+    counter?.inc({ outcome });
+  }
+
+  private async attempt(record: DeliveryRecord, policy: RetryPolicy, signal: AbortSignal): Promise<void> {
+    const common = {
+      signal,
+      totalTimeoutMs: policy.timeoutMs,
+      connectTimeoutMs: Math.min(policy.timeoutMs, 5_000),
+      // A receiver's answer is never read: a slow or huge body cannot hold a delivery.
+      maxBytes: 64 * 1024,
+      discardBody: true,
+      maxRedirects: 0,
+    } as const;
+    if (record.kind === 'webhook') {
+      const body = record.body ?? '{}';
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'x-kiln-delivery': record.id };
+      const secret = await this.options.webhookSecret(record.apiKeyId);
+      const timestamp = new Date(this.options.clock.now());
+      headers['webhook-id'] = record.id;
+      headers['webhook-timestamp'] = String(Math.floor(timestamp.getTime() / 1000));
+      if (secret) headers['webhook-signature'] = new Webhook(secret).sign(record.id, timestamp, body);
+      await this.options.http.request(record.url, { ...common, method: 'POST', headers, body });
+      return;
+    }
+    const bytes = record.objectKey ? await this.options.objects.get(record.objectKey) : undefined;
+    if (!bytes) throw new FetchError('badUrl', 'The image to upload no longer exists.');
+    const extension = record.objectKey?.split('.').pop() ?? 'jpg';
+    await this.options.http.request(record.url, {
+      ...common,
+      method: 'PUT',
+      headers: { 'content-type': CONTENT_TYPE[extension] ?? 'application/octet-stream', 'x-kiln-delivery': record.id },
+      body: bytes,
+    });
+  }
+}
+
+/** 4xx answers other than 408/429, and targets that can never work, are not retried. */
+function isFinal(error: unknown): boolean {
+  if (!isFetchError(error)) return false;
+  if (error.reason === 'badUrl' || error.reason === 'blockedAddress' || error.reason === 'tooManyRedirects') return true;
+  if (error.reason === 'httpStatus' && error.status !== undefined) {
+    return error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
+  }
+  return false;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

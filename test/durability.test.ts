@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { ChildServer } from './helpers/child-server.ts';
+import { post, startTestServer } from './helpers/kiln-server.ts';
+import { Receiver } from './helpers/receiver.ts';
+
+async function pollAll(server: { url: string }, taskUUID: string, expected: number): Promise<any[]> {
+  for (let i = 0; i < 1200; i++) {
+    const response = await post(server, [{ taskType: 'getResponse', taskUUID }]);
+    if (response.body.errors?.length) throw new Error(`getResponse errors: ${JSON.stringify(response.body.errors)}`);
+    const done = (response.body.data ?? []).filter((item: any) => item.status === 'success');
+    if (done.length >= expected) return response.body.data;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('task did not finish');
+}
+
+describe('durability', () => {
+  test('SIGKILL mid-task: the task resumes, every image once, webhooks deduplicable, nothing redone', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-crash-'));
+    const receiver = await Receiver.start(() => 200);
+    const env = { KILN_ALLOW_PRIVATE_URLS: 'true', KILN_QUEUE_CONCURRENCY: '1' };
+    let server = await ChildServer.start(dataDir, env);
+    try {
+      const taskUUID = randomUUID();
+      const ack = await post(server, [
+        { taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'a glacier rail terminal, cyan and silver',
+          width: 4096, height: 4096, numberResults: 4, deliveryMethod: 'async', webhookURL: `${receiver.url}/hook` },
+      ]);
+      assert.equal(ack.status, 200);
+      await receiver.waitFor(1);
+      const killed = await server.kill('SIGKILL');
+      assert.equal(killed.signal, 'SIGKILL');
+      const bodies = receiver.requests.map((r) => JSON.parse(r.body.toString()));
+      assert.ok(bodies.every((b) => Array.isArray(b.data)), `webhooks before the crash: ${JSON.stringify(bodies)}`);
+      const beforeCrash = new Set(bodies.map((b) => b.data[0].imageUUID as string));
+      assert.ok(beforeCrash.size >= 1 && beforeCrash.size < 4, `finished before the crash: ${beforeCrash.size}`);
+
+      server = await ChildServer.start(dataDir, env);
+      const final = await pollAll(server, taskUUID, 4);
+      const finalImages = final.map((item) => item.imageUUID as string);
+      assert.equal(new Set(finalImages).size, 4);
+      for (const image of beforeCrash) assert.ok(finalImages.includes(image), 'an image finished before the crash was kept, not redone');
+      await receiver.waitFor(4, () => true);
+      // From the receiver's side, after deduplication by webhook-id: one delivery per image, no strays.
+      const byId = new Map<string, string>();
+      for (const request of receiver.requests) {
+        const image = JSON.parse(request.body.toString()).data[0].imageUUID as string;
+        const id = String(request.headers['webhook-id']);
+        assert.equal(byId.get(id) ?? image, image, 'one delivery id never carries two images');
+        byId.set(id, image);
+      }
+      assert.deepEqual([...new Set(byId.values())].sort(), [...finalImages].sort());
+      assert.equal(byId.size, 4);
+    } finally {
+      await server.kill('SIGTERM');
+      await receiver.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('SIGTERM drains or hands back work and exits 0; the task completes after a restart', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-term-'));
+    const env = { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1' };
+    let server = await ChildServer.start(dataDir, env);
+    try {
+      const taskUUID = randomUUID();
+      await post(server, [
+        { taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'desert sunset', width: 4096,
+          height: 4096, numberResults: 3, deliveryMethod: 'async' },
+      ]);
+      const exit = await server.kill('SIGTERM');
+      assert.equal(exit.code, 0);
+      server = await ChildServer.start(dataDir, env);
+      const final = await pollAll(server, taskUUID, 3);
+      assert.equal(new Set(final.map((item) => item.imageUUID)).size, 3);
+    } finally {
+      await server.kill('SIGTERM');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a sync task whose client went away finishes and stays readable', async () => {
+    const server = await startTestServer();
+    try {
+      const taskUUID = randomUUID();
+      const controller = new AbortController();
+      const request = fetch(`${server.url}/v1`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer kiln_test_key_0123456789' },
+        body: JSON.stringify([{ taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'fog over a lake',
+          width: 2048, height: 2048, numberResults: 2 }]),
+        signal: controller.signal,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      controller.abort();
+      await assert.rejects(request);
+      const final = await pollAll(server, taskUUID, 2);
+      assert.equal(final.length, 2);
+    } finally {
+      await server.close();
+    }
+  });
+});

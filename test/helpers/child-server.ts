@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TEST_KEY } from './kiln-server.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Kiln as a real child process (`node --import tsx src/main.ts serve`), for kill and restart tests. */
+export class ChildServer {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+    readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+  ) {}
+
+  static async start(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        KILN_PORT: '0',
+        KILN_HOST: '127.0.0.1',
+        KILN_DATA_DIR: dataDir,
+        KILN_API_KEYS: TEST_KEY,
+        KILN_LOG_LEVEL: 'info',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      let buffer = '';
+      const timer = setTimeout(() => reject(new Error(`child did not start: ${stderr}`)), 30_000);
+      child.stdout?.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString();
+        for (const line of buffer.split('\n')) {
+          if (!line.includes('kiln is listening')) continue;
+          const { url: logged } = JSON.parse(line) as { url: string };
+          clearTimeout(timer);
+          resolve(logged.replace('localhost', '127.0.0.1'));
+        }
+      });
+      void exited.then(() => reject(new Error(`child exited early: ${stderr}`)));
+    });
+    return new ChildServer(child, url, exited);
+  }
+
+  kill(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.child.kill(signal);
+    return this.exited;
+  }
+}
