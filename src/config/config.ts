@@ -36,6 +36,9 @@ const envSchema = z.object({
   KILN_ALLOW_PRIVATE_URLS: bool.default(false),
   KILN_SWEEP_SECONDS: int(1, 86_400).default(60),
   KILN_SHUTDOWN_DRAIN_SECONDS: int(0, 3600).default(20),
+  KILN_FETCH_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5_000),
+  KILN_FETCH_TOTAL_TIMEOUT_MS: int(100, 600_000).default(20_000),
+  KILN_MAX_REFERENCE_MB: int(1, 100).default(10),
   KILN_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{32,}$/, 'must be whsec_ followed by base64 of at least 24 bytes').optional(),
   KILN_WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(8),
   KILN_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5_000),
@@ -69,6 +72,10 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** How long a shutdown waits for running tasks before handing them back. */
   readonly shutdownDrainMs: number;
+  /** Reference-image downloads: connect (DNS included) and whole-request timeouts, size cap. */
+  readonly fetchConnectTimeoutMs: number;
+  readonly fetchTotalTimeoutMs: number;
+  readonly maxReferenceBytes: number;
   /** Standard Webhooks secret given to the keys of KILN_API_KEYS. */
   readonly webhookSecret: string | undefined;
   readonly webhookRetry: RetrySettings;
@@ -130,6 +137,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS,
     sweepIntervalMs: e.KILN_SWEEP_SECONDS * 1000,
     shutdownDrainMs: e.KILN_SHUTDOWN_DRAIN_SECONDS * 1000,
+    fetchConnectTimeoutMs: e.KILN_FETCH_CONNECT_TIMEOUT_MS,
+    fetchTotalTimeoutMs: e.KILN_FETCH_TOTAL_TIMEOUT_MS,
+    maxReferenceBytes: e.KILN_MAX_REFERENCE_MB * 1024 * 1024,
     webhookSecret: e.KILN_WEBHOOK_SECRET,
     webhookRetry: Object.freeze({
       maxAttempts: e.KILN_WEBHOOK_MAX_ATTEMPTS,
