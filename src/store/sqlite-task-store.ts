@@ -45,6 +45,7 @@ interface GenerationsTable {
   cost: number | null;
   nsfw: number | null;
   finished_at: number | null;
+  engine_state: string | null;
 }
 interface ImagesTable {
   image_uuid: string;
@@ -96,7 +97,7 @@ const MIGRATIONS = [
   `CREATE TABLE IF NOT EXISTS generations (
      task_uuid TEXT NOT NULL REFERENCES tasks(task_uuid) ON DELETE CASCADE, idx INTEGER NOT NULL,
      seed INTEGER NOT NULL, series_index INTEGER, status TEXT NOT NULL, image_uuid TEXT, error TEXT,
-     cost REAL, nsfw INTEGER, finished_at INTEGER, PRIMARY KEY (task_uuid, idx))`,
+     cost REAL, nsfw INTEGER, finished_at INTEGER, engine_state TEXT, PRIMARY KEY (task_uuid, idx))`,
   `CREATE TABLE IF NOT EXISTS images (
      seq INTEGER PRIMARY KEY AUTOINCREMENT, image_uuid TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, task_uuid TEXT,
      format TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, bytes INTEGER NOT NULL,
@@ -256,6 +257,7 @@ export class SqliteTaskStore implements TaskStore {
             cost: g.cost,
             nsfw: g.nsfw === null ? null : Number(g.nsfw),
             finished_at: g.finishedAt,
+            engine_state: null,
           })),
         )
         .execute();
@@ -338,6 +340,20 @@ export class SqliteTaskStore implements TaskStore {
       .orderBy('created_at')
       .execute();
     return rows.map(toDelivery);
+  }
+
+  async loadEngineState(taskUUID: string, index: number): Promise<string | undefined> {
+    const r = await this.db
+      .selectFrom('generations')
+      .select('engine_state')
+      .where('task_uuid', '=', taskUUID)
+      .where('idx', '=', index)
+      .executeTakeFirst();
+    return r?.engine_state ?? undefined;
+  }
+
+  async saveEngineState(taskUUID: string, index: number, value: string): Promise<void> {
+    await this.db.updateTable('generations').set({ engine_state: value }).where('task_uuid', '=', taskUUID).where('idx', '=', index).execute();
   }
 
   async listUnfinishedTasks(): Promise<TaskRecord[]> {

@@ -130,6 +130,9 @@ export interface TaskStore {
    * a crash can neither lose a webhook nor send one for an image that was not recorded.
    */
   settleGeneration(taskUUID: string, index: number, update: GenerationUpdate, deliveries: readonly DeliveryRecord[]): Promise<void>;
+  /** Engine checkpoint of one generation (see `EngineCheckpoint`). */
+  loadEngineState(taskUUID: string, index: number): Promise<string | undefined>;
+  saveEngineState(taskUUID: string, index: number, value: string): Promise<void>;
   /** Tasks accepted but not finished (to re-enqueue after a restart), oldest first. */
   listUnfinishedTasks(): Promise<TaskRecord[]>;
   /** Deletes ended tasks whose retention passed; returns how many. */

@@ -102,6 +102,11 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           output: { format: FORMAT[task.outputFormat], quality: task.outputQuality },
           options: {},
           signal,
+          checkpoint: {
+            load: () => deps.store.loadEngineState(taskUUID, batch[0]!.index),
+            save: (value) => deps.store.saveEngineState(taskUUID, batch[0]!.index, value),
+          },
+          includeCost: task.includeCost,
           onImage: finish,
         });
         stopTimer?.();

@@ -53,6 +53,16 @@ export interface ImageSlot {
   readonly seriesIndex?: number;
 }
 
+/**
+ * A small durable note an engine may keep for one call across restarts (for example the
+ * upstream task id it submitted, so that after a crash it polls that task instead of paying
+ * for a new one). Kept by `tasks/` with the call's first image; empty for a new call.
+ */
+export interface EngineCheckpoint {
+  load(): Promise<string | undefined>;
+  save(value: string): Promise<void>;
+}
+
 /** Everything an engine needs to make the images of one call. */
 export interface GenerateCall {
   /** Model id as requested, e.g. `klingai:kling-image@o3`. */
@@ -79,6 +89,10 @@ export interface GenerateCall {
   readonly options: Readonly<Record<string, unknown>>;
   /** Aborted when the task is cancelled or the server shuts down. */
   readonly signal: AbortSignal;
+  /** Durable state for this call (see `EngineCheckpoint`). */
+  readonly checkpoint: EngineCheckpoint;
+  /** Whether the task asked for `includeCost` (engines that pay upstream may ask for it too). */
+  readonly includeCost: boolean;
   /**
    * Called by engines that can stream, once per finished image, as soon as it exists.
    * Images passed here may be left out of the returned `images`.
