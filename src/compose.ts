@@ -140,7 +140,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   baseUrl = config.publicUrl ?? `http://localhost:${port}`;
-  const sweeper = new Sweeper({ store, objects, clock, logger, intervalMs: config.sweepIntervalMs });
+  const sweeper = new Sweeper({ store, objects, clock, logger, intervalMs: config.sweepIntervalMs, retentionMs: config.retentionMs });
   sweeper.start();
   await delivery.start();
   await service.start(config.queueConcurrency);

@@ -209,7 +209,7 @@ describe('delivery targets', () => {
 });
 
 describe('ttl', () => {
-  test('a URL with ttl 60 answers 200 before and 404 after, and its bytes are deleted', async () => {
+  test('a URL with ttl 60 answers 200 before and 404 after, its bytes are deleted, and the task expires after its retention', async () => {
     const clock = new ManualClock(Date.now());
     const server = await startTestServer({}, { clock });
     try {
@@ -224,6 +224,12 @@ describe('ttl', () => {
       assert.equal((await fetch(url)).status, 404);
       await server.kiln.sweep();
       assert.ok(!existsSync(file), 'the sweeper deleted the bytes');
+      const taskUUID = response.body.data[0].taskUUID;
+      assert.equal((await post(server, [{ taskType: 'getResponse', taskUUID }])).status, 200, 'the task outlives its URL');
+      clock.advance(24 * 3_600_000);
+      assert.equal((await post(server, [{ taskType: 'getResponse', taskUUID }])).body.errors[0].code, 'taskNotFound');
+      await server.kiln.sweep();
+      assert.equal((await post(server, [{ taskType: 'getResponse', taskUUID }])).status, 404, 'the record is gone after the sweep');
     } finally {
       await server.close();
     }

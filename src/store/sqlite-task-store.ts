@@ -330,6 +330,15 @@ export class SqliteTaskStore implements TaskStore {
     return rows.map(toDelivery);
   }
 
+  async deleteSettledDeliveries(before: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom('deliveries')
+      .where('status', 'in', ['done', 'failed'])
+      .where('created_at', '<', before)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   async listFailedUploads(taskUUID: string): Promise<DeliveryRecord[]> {
     const rows = await this.db
       .selectFrom('deliveries')

@@ -142,6 +142,8 @@ export interface TaskStore {
   updateDelivery(id: string, update: DeliveryUpdate): Promise<void>;
   /** Pending deliveries, soonest first. */
   listPendingDeliveries(): Promise<DeliveryRecord[]>;
+  /** Deletes finished deliveries created before `before`; returns how many. */
+  deleteSettledDeliveries(before: number): Promise<number>;
   /** Uploads of a task that failed for good (reported by getResponse as `uploadFailed`). */
   listFailedUploads(taskUUID: string): Promise<DeliveryRecord[]>;
 

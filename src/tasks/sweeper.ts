@@ -9,6 +9,8 @@ export interface SweeperDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly intervalMs: number;
+  /** Finished delivery records are kept this long (like the tasks they report on). */
+  readonly retentionMs: number;
 }
 
 /** Deletes expired images (URL TTLs, upload retention) with their bytes, and expired task records. */
@@ -49,7 +51,8 @@ export class Sweeper {
         if (expired.length < 200) break;
       }
       const tasks = await store.deleteExpiredTasks(clock.now());
-      if (images + tasks > 0) logger.info({ images, tasks }, 'swept expired records');
+      const deliveries = await store.deleteSettledDeliveries(clock.now() - this.deps.retentionMs);
+      if (images + tasks + deliveries > 0) logger.info({ images, tasks, deliveries }, 'swept expired records');
     } catch (error) {
       logger.error({ err: error }, 'sweep failed');
     }
