@@ -35,7 +35,7 @@ const MORE: readonly [string, string][] = [
 function call(prompt: string, seed: number, extra: Partial<GenerateCall> = {}): GenerateCall {
   return {
     model: 'kiln:studio@1', prompt, width: WIDTH, height: HEIGHT, images: [{ index: 0, seed }], taskSeed: seed,
-    referenceImages: [], elements: [], output: { format: 'jpg', quality: 90 }, options: {}, signal: new AbortController().signal, ...extra,
+    referenceImages: [], elements: [], output: { format: 'jpg', quality: 90 }, options: {}, signal: new AbortController().signal, checkpoint: { load: async () => undefined, save: async () => {} }, includeCost: false, ...extra,
   };
 }
 

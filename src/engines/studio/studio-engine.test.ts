@@ -43,6 +43,8 @@ function call(prompt: string, o: CallOptions = {}): GenerateCall {
     output: { format: 'jpg', quality: 95 },
     options: {},
     signal: new AbortController().signal,
+    checkpoint: { load: async () => undefined, save: async () => {} },
+    includeCost: false,
   };
 }
 
