@@ -127,6 +127,20 @@ describe('async delivery', () => {
     }
   });
 
+  test('a receiver that answers 200 with an endless body counts as delivered at once', async () => {
+    const receiver = await Receiver.start(() => 'drip');
+    try {
+      const t = task({ webhookURL: `${receiver.url}/flood`, deliveryMethod: 'sync' });
+      const response = await post(server, [t]);
+      assert.equal(response.status, 200);
+      await receiver.waitFor(1);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.equal(receiver.requests.length, 1, 'no retry: the 2xx status is what counts');
+    } finally {
+      await receiver.close();
+    }
+  });
+
   test('uploadEndpoint gets a PUT of the raw bytes with type and length', async () => {
     const receiver = await Receiver.start(() => 200);
     try {

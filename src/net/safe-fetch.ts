@@ -160,7 +160,8 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
         });
       }
       if (init.discardBody) {
-        await discard(response.body);
+        // Not even drained: a receiver that dribbles or floods its answer cannot hold the caller.
+        response.body.destroy();
         return { url: current.href, status: statusCode, headers: flattenHeaders(response.headers), body: new Uint8Array(0), redirects };
       }
       const bytes = await readCapped(response, options.maxBytes, context);

@@ -10,7 +10,7 @@ export interface Received {
 
 /**
  * A real HTTP server on 127.0.0.1 that records every request and answers with `respond`
- * (return a status; or `'hang'` to never answer).
+ * (return a status; `'hang'` to never answer; `'drip'` to answer 200 and then send a body that never ends).
  */
 export class Receiver {
   readonly requests: Received[] = [];
@@ -22,7 +22,7 @@ export class Receiver {
     readonly url: string,
   ) {}
 
-  static async start(respond: (request: Received, index: number) => number | 'hang'): Promise<Receiver> {
+  static async start(respond: (request: Received, index: number) => number | 'hang' | 'drip'): Promise<Receiver> {
     let receiver!: Receiver;
     const server = createServer((request, response) => {
       const chunks: Buffer[] = [];
@@ -32,7 +32,12 @@ export class Receiver {
         const index = receiver.requests.push(received) - 1;
         const answer = respond(received, index);
         if (answer === 'hang') receiver.hanging.add(response);
-        else response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer < 300 ? 'ok' : 'no');
+        else if (answer === 'drip') {
+          receiver.hanging.add(response);
+          response.writeHead(200, { 'content-type': 'application/octet-stream' });
+          const timer = setInterval(() => response.write(Buffer.alloc(64 * 1024, 1)), 20);
+          response.on('close', () => clearInterval(timer));
+        } else response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer < 300 ? 'ok' : 'no');
         receiver.notify();
       });
     });
