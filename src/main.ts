@@ -13,6 +13,12 @@ async function serve(): Promise<void> {
     throw error;
   }
   const kiln = await startKiln(config);
+  if (kiln.createdKey) {
+    process.stderr.write(
+      `\nKiln created an API key for you (shown once; a copy is in ${config.dataDir}/api-key.txt):\n\n  ${kiln.createdKey}\n\n` +
+        `Use it as "Authorization: Bearer <key>" over REST or in an authentication task over WebSocket.\n\n`,
+    );
+  }
   let signals = 0;
   const stop = (signal: string): void => {
     signals++;
