@@ -51,3 +51,13 @@ export function invalidImageInput(parameter: string, reason: string, details: Er
     ...details,
   });
 }
+
+/** kiln-extensions.md: a failed upload is an error item after the results; the image itself stands. */
+export function uploadFailed(taskUUID: string, imageUUID: string, reason: string | null): ApiError {
+  return new ApiError('uploadFailed', `The image could not be uploaded to uploadEndpoint${reason ? `: ${reason}` : '.'} It is still available as delivered.`, {
+    parameter: 'uploadEndpoint',
+    taskUUID,
+    taskType: 'imageInference',
+    extra: { imageUUID },
+  });
+}

@@ -1,5 +1,5 @@
 import type { GeneratedImage, ImageEngine, ImageSlot, InputImage } from '../engines/spec/image-engine.ts';
-import { ApiError, toApiError } from '../errors/index.ts';
+import { ApiError, toApiError, uploadFailed } from '../errors/index.ts';
 import { encodeRaw, ensureFormat } from '../imaging/encode.ts';
 import { MODELS, type Size } from '../models/model-registry.ts';
 import { buildResultItem } from '../protocol/result-items.ts';
@@ -241,12 +241,3 @@ async function finishImage(
   return { followUp };
 }
 
-/** kiln-extensions.md: a failed upload is an error item after the results; the image itself stands. */
-export function uploadFailed(taskUUID: string, imageUUID: string, reason: string | null): ApiError {
-  return new ApiError('uploadFailed', `The image could not be uploaded to uploadEndpoint${reason ? `: ${reason}` : '.'} It is still available as delivered.`, {
-    parameter: 'uploadEndpoint',
-    taskUUID,
-    taskType: 'imageInference',
-    extra: { imageUUID },
-  });
-}

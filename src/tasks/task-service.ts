@@ -1,4 +1,4 @@
-import { ApiError, taskNotFound } from '../errors/index.ts';
+import { ApiError, taskNotFound, uploadFailed } from '../errors/index.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { TaskConflictError, type GenerationRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
-import { runTask, uploadFailed } from './run-task.ts';
+import { runTask } from './run-task.ts';
 import { TaskEvents, type TaskListener } from './task-events.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
