@@ -169,9 +169,12 @@ export function composeLayers(c: SceneContext): LayerPlan[] {
 
   // Near ground.
   const nearFlat = has('plaza') || has('railway') || has('canopy');
-  const showNear = !water || world.chance(0.75) || c.intent.people > 0 || has('garden') || c.intent.colours.length > 2;
+  const worldNear = !water || world.chance(0.75) || c.intent.people > 0 || has('garden') || c.intent.colours.length > 2;
+  const showNear = c.foreground === 'close' || (c.foreground === 'as-world' && worldNear);
+  // Drawn even when unused, so that every shot of a series consumes the world's stream alike.
+  const worldGround = world.range(0.84, 0.92);
   if (showNear) {
-    const groundY = height * world.range(0.84, 0.92);
+    const groundY = height * (c.foreground === 'close' ? worldGround - 0.08 : worldGround);
     const top = nearFlat ? hillLine(view, world.fork(50), groundY, height * 0.01, 1) : has('dunes') ? duneLine(view, world.fork(51), groundY, height * 0.06, 1.3) : hillLine(view, world.fork(52), groundY, height * 0.06, world.range(1, 2));
     if (has('garden') || has('flowers')) addTrees(view, world.fork(53), top, height * 0.07, 0.08, 'round', 0.8);
     else if (has('forest') || has('trees')) addTrees(view, world.fork(54), top, height * 0.2, 0.12, has('forest') ? 'conifer' : 'round', 0.5);
@@ -181,18 +184,22 @@ export function composeLayers(c: SceneContext): LayerPlan[] {
 
   // Framing architecture in front of everything.
   if (has('canopy')) {
+    // A vault seen from inside: a dark silhouette that frames the view (not a slab of the palette's
+    // ground colour, which references can turn pink or green), leaving most of the picture open.
     const bottom = new Float32Array(width);
     const cx = width / 2;
-    const half = width * world.range(0.36, 0.46);
-    const spring = height * world.range(0.5, 0.62);
-    const apex = height * world.range(0.04, 0.1);
+    const half = width * world.range(0.42, 0.5);
+    const spring = height * world.range(0.62, 0.76);
+    const apex = height * world.range(0.025, 0.06);
     for (let x = 0; x < width; x++) {
       const t = Math.abs(x + 0.5 - cx) / half;
       bottom[x] = t >= 1 ? height + 1 : spring - (spring - apex) * Math.sqrt(1 - t * t);
     }
+    const shadow = mixRgb(palette.skyTop, [10, 11, 16], 0.7);
     layers.push({
-      kind: 'frame', top: new Float32Array(width), bottom, colourTop: mixRgb(palette.ground, palette.near, 0.5), colourBottom: palette.ground,
-      gradientFrom: 0, gradientTo: height, fog: 0, mist: 0, rim: palette.sun, rimStrength: (rimStrength * 1.4) / 255, rimWidth: rimWidth * 1.5,
+      kind: 'frame', top: new Float32Array(width), bottom, colourTop: mixRgb(shadow, palette.ground, 0.3), colourBottom: mixRgb(shadow, palette.ground, 0.15),
+      gradientFrom: 0, gradientTo: height, fog: 0, mist: 0, rim: palette.sun, rimStrength: (rimStrength * 1.6) / 255, rimWidth: rimWidth * 1.5,
+      vault: { cx, half, spring, apex },
     });
   } else if (has('arches') && world.chance(0.7)) {
     const span = Math.round(width * world.range(0.28, 0.4));

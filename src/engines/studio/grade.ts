@@ -24,102 +24,216 @@ function toneCurve(grade: GradePlan, channel: 0 | 1 | 2): Float32Array {
   return lut;
 }
 
+/** Offset into `CLAMP`: grade results from −384 to 639 map to 0…255 with one look-up, no branches. */
+const CLAMP_OFFSET = 384;
+const CLAMP = new Uint8Array(1024);
+for (let i = 0; i < CLAMP.length; i++) CLAMP[i] = Math.max(0, Math.min(255, i - CLAMP_OFFSET));
+
+/**
+ * Fixed point throughout: tone curves and bloom in 1/256 of a level, factors in 1/256, so that
+ * `(level·k) >> 16` is a level again. Grain is whole levels (plus the clamp offset).
+ */
 export interface PreparedGrade {
   readonly width: number;
-  readonly lutR: Float32Array;
-  readonly lutG: Float32Array;
-  readonly lutB: Float32Array;
-  readonly grain: Float32Array;
+  readonly lutR: Int32Array;
+  readonly lutG: Int32Array;
+  readonly lutB: Int32Array;
+  readonly grain: Int32Array;
   /** Per column: vignette and paper (added to the row's factor), bloom falloffs, mist strength. */
-  readonly kx: Float32Array;
-  readonly gx1: Float32Array;
-  readonly gx2: Float32Array;
+  readonly kx: Int32Array;
+  readonly gx1: Int32Array;
+  readonly gx2: Int32Array;
   readonly mistX: Float32Array;
-  /** Per row: the brightness factor, the two bloom weights and the mist amount. */
-  readonly ky: Float32Array;
-  readonly gy1: Float32Array;
-  readonly gy2: Float32Array;
+  /** Per row: the brightness factor, the two bloom weights and the mist amount (0 when none). */
+  readonly ky: Int32Array;
+  readonly gy1: Int32Array;
+  readonly gy2: Int32Array;
   readonly mistY: Float32Array;
   readonly fog: readonly [number, number, number];
   readonly glow: readonly [number, number, number];
+  /**
+   * The tone curves already multiplied by the brightness factor k, for `K_LEVELS` levels of k
+   * spanning the image's range: entry `(level·3 + channel)·256 + value`, in whole output levels.
+   * A pixel's level is `levelY[y] + levelX[x]` rounded (k is linear in both).
+   */
+  readonly curves: Int16Array;
+  readonly levelX: Float32Array;
+  readonly levelY: Float32Array;
+}
+
+/** Brightness levels of the pre-multiplied curves: one step is under 1.2 output levels even with a strong vignette, and grain hides it. */
+const K_LEVELS = 128;
+
+function multipliedCurves(luts: readonly Int32Array[], kx: Int32Array, ky: Int32Array): { curves: Int16Array; levelX: Float32Array; levelY: Float32Array } {
+  let minX = Infinity;
+  let maxX = -Infinity;
+  let minY = Infinity;
+  let maxY = -Infinity;
+  for (const v of kx) (minX = Math.min(minX, v)), (maxX = Math.max(maxX, v));
+  for (const v of ky) (minY = Math.min(minY, v)), (maxY = Math.max(maxY, v));
+  const kMin = (minX + minY) / 256;
+  const kMax = (maxX + maxY) / 256;
+  const step = Math.max(1e-6, (kMax - kMin) / (K_LEVELS - 1));
+  const curves = new Int16Array(K_LEVELS * 3 * 256);
+  for (let level = 0; level < K_LEVELS; level++) {
+    const k = kMin + level * step;
+    for (let c = 0; c < 3; c++) {
+      const lut = luts[c]!;
+      const base = (level * 3 + c) * 256;
+      for (let v = 0; v < 256; v++) curves[base + v] = Math.round((lut[v]! / 256) * k);
+    }
+  }
+  // level = (k − kMin)/step, split into a row part (carrying the 0.5 for rounding) and a column part.
+  const levelY = Float32Array.from(ky, (v) => (v / 256 - kMin) / step + 0.5);
+  const levelX = Float32Array.from(kx, (v) => v / 256 / step);
+  return { curves, levelX, levelY };
 }
 
 export function prepareGrade(grade: GradePlan, width: number, height: number): PreparedGrade {
   const random = new Random(grade.seed);
   // Grain scales with the image so a thumbnail and a 4K render look alike.
-  const grain = new Float32Array(GRAIN_TILE * GRAIN_TILE);
-  for (let i = 0; i < grain.length; i++) grain[i] = (random.next() + random.next() - 1) * grade.grain;
+  const grain = new Int32Array(GRAIN_TILE * GRAIN_TILE);
+  for (let i = 0; i < grain.length; i++) grain[i] = Math.round((random.next() + random.next() - 1) * grade.grain) + CLAMP_OFFSET;
   const invH = 1 / height;
   const mistNoise = new Noise1D(random.fork(7));
   const paperNoise = new Noise1D(random.fork(8));
   const aspect = width / height;
   const vig = grade.vignette;
-  const kx = new Float32Array(width);
-  const gx1 = new Float32Array(width);
-  const gx2 = new Float32Array(width);
+  const kx = new Int32Array(width);
+  const gx1 = new Int32Array(width);
+  const gx2 = new Int32Array(width);
   const mistX = new Float32Array(width);
   for (let x = 0; x < width; x++) {
     const u = (x / width) * 2 - 1;
     const dx = ((x - grade.glowX) * invH) / grade.glowRadius;
-    gx1[x] = Math.exp(-dx * dx * 4);
-    gx2[x] = Math.exp(-dx * dx * 0.6);
+    gx1[x] = Math.round(Math.exp(-dx * dx * 4) * 256);
+    gx2[x] = Math.round(Math.exp(-dx * dx * 0.6) * 256);
     mistX[x] = 0.55 + 0.45 * mistNoise.fbm(x * invH * 2.2, 3);
-    kx[x] = -vig * u * u * aspect * 0.25 + (grade.paper > 0 ? (paperNoise.fbm(x * invH * 9, 3) - 0.5) * grade.paper : 0);
+    kx[x] = Math.round((-vig * u * u * aspect * 0.25 + (grade.paper > 0 ? (paperNoise.fbm(x * invH * 9, 3) - 0.5) * grade.paper : 0)) * 256);
   }
-  const ky = new Float32Array(height);
-  const gy1 = new Float32Array(height);
-  const gy2 = new Float32Array(height);
+  const ky = new Int32Array(height);
+  const gy1 = new Int32Array(height);
+  const gy2 = new Int32Array(height);
   const mistY = new Float32Array(height);
   for (let y = 0; y < height; y++) {
     const v = (y / height) * 2 - 1;
     const dy = ((y - grade.glowY) * invH) / grade.glowRadius;
-    gy1[y] = Math.exp(-dy * dy * 4) * grade.glowStrength;
-    gy2[y] = Math.exp(-dy * dy * 0.6) * grade.glowStrength * 0.35;
+    gy1[y] = Math.round(Math.exp(-dy * dy * 4) * grade.glowStrength * 256);
+    gy2[y] = Math.round(Math.exp(-dy * dy * 0.6) * grade.glowStrength * 0.35 * 256);
     const my = (y * invH - grade.mistY) / grade.mistHeight;
     const mist = grade.mist > 0 ? grade.mist * Math.exp(-my * my) : 0;
     mistY[y] = mist > 0.002 ? mist : 0;
-    ky[y] = 1 - vig * v * v * 0.5 + (grade.paper > 0 ? (paperNoise.at(y * invH * 9 + 300) - 0.5) * grade.paper : 0);
+    ky[y] = Math.round((1 - vig * v * v * 0.5 + (grade.paper > 0 ? (paperNoise.at(y * invH * 9 + 300) - 0.5) * grade.paper : 0)) * 256);
   }
+  const curve = (channel: 0 | 1 | 2): Int32Array => Int32Array.from(toneCurve(grade, channel), (v) => Math.round(v * 256));
+  const lutR = curve(0);
+  const lutG = curve(1);
+  const lutB = curve(2);
   return {
-    width, lutR: toneCurve(grade, 0), lutG: toneCurve(grade, 1), lutB: toneCurve(grade, 2), grain, kx, gx1, gx2, mistX, ky, gy1, gy2, mistY,
-    fog: [grade.fogColour[0], grade.fogColour[1], grade.fogColour[2]], glow: [grade.glowColour[0], grade.glowColour[1], grade.glowColour[2]],
+    width, lutR, lutG, lutB, grain, kx, gx1, gx2, mistX, ky, gy1, gy2, mistY, ...multipliedCurves([lutR, lutG, lutB], kx, ky),
+    fog: [grade.fogColour[0], grade.fogColour[1], grade.fogColour[2]], glow: [Math.round(grade.glowColour[0]), Math.round(grade.glowColour[1]), Math.round(grade.glowColour[2])],
   };
 }
 
-/** Grades rows `y0` ≤ y < `y1` of `data` in place. */
-export function gradeRows(data: Uint8ClampedArray, g: PreparedGrade, y0: number, y1: number): void {
-  const { width, lutR, lutG, lutB, grain, kx, gx1, gx2, mistX } = g;
-  const [fogR, fogG, fogB] = g.fog;
-  const [glowR, glowG, glowB] = g.glow;
-  for (let y = y0; y < y1; y++) {
-    const ky = g.ky[y]!;
-    const gy1 = g.gy1[y]!;
-    const gy2 = g.gy2[y]!;
+/**
+ * Grades the packed rows `top` ≤ y < `bottom` (`band` holds exactly those rows) into the RGB
+ * bytes of `out`. When the rows start on a word boundary, four pixels go out as three words.
+ */
+export function gradeBand(band: Uint32Array, out: Uint8Array, out32: Uint32Array | undefined, g: PreparedGrade, top: number, bottom: number): void {
+  const { width } = g;
+  for (let y = top; y < bottom; y++) {
+    const row = (y - top) * width;
     const mist = g.mistY[y]!;
-    const grainRow = (y & (GRAIN_TILE - 1)) * GRAIN_TILE;
-    let index = y * width * 3;
-    if (mist > 0) {
-      for (let x = 0; x < width; x++, index += 3) {
-        const m = mist * mistX[x]!;
-        const gl = gx1[x]! * gy1 + gx2[x]! * gy2;
-        const k = ky + kx[x]!;
-        const n = grain[grainRow + (x & (GRAIN_TILE - 1))]!;
-        const r = lutR[data[index]!]!;
-        const gg = lutG[data[index + 1]!]!;
-        const b = lutB[data[index + 2]!]!;
-        data[index] = (r + (fogR - r) * m + glowR * gl) * k + n;
-        data[index + 1] = (gg + (fogG - gg) * m + glowG * gl) * k + n;
-        data[index + 2] = (b + (fogB - b) * m + glowB * gl) * k + n;
-      }
-    } else {
-      for (let x = 0; x < width; x++, index += 3) {
-        const gl = gx1[x]! * gy1 + gx2[x]! * gy2;
-        const k = ky + kx[x]!;
-        const n = grain[grainRow + (x & (GRAIN_TILE - 1))]!;
-        data[index] = (lutR[data[index]!]! + glowR * gl) * k + n;
-        data[index + 1] = (lutG[data[index + 1]!]! + glowG * gl) * k + n;
-        data[index + 2] = (lutB[data[index + 2]!]! + glowB * gl) * k + n;
-      }
-    }
+    if (mist > 0) mistRow(band, row, g, mist);
+    const start = y * width * 3;
+    if (out32 !== undefined && (start & 3) === 0 && (width & 3) === 0) gradeRowPacked(band, row, out32, start >> 2, g, y);
+    else gradeRowBytes(band, row, out, start, g, y);
+  }
+}
+
+/** Mist (before the tone curve, as a fog colour blended in), in place on the band. */
+function mistRow(band: Uint32Array, row: number, g: PreparedGrade, mist: number): void {
+  const { width, mistX } = g;
+  const [fr, fg, fb] = g.fog;
+  for (let x = 0; x < width; x++) {
+    const m = mist * mistX[x]!;
+    const p = band[row + x]!;
+    const r = p & 255;
+    const gg = (p >>> 8) & 255;
+    const b = (p >>> 16) & 255;
+    band[row + x] = ((r + (fr - r) * m + 0.5) | 0) | (((gg + (fg - gg) * m + 0.5) | 0) << 8) | (((b + (fb - b) * m + 0.5) | 0) << 16);
+  }
+}
+
+function gradeRowBytes(band: Uint32Array, row: number, out: Uint8Array, start: number, g: PreparedGrade, y: number): void {
+  const { width, lutR, lutG, lutB, grain, kx, gx1, gx2 } = g;
+  const ky = g.ky[y]!;
+  const gy1 = g.gy1[y]!;
+  const gy2 = g.gy2[y]!;
+  // `| 0` keeps the multiply-adds in int32 (a rounded double would drag the whole chain into float64).
+  const glR = g.glow[0] | 0;
+  const glG = g.glow[1] | 0;
+  const glB = g.glow[2] | 0;
+  const clamp = CLAMP;
+  const mask = GRAIN_TILE - 1;
+  const grainRow = (y & mask) * GRAIN_TILE;
+  for (let x = 0, o = start; x < width; x++, o += 3) {
+    const p = band[row + x]!;
+    const k = ky + kx[x]!;
+    const gl = (gx1[x]! * gy1 + gx2[x]! * gy2) >> 8;
+    const n = grain[grainRow + (x & mask)]! ;
+    out[o] = clamp[(((lutR[p & 255]! + glR * gl) * k + 0x8000) >> 16) + n]!;
+    out[o + 1] = clamp[(((lutG[(p >>> 8) & 255]! + glG * gl) * k + 0x8000) >> 16) + n]!;
+    out[o + 2] = clamp[(((lutB[(p >>> 16) & 255]! + glB * gl) * k + 0x8000) >> 16) + n]!;
+  }
+}
+
+function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word: number, g: PreparedGrade, y: number): void {
+  const { width, curves, levelX, grain, kx, gx1, gx2 } = g;
+  const ky = g.ky[y]!;
+  const levelY = g.levelY[y]!;
+  const gy1 = g.gy1[y]!;
+  const gy2 = g.gy2[y]!;
+  // `| 0` keeps the multiply-adds in int32 (a rounded double would drag the whole chain into float64).
+  const glR = g.glow[0] | 0;
+  const glG = g.glow[1] | 0;
+  const glB = g.glow[2] | 0;
+  const clamp = CLAMP;
+  const mask = GRAIN_TILE - 1;
+  const grainRow = (y & mask) * GRAIN_TILE;
+  for (let x = 0, w = word; x < width; x += 4, w += 3) {
+    // Vignette and bloom are smooth: one factor per group of four pixels is plenty.
+    const k = ky + kx[x]!;
+    const gl = (gx1[x]! * gy1 + gx2[x]! * gy2) >> 8;
+    const gr = (glR * gl * k) >> 16;
+    const gg = (glG * gl * k) >> 16;
+    const gb = (glB * gl * k) >> 16;
+    const cr = ((levelY + levelX[x]!) | 0) * 768;
+    const cg = cr + 256;
+    const cb = cr + 512;
+    let p = band[row + x]!;
+    let n = grain[grainRow + (x & mask)]!;
+    const r0 = clamp[curves[cr + (p & 255)]! + gr + n]!;
+    const g0 = clamp[curves[cg + ((p >>> 8) & 255)]! + gg + n]!;
+    const b0 = clamp[curves[cb + ((p >>> 16) & 255)]! + gb + n]!;
+    p = band[row + x + 1]!;
+    n = grain[grainRow + ((x + 1) & mask)]!;
+    const r1 = clamp[curves[cr + (p & 255)]! + gr + n]!;
+    const g1 = clamp[curves[cg + ((p >>> 8) & 255)]! + gg + n]!;
+    const b1 = clamp[curves[cb + ((p >>> 16) & 255)]! + gb + n]!;
+    p = band[row + x + 2]!;
+    n = grain[grainRow + ((x + 2) & mask)]!;
+    const r2 = clamp[curves[cr + (p & 255)]! + gr + n]!;
+    const g2 = clamp[curves[cg + ((p >>> 8) & 255)]! + gg + n]!;
+    const b2 = clamp[curves[cb + ((p >>> 16) & 255)]! + gb + n]!;
+    p = band[row + x + 3]!;
+    n = grain[grainRow + ((x + 3) & mask)]!;
+    const r3 = clamp[curves[cr + (p & 255)]! + gr + n]!;
+    const g3 = clamp[curves[cg + ((p >>> 8) & 255)]! + gg + n]!;
+    const b3 = clamp[curves[cb + ((p >>> 16) & 255)]! + gb + n]!;
+    // Little-endian bytes R0 G0 B0 R1 | G1 B1 R2 G2 | B2 R3 G3 B3.
+    out32[w] = r0 | (g0 << 8) | (b0 << 16) | (r1 << 24);
+    out32[w + 1] = g1 | (b1 << 8) | (r2 << 16) | (g2 << 24);
+    out32[w + 2] = b2 | (r3 << 8) | (g3 << 16) | (b3 << 24);
   }
 }

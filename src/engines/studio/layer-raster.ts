@@ -16,6 +16,8 @@ interface PreparedLayer {
   readonly fadeScale: number;
   /** Per column, the first row hidden by an opaque layer in front. */
   readonly hidden: Int32Array;
+  /** Below this depth under its edge the layer is its flat row colour (rim light and face shading have faded out). */
+  readonly deep: number;
   /** Rows outside firstRow ≤ y < lastRow show nothing of this layer. */
   readonly firstRow: number;
   readonly lastRow: number;
@@ -27,8 +29,8 @@ export interface PreparedLayers {
   readonly layers: readonly PreparedLayer[];
   /** Per column, the first row hidden by an opaque layer: the sky shows above it. */
   readonly skyLimit: Int32Array;
-  /** The rows above the water line that the water reflects, kept before sprites and grade touch them. */
-  readonly reflection: Uint8ClampedArray | undefined;
+  /** The rows above the water line that the water reflects (packed), kept before sprites and grade touch them. */
+  readonly reflection: Uint32Array | undefined;
   readonly reflectionTop: number;
   readonly reflectionBottom: number;
   readonly ripple: Noise1D;
@@ -53,11 +55,22 @@ export function prepareLayers(plan: ScenePlan): PreparedLayers {
   const prepared: PreparedLayer[] = [];
   const hidden = new Int32Array(width).fill(height);
   const fade = new Float32Array(256);
-  for (let d = 0; d < 256; d++) fade[d] = Math.exp(-((d / 255) * 4));
+  // Both falloffs reach exactly 0 at the end of their tables, so the flat fill below them joins without a seam.
+  const tail = Math.exp(-4);
+  for (let d = 0; d < 256; d++) fade[d] = (Math.exp(-((d / 255) * 4)) - tail) / (1 - tail);
+  const fadeScale = 255 / (height * 0.05);
   for (let l = plan.layers.length - 1; l >= 0; l--) {
     const layer = plan.layers[l]!;
     const rim = new Float32Array(256);
-    for (let d = 0; d < 256; d++) rim[d] = layer.rimStrength * Math.exp(-d / Math.max(0.5, layer.rimWidth));
+    const rimWidth = Math.max(0.5, layer.rimWidth);
+    let deep = 255;
+    for (let d = 0; d < 256; d++) {
+      // Rim light below a quarter of a level is dropped, so the flat fill starts where the rim ends.
+      const v = layer.rimStrength * Math.exp(-d / rimWidth);
+      rim[d] = v * 255 < 0.25 ? 0 : v;
+      if (rim[d] === 0 && deep === 255) deep = Math.max(1, d);
+    }
+    if (layer.shade) deep = Math.max(deep, Math.ceil(255 / fadeScale));
     let firstRow = height;
     if (layer.kind === 'frame') firstRow = 0;
     else if (layer.kind === 'water') firstRow = Math.floor(layer.water!.y);
@@ -69,7 +82,7 @@ export function prepareLayers(plan: ScenePlan): PreparedLayers {
       for (let x = 0; x < width; x++) maxBottom = Math.max(maxBottom, Math.ceil(layer.bottom![x]!));
       lastRow = Math.min(lastRow, maxBottom);
     }
-    prepared.push({ layer, rows: rowColours(layer, plan.fogColour, height), rim, fade, fadeScale: 255 / (height * 0.05), hidden: hidden.slice(), firstRow: Math.max(0, firstRow), lastRow: Math.min(height, lastRow) });
+    prepared.push({ layer, rows: rowColours(layer, plan.fogColour, height), rim, fade, fadeScale, deep, hidden: hidden.slice(), firstRow: Math.max(0, firstRow), lastRow: Math.min(height, lastRow) });
     if (layer.kind === 'frame' || layer.holeTop) continue;
     for (let x = 0; x < width; x++) {
       const t = layer.kind === 'water' ? layer.water!.y : layer.top[x]!;
@@ -81,59 +94,64 @@ export function prepareLayers(plan: ScenePlan): PreparedLayers {
   const water = plan.layers.find((l) => l.kind === 'water')?.water;
   const reflectionBottom = water ? Math.max(0, Math.min(height, Math.floor(water.y))) : 0;
   const reflectionTop = water ? Math.max(0, Math.floor(2 * water.y - height - 1)) : 0;
-  const reflection = water && reflectionBottom > reflectionTop ? new Uint8ClampedArray((reflectionBottom - reflectionTop) * width * 3) : undefined;
+  const reflection = water && reflectionBottom > reflectionTop ? reflectionScratch((reflectionBottom - reflectionTop) * width) : undefined;
   const ripple = new Noise1D(new Random(plan.grade.seed ^ 0x5bd1e995), 512);
   return { width, height, layers: prepared, skyLimit: hidden, reflection, reflectionTop, reflectionBottom, ripple };
 }
 
-/** Draws every layer's share of row `y`, then keeps the row if the water will reflect it. */
-export function drawLayerRow(data: Uint8ClampedArray, prepared: PreparedLayers, y: number): void {
+let reflectionBuffer = new Uint32Array(0);
+
+/** The reflection rows, kept between renders of one thread: every row is written before the water reads it. */
+function reflectionScratch(length: number): Uint32Array {
+  if (reflectionBuffer.length < length) reflectionBuffer = new Uint32Array(length);
+  return reflectionBuffer.subarray(0, length);
+}
+
+/**
+ * Draws every layer's share of row `y` into `data` (packed pixels, the row starting at `row`),
+ * then keeps the row if the water will reflect it.
+ */
+export function drawLayerRow(data: Uint32Array, row: number, prepared: PreparedLayers, y: number): void {
   for (const p of prepared.layers) {
     if (y < p.firstRow || y >= p.lastRow) continue;
-    if (p.layer.kind === 'water') drawWaterRow(data, prepared, p, y);
-    else drawSolidRow(data, prepared.width, p, y);
+    if (p.layer.kind === 'water') drawWaterRow(data, row, prepared, p, y);
+    else drawSolidRow(data, row, prepared.width, p, y);
   }
   const reflection = prepared.reflection;
   if (reflection && y >= prepared.reflectionTop && y < prepared.reflectionBottom) {
-    const stride = prepared.width * 3;
-    reflection.set(data.subarray(y * stride, (y + 1) * stride), (y - prepared.reflectionTop) * stride);
+    reflection.set(data.subarray(row, row + prepared.width), (y - prepared.reflectionTop) * prepared.width);
   }
 }
 
-function drawWaterRow(data: Uint8ClampedArray, prepared: PreparedLayers, p: PreparedLayer, y: number): void {
+function drawWaterRow(data: Uint32Array, row: number, prepared: PreparedLayers, p: PreparedLayer, y: number): void {
   const { width, height, ripple, reflection } = prepared;
   const water = p.layer.water!;
   const hidden = p.hidden;
-  const rr = p.rows[y * 3]!;
-  const rg = p.rows[y * 3 + 1]!;
-  const rb = p.rows[y * 3 + 2]!;
   const depth = (y - water.y) / Math.max(1, height - water.y);
   const src = Math.floor(2 * water.y - y - 1);
   const shift = Math.round((ripple.at(y * 0.35 + water.phase) - 0.5) * water.ripple * height * (0.004 + depth * 0.02));
-  const streak = 0.96 + 0.08 * ripple.at(y * 0.4 + 91);
+  // Streaks only darken (≤ 1), so colour·keep + source·take never leaves 0…255 and the sum needs no unpacking.
+  const streak = 0.92 + 0.08 * ripple.at(y * 0.4 + 91);
   const visible = reflection !== undefined && src >= prepared.reflectionTop && src < prepared.reflectionBottom;
   const reflect = visible ? water.reflectivity * (1 - 0.55 * depth) : 0;
-  const srcRow = visible ? (src - prepared.reflectionTop) * width * 3 : 0;
-  const source = reflection ?? data;
-  // out = colour·(1 − reflect) + source·streak·reflect
-  const keep = 1 - reflect;
-  const take = streak * reflect;
-  const br = rr * keep;
-  const bg = rg * keep;
-  const bb = rb * keep;
-  let index = y * width * 3;
-  for (let x = 0; x < width; x++, index += 3) {
+  const take = Math.floor(streak * reflect * 256);
+  const keep = 1 - take / 256;
+  const base = ((p.rows[y * 3]! * keep) | 0) | (((p.rows[y * 3 + 1]! * keep) | 0) << 8) | (((p.rows[y * 3 + 2]! * keep) | 0) << 16);
+  if (!visible || take === 0) {
+    for (let x = 0; x < width; x++) if (y < hidden[x]!) data[row + x] = base;
+    return;
+  }
+  const srcRow = (src - prepared.reflectionTop) * width;
+  for (let x = 0; x < width; x++) {
     if (y >= hidden[x]!) continue;
     let sx = x + shift;
     sx = sx < 0 ? 0 : sx >= width ? width - 1 : sx;
-    const s = srcRow + sx * 3;
-    data[index] = br + source[s]! * take;
-    data[index + 1] = bg + source[s + 1]! * take;
-    data[index + 2] = bb + source[s + 2]! * take;
+    const s = reflection[srcRow + sx]!;
+    data[row + x] = base + ((((s & 0xff00ff) * take) >>> 8) & 0xff00ff) + ((((s & 0xff00) * take) >>> 8) & 0xff00);
   }
 }
 
-function drawSolidRow(data: Uint8ClampedArray, width: number, p: PreparedLayer, y: number): void {
+function drawSolidRow(data: Uint32Array, row: number, width: number, p: PreparedLayer, y: number): void {
   const layer = p.layer;
   const hidden = p.hidden;
   const rr = p.rows[y * 3]!;
@@ -154,8 +172,9 @@ function drawSolidRow(data: Uint8ClampedArray, width: number, p: PreparedLayer, 
   const windows = layer.windows;
   const frame = layer.kind === 'frame';
   const windowRow = windows !== undefined && y - Math.floor(y / windows.cellHeight) * windows.cellHeight < windows.cellHeight * 0.45;
-  let index = y * width * 3;
-  for (let x = 0; x < width; x++, index += 3) {
+  const deep = windowRow ? Infinity : p.deep;
+  const flat = pack(rr, rg, rb);
+  for (let x = 0; x < width; x++) {
     if (y >= hidden[x]!) continue;
     let cover: number;
     let d: number;
@@ -173,6 +192,10 @@ function drawSolidRow(data: Uint8ClampedArray, width: number, p: PreparedLayer, 
         cover *= 1 - Math.max(0, inHole);
         if (cover <= 0) continue;
       }
+    }
+    if (d >= deep && (snow === undefined || y >= snow[x]!)) {
+      data[row + x] = flat;
+      continue;
     }
     const di = d < 255 ? d | 0 : 255;
     let k = 1;
@@ -203,13 +226,25 @@ function drawSolidRow(data: Uint8ClampedArray, width: number, p: PreparedLayer, 
       }
     }
     if (cover < 1) {
-      data[index] = data[index]! + (r - data[index]!) * cover;
-      data[index + 1] = data[index + 1]! + (g - data[index + 1]!) * cover;
-      data[index + 2] = data[index + 2]! + (b - data[index + 2]!) * cover;
+      const q = data[row + x]!;
+      const qr = q & 255;
+      const qg = (q >>> 8) & 255;
+      const qb = (q >>> 16) & 255;
+      data[row + x] = pack(qr + (r - qr) * cover, qg + (g - qg) * cover, qb + (b - qb) * cover);
     } else {
-      data[index] = r;
-      data[index + 1] = g;
-      data[index + 2] = b;
+      data[row + x] = pack(r, g, b);
     }
   }
+}
+
+/**
+ * Packs three channel values (clamped, rounded) into 0x00BBGGRR. A module-local copy of
+ * raster.ts's `pack`: under tsx an imported function is reached through a getter and is not
+ * inlined into the per-pixel loops.
+ */
+function pack(r: number, g: number, b: number): number {
+  const ri = r <= 0 ? 0 : r >= 255 ? 255 : (r + 0.5) | 0;
+  const gi = g <= 0 ? 0 : g >= 255 ? 255 : (g + 0.5) | 0;
+  const bi = b <= 0 ? 0 : b >= 255 ? 255 : (b + 0.5) | 0;
+  return ri | (gi << 8) | (bi << 16);
 }

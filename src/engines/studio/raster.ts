@@ -1,21 +1,37 @@
-/** Anti-aliased primitives drawn straight into an RGB byte buffer (sprites, sky bodies, frames). */
+/**
+ * Anti-aliased primitives (sprites, sky bodies) drawn into a band of packed pixels: one Uint32
+ * per pixel, 0x00BBGGRR, so that the full-resolution passes move one word per pixel, not three bytes.
+ */
 import type { Rgb } from './colour.ts';
 import type { Sprite } from './scene-types.ts';
 
-/** An RGB byte buffer; drawing is clipped to the rows `top` ≤ y < `bottom` (the band being rendered). */
+/**
+ * The rows `top` ≤ y < `bottom` of a `width`×`height` image as packed pixels; pixel (x, y) is
+ * `data[(y − top)·width + x]`. Drawing is clipped to those rows.
+ */
 export interface Canvas {
-  readonly data: Uint8ClampedArray;
+  readonly data: Uint32Array;
   readonly width: number;
   readonly height: number;
   readonly top: number;
   readonly bottom: number;
 }
 
-function blend(canvas: Canvas, index: number, colour: Rgb, a: number): void {
-  const d = canvas.data;
-  d[index] = d[index]! + (colour[0] - d[index]!) * a;
-  d[index + 1] = d[index + 1]! + (colour[1] - d[index + 1]!) * a;
-  d[index + 2] = d[index + 2]! + (colour[2] - d[index + 2]!) * a;
+/** Packs three channel values (any range: clamped, rounded) into 0x00BBGGRR. */
+export function pack(r: number, g: number, b: number): number {
+  const ri = r <= 0 ? 0 : r >= 255 ? 255 : (r + 0.5) | 0;
+  const gi = g <= 0 ? 0 : g >= 255 ? 255 : (g + 0.5) | 0;
+  const bi = b <= 0 ? 0 : b >= 255 ? 255 : (b + 0.5) | 0;
+  return ri | (gi << 8) | (bi << 16);
+}
+
+/** Blends `colour` over the packed pixel at `index` with opacity `a` (0…1). */
+export function blend(data: Uint32Array, index: number, c0: number, c1: number, c2: number, a: number): void {
+  const p = data[index]!;
+  const r = p & 255;
+  const g = (p >>> 8) & 255;
+  const b = (p >>> 16) & 255;
+  data[index] = pack(r + (c0 - r) * a, g + (c1 - g) * a, b + (c2 - b) * a);
 }
 
 export function drawDisc(canvas: Canvas, cx: number, cy: number, r: number, colour: Rgb, alpha: number, soft: number): void {
@@ -28,13 +44,13 @@ export function drawDisc(canvas: Canvas, cx: number, cy: number, r: number, colo
   const inner = r - feather;
   for (let y = y0; y <= y1; y++) {
     const dy = y + 0.5 - cy;
-    let index = (y * canvas.width + x0) * 3;
-    for (let x = x0; x <= x1; x++, index += 3) {
+    let index = (y - canvas.top) * canvas.width + x0;
+    for (let x = x0; x <= x1; x++, index++) {
       const dx = x + 0.5 - cx;
       const dist = Math.sqrt(dx * dx + dy * dy);
       if (dist >= reach) continue;
       const cover = dist <= inner ? 1 : (reach - dist) / (reach - inner);
-      blend(canvas, index, colour, cover * alpha);
+      blend(canvas.data, index, colour[0], colour[1], colour[2], cover * alpha);
     }
   }
 }
@@ -49,15 +65,14 @@ export function drawGlow(canvas: Canvas, cx: number, cy: number, r: number, colo
   const d = canvas.data;
   for (let y = y0; y <= y1; y++) {
     const dy = y + 0.5 - cy;
-    let index = (y * canvas.width + x0) * 3;
-    for (let x = x0; x <= x1; x++, index += 3) {
+    let index = (y - canvas.top) * canvas.width + x0;
+    for (let x = x0; x <= x1; x++, index++) {
       const dx = x + 0.5 - cx;
       const q = 1 - (dx * dx + dy * dy) * inv;
       if (q <= 0) continue;
       const a = q * q * alpha;
-      d[index] = d[index]! + colour[0] * a;
-      d[index + 1] = d[index + 1]! + colour[1] * a;
-      d[index + 2] = d[index + 2]! + colour[2] * a;
+      const p = d[index]!;
+      d[index] = pack((p & 255) + colour[0] * a, ((p >>> 8) & 255) + colour[1] * a, ((p >>> 16) & 255) + colour[2] * a);
     }
   }
 }
@@ -74,8 +89,8 @@ export function drawStroke(canvas: Canvas, x0: number, y0: number, x1: number, y
   const len2 = ex * ex + ey * ey || 1e-6;
   for (let y = by0; y <= by1; y++) {
     const py = y + 0.5 - y0;
-    let index = (y * canvas.width + bx0) * 3;
-    for (let x = bx0; x <= bx1; x++, index += 3) {
+    let index = (y - canvas.top) * canvas.width + bx0;
+    for (let x = bx0; x <= bx1; x++, index++) {
       const px = x + 0.5 - x0;
       let t = (px * ex + py * ey) / len2;
       t = t < 0 ? 0 : t > 1 ? 1 : t;
@@ -84,7 +99,7 @@ export function drawStroke(canvas: Canvas, x0: number, y0: number, x1: number, y
       const radius = r0 + (r1 - r0) * t;
       const cover = radius + 0.5 - Math.sqrt(dx * dx + dy * dy);
       if (cover <= 0) continue;
-      blend(canvas, index, colour, (cover > 1 ? 1 : cover) * alpha);
+      blend(canvas.data, index, colour[0], colour[1], colour[2], (cover > 1 ? 1 : cover) * alpha);
     }
   }
 }
@@ -121,7 +136,7 @@ export function drawPolygon(canvas: Canvas, points: readonly number[], colour: R
       for (let x = xa; x <= xb; x++) {
         const cover = Math.min(x + 1, right) - Math.max(x, left);
         if (cover <= 0) continue;
-        blend(canvas, (y * canvas.width + x) * 3, colour, Math.min(1, cover) * alpha);
+        blend(canvas.data, (y - canvas.top) * canvas.width + x, colour[0], colour[1], colour[2], Math.min(1, cover) * alpha);
       }
     }
   }

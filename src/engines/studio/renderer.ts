@@ -4,11 +4,11 @@
  * still in the cache; smooth fields (sky, grade) are computed at low resolution or per row and
  * column. Typed arrays only, nothing allocated per pixel.
  */
-import { drawSprite, spriteRows, type Canvas } from './raster.ts';
+import { blend, drawSprite, spriteRows, type Canvas } from './raster.ts';
 import { Random } from './random.ts';
-import type { ElementPlan, ScenePlan, SkyBody, Sprite } from './scene-types.ts';
+import type { ElementPlan, ScenePlan, SkyBody } from './scene-types.ts';
 import { renderSkyField, type SkyField } from './sky-field.ts';
-import { gradeRows, prepareGrade } from './grade.ts';
+import { gradeBand, prepareGrade } from './grade.ts';
 import { drawLayerRow, prepareLayers } from './layer-raster.ts';
 
 /** Rows per band: a band of a 4K-wide image (~400 KB) stays in the L2 cache between stages. */
@@ -23,8 +23,12 @@ interface Star {
 
 export function renderScene(plan: ScenePlan): Uint8Array {
   const { width, height } = plan;
-  const buffer = new ArrayBuffer(width * height * 3);
-  const data = new Uint8ClampedArray(buffer);
+  // Every byte is written below, so the output skips the zero-fill (`allocUnsafeSlow` owns its whole ArrayBuffer, which the worker transfers).
+  const bytes = Buffer.allocUnsafeSlow(width * height * 3);
+  const buffer = bytes.buffer;
+  const out = new Uint8Array(buffer, 0, width * height * 3);
+  const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  const out32 = littleEndian ? new Uint32Array(buffer, 0, Math.floor(buffer.byteLength / 4)) : undefined;
   const layers = prepareLayers(plan);
   const skyLimit = layers.skyLimit;
   let maxSky = 0;
@@ -35,20 +39,28 @@ export function renderScene(plan: ScenePlan): Uint8Array {
   const stars = bucket(placeStars(plan, skyLimit), bands, (s) => [Math.floor(s.y - s.r - 2), Math.ceil(s.y + s.r + 2)]);
   const bodies = bucket(plan.bodies, bands, (b) => bodyRows(b));
   const sprites = bucket(plan.sprites, bands, spriteRows);
+  const data = scratch(width * BAND);
   for (let band = 0; band < bands; band++) {
     const top = band * BAND;
     const bottom = Math.min(height, top + BAND);
     const canvas: Canvas = { data, width, height, top, bottom };
-    for (let y = top; y < Math.min(bottom, maxSky); y++) sky.draw(data, y, skyLimit);
+    for (let y = top; y < Math.min(bottom, maxSky); y++) sky.draw(data, (y - top) * width, y, skyLimit);
     for (const star of stars[band]!) drawStar(canvas, star);
     for (const body of bodies[band]!) drawBody(canvas, body);
-    for (let y = top; y < bottom; y++) drawLayerRow(data, layers, y);
+    for (let y = top; y < bottom; y++) drawLayerRow(data, (y - top) * width, layers, y);
     for (const sprite of sprites[band]!) drawSprite(canvas, sprite);
-    gradeRows(data, grade, top, bottom);
+    gradeBand(data, out, out32, grade, top, bottom);
   }
-  const whole: Canvas = { data, width, height, top: 0, bottom: height };
-  for (const element of plan.elements) pasteElement(whole, element);
-  return new Uint8Array(buffer);
+  for (const element of plan.elements) pasteElement(out, width, height, element);
+  return out;
+}
+
+let scratchBuffer = new Uint32Array(0);
+
+/** The band buffer, kept between renders of one thread (renders never overlap within a thread). */
+function scratch(length: number): Uint32Array {
+  if (scratchBuffer.length < length) scratchBuffer = new Uint32Array(length);
+  return scratchBuffer.subarray(0, length);
 }
 
 /** Sorts items into the bands their rows touch, keeping their order within a band. */
@@ -63,9 +75,9 @@ function bucket<T>(items: readonly T[], bands: number, rows: (item: T) => [numbe
   return out;
 }
 
-/** The sky field upsampled: field rows are widened to image columns once, then blended per row. */
+/** The sky field upsampled: field rows are widened to packed image rows once, then blended per row (two channels per multiply). */
 class SkyRows {
-  private readonly wide: Float32Array[];
+  private readonly wide: Uint32Array[];
   private readonly wideRow: number[] = [-1, -1];
   private readonly xi: Int32Array;
   private readonly xf: Float32Array;
@@ -79,10 +91,10 @@ class SkyRows {
       this.xi[x] = Math.floor(fx) * 3;
       this.xf[x] = fx - Math.floor(fx);
     }
-    this.wide = [new Float32Array(width * 3), new Float32Array(width * 3)];
+    this.wide = [new Uint32Array(width), new Uint32Array(width)];
   }
 
-  private row(j: number): Float32Array {
+  private row(j: number): Uint32Array {
     const slot = j & 1;
     const wide = this.wide[slot]!;
     if (this.wideRow[slot] === j) return wide;
@@ -90,28 +102,26 @@ class SkyRows {
     const { data, width: fw } = this.field;
     const base = j * fw * 3;
     const { xi, xf } = this;
-    for (let x = 0, o = 0; x < this.width; x++, o += 3) {
+    for (let x = 0; x < this.width; x++) {
       const p = base + xi[x]!;
       const w = xf[x]!;
-      wide[o] = data[p]! + (data[p + 3]! - data[p]!) * w;
-      wide[o + 1] = data[p + 1]! + (data[p + 4]! - data[p + 1]!) * w;
-      wide[o + 2] = data[p + 2]! + (data[p + 5]! - data[p + 2]!) * w;
+      wide[x] = pack(data[p]! + (data[p + 3]! - data[p]!) * w, data[p + 1]! + (data[p + 4]! - data[p + 1]!) * w, data[p + 2]! + (data[p + 5]! - data[p + 2]!) * w);
     }
     return wide;
   }
 
-  draw(out: Uint8ClampedArray, y: number, limit: Int32Array): void {
+  draw(out: Uint32Array, row: number, y: number, limit: Int32Array): void {
     const fy = y / this.field.scale;
     const j = Math.floor(fy);
-    const wy = fy - j;
+    const w = Math.round((fy - j) * 256);
+    const iw = 256 - w;
     const a = this.row(j);
     const b = this.row(Math.min(this.field.height - 1, j + 1));
-    let index = y * this.width * 3;
-    for (let x = 0, o = 0; x < this.width; x++, o += 3, index += 3) {
+    for (let x = 0; x < this.width; x++) {
       if (y >= limit[x]!) continue;
-      out[index] = a[o]! + (b[o]! - a[o]!) * wy;
-      out[index + 1] = a[o + 1]! + (b[o + 1]! - a[o + 1]!) * wy;
-      out[index + 2] = a[o + 2]! + (b[o + 2]! - a[o + 2]!) * wy;
+      const p = a[x]!;
+      const q = b[x]!;
+      out[row + x] = ((((p & 0xff00ff) * iw + (q & 0xff00ff) * w) >>> 8) & 0xff00ff) | ((((p & 0xff00) * iw + (q & 0xff00) * w) >>> 8) & 0xff00);
     }
   }
 }
@@ -148,10 +158,7 @@ function drawStar(canvas: Canvas, star: Star): void {
       const d = Math.sqrt(dx * dx + dy * dy);
       const a = Math.min(1, Math.max(0, r + 0.5 - d)) * alpha;
       if (a <= 0) continue;
-      const index = (yy * width + xx) * 3;
-      out[index] = out[index]! + (245 - out[index]!) * a;
-      out[index + 1] = out[index + 1]! + (242 - out[index + 1]!) * a;
-      out[index + 2] = out[index + 2]! + (255 - out[index + 2]!) * a;
+      blend(out, (yy - canvas.top) * width + xx, 245, 242, 255, a);
     }
   }
 }
@@ -179,8 +186,8 @@ function drawBody(canvas: Canvas, body: SkyBody): void {
   const invR = 1 / body.r;
   for (let y = y0; y <= y1; y++) {
     const dy = y + 0.5 - body.y;
-    let index = (y * width + x0) * 3;
-    for (let x = x0; x <= x1; x++, index += 3) {
+    let index = (y - canvas.top) * width + x0;
+    for (let x = x0; x <= x1; x++, index++) {
       const dx = x + 0.5 - body.x;
       const dist = Math.sqrt(dx * dx + dy * dy);
       const inside = body.r + 0.5 - dist;
@@ -196,9 +203,7 @@ function drawBody(canvas: Canvas, body: SkyBody): void {
         const r = body.shadow[0] + (body.colour[0] - body.shadow[0]) * k;
         const g = body.shadow[1] + (body.colour[1] - body.shadow[1]) * k;
         const b = body.shadow[2] + (body.colour[2] - body.shadow[2]) * k;
-        out[index] = out[index]! + (r - out[index]!) * a;
-        out[index + 1] = out[index + 1]! + (g - out[index + 1]!) * a;
-        out[index + 2] = out[index + 2]! + (b - out[index + 2]!) * a;
+        blend(out, index, r, g, b, a);
       }
       if (body.ring > 0) {
         const ey = dy / body.ringTilt;
@@ -207,9 +212,7 @@ function drawBody(canvas: Canvas, body: SkyBody): void {
           const edge = Math.min(e - ringInner, ringOuter - e, 1.5) / 1.5;
           const stripes = 0.75 + 0.25 * Math.sin(e * invR * 18);
           const a = body.ring * edge * stripes;
-          out[index] = out[index]! + (body.ringColour[0] - out[index]!) * a;
-          out[index + 1] = out[index + 1]! + (body.ringColour[1] - out[index + 1]!) * a;
-          out[index + 2] = out[index + 2]! + (body.ringColour[2] - out[index + 2]!) * a;
+          blend(out, index, body.ringColour[0], body.ringColour[1], body.ringColour[2], a);
         }
       }
     }
@@ -217,22 +220,20 @@ function drawBody(canvas: Canvas, body: SkyBody): void {
 }
 
 /** Pastes an element unaltered (bilinear-resized once) inside a plain frame; nothing here depends on the seed. */
-function pasteElement(canvas: Canvas, element: ElementPlan): void {
-  const { width } = canvas;
-  const out = canvas.data;
+function pasteElement(out: Uint8Array, width: number, height: number, element: ElementPlan): void {
   const border = element.border;
   const shadow = Math.max(2, Math.round(border * 1.6));
   for (let y = element.y - border; y < element.y + element.height + border + shadow; y++) {
-    if (y < 0 || y >= canvas.height) continue;
+    if (y < 0 || y >= height) continue;
     for (let x = element.x - border; x < element.x + element.width + border + shadow; x++) {
       if (x < 0 || x >= width) continue;
       const index = (y * width + x) * 3;
       const inFrame = y < element.y + element.height + border && x < element.x + element.width + border;
       if (!inFrame) {
         if (y >= element.y - border + shadow && x >= element.x - border + shadow) {
-          out[index] = out[index]! * 0.55;
-          out[index + 1] = out[index + 1]! * 0.55;
-          out[index + 2] = out[index + 2]! * 0.58;
+          out[index] = Math.round(out[index]! * 0.55);
+          out[index + 1] = Math.round(out[index + 1]! * 0.55);
+          out[index + 2] = Math.round(out[index + 2]! * 0.58);
         }
         continue;
       }
@@ -247,7 +248,7 @@ function pasteElement(canvas: Canvas, element: ElementPlan): void {
   const ch = src.channels;
   for (let y = 0; y < element.height; y++) {
     const oy = element.y + y;
-    if (oy < 0 || oy >= canvas.height) continue;
+    if (oy < 0 || oy >= height) continue;
     const fy = Math.min(src.height - 1, Math.max(0, (y + 0.5) * sy - 0.5));
     const y0 = Math.floor(fy);
     const y1 = Math.min(src.height - 1, y0 + 1);
@@ -266,8 +267,20 @@ function pasteElement(canvas: Canvas, element: ElementPlan): void {
         const cc = src.data[(y1 * src.width + x0) * ch + c]!;
         const dd = src.data[(y1 * src.width + x1) * ch + c]!;
         const top = a + (b - a) * wx;
-        out[index + c] = top + (cc + (dd - cc) * wx - top) * wy;
+        out[index + c] = Math.round(top + (cc + (dd - cc) * wx - top) * wy);
       }
     }
   }
+}
+
+/**
+ * Packs three channel values (clamped, rounded) into 0x00BBGGRR. A module-local copy of
+ * raster.ts's `pack`: under tsx an imported function is reached through a getter and is not
+ * inlined into the per-pixel loops.
+ */
+function pack(r: number, g: number, b: number): number {
+  const ri = r <= 0 ? 0 : r >= 255 ? 255 : (r + 0.5) | 0;
+  const gi = g <= 0 ? 0 : g >= 255 ? 255 : (g + 0.5) | 0;
+  const bi = b <= 0 ? 0 : b >= 255 ? 255 : (b + 0.5) | 0;
+  return ri | (gi << 8) | (bi << 16);
 }

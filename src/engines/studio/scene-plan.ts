@@ -23,6 +23,15 @@ function pickTime(random: Random): TimeOfDay {
   return 'golden';
 }
 
+/** The shots of a series, by index: camera zoom and pan (world units), horizon shift, sun shift (fractions of the frame) and the foreground. */
+const SHOTS: readonly { zoom: number; pan: number; horizon: number; sunShift: number; foreground: 'as-world' | 'close' | 'open' }[] = [
+  { zoom: 1, pan: 0, horizon: 0, sunShift: 0, foreground: 'as-world' },
+  { zoom: 0.62, pan: 1.3, horizon: 0.08, sunShift: -0.2, foreground: 'close' },
+  { zoom: 1.5, pan: 2.6, horizon: -0.07, sunShift: 0.18, foreground: 'open' },
+  { zoom: 0.85, pan: 3.7, horizon: 0.04, sunShift: 0.08, foreground: 'close' },
+  { zoom: 1.2, pan: 5.1, horizon: -0.03, sunShift: -0.12, foreground: 'open' },
+];
+
 export interface SceneContext {
   readonly width: number;
   readonly height: number;
@@ -36,6 +45,8 @@ export interface SceneContext {
   readonly sunX: number;
   readonly sunY: number;
   readonly reference: ReferenceSummary | undefined;
+  /** In a series, how this shot treats the near ground: the world's choice, a close foreground, or none. */
+  readonly foreground: 'as-world' | 'close' | 'open';
   feature(name: string): number;
   style(name: string): number;
 }
@@ -58,6 +69,21 @@ export function planScene(job: RenderJob): ScenePlan {
 
   const palette = basePalette(time);
   adaptToScene(palette, intent, time);
+  // A storm: heavy slate clouds over a pale break of light low on the horizon, dark water and land.
+  const storm = Math.min(1, intent.atmosphere['storm'] ?? 0);
+  if (storm > 0.4) {
+    palette.skyTop = mixRgb(palette.skyTop, [46, 54, 68], 0.8 * storm);
+    palette.skyMid = mixRgb(palette.skyMid, [84, 94, 110], 0.75 * storm);
+    palette.skyHorizon = mixRgb(palette.skyHorizon, [232, 222, 196], 0.45 * storm);
+    palette.cloudShade = mixRgb(palette.cloudShade, [44, 50, 62], 0.85 * storm);
+    palette.cloudLit = mixRgb(palette.cloudLit, [150, 158, 170], 0.7 * storm);
+    palette.sun = mixRgb(palette.sun, [255, 236, 196], 0.6 * storm);
+    palette.water = mixRgb(palette.water, [52, 66, 78], 0.7 * storm);
+    palette.far = mixRgb(palette.far, [88, 98, 110], 0.6 * storm);
+    palette.mid = mixRgb(palette.mid, [60, 68, 76], 0.6 * storm);
+    palette.near = mixRgb(palette.near, [36, 42, 44], 0.6 * storm);
+    palette.ground = mixRgb(palette.ground, [24, 28, 30], 0.6 * storm);
+  }
   const exposure = time === 'night' ? 0.55 : time === 'dusk' ? 0.75 : 1;
   if (intent.colours.length === 0 && references.length === 0) varyHue(palette, world.fork(2), 22);
   applyNamedColours(palette, intent, world.fork(3), exposure);
@@ -67,34 +93,39 @@ export function planScene(job: RenderJob): ScenePlan {
     pullToward(palette, merged, 0.85);
   }
 
-  const zoom = inSeries ? [1, 0.78, 1.25, 0.9, 1.12][seriesIndex % 5]! : world.range(0.85, 1.2);
-  const pan = world.range(0, 60) + (inSeries ? seriesIndex * 0.85 : 0);
+  // A series is one world seen in several shots: each index has its own framing, and the sun sinks
+  // through the series (the same palette in a later light).
+  const shot = inSeries ? SHOTS[seriesIndex % SHOTS.length]! : undefined;
+  const zoom = shot ? shot.zoom : world.range(0.85, 1.2);
+  const pan = world.range(0, 60) + (shot ? shot.pan + Math.floor(seriesIndex / SHOTS.length) * 4.3 : 0);
   const view: View = { width, height, zoom, pan };
   let hz = world.range(0.38, 0.7);
   if (feature('planet') + feature('space') + feature('sky') + style('epic') > 0.9) hz += 0.06;
   if (feature('sea') + feature('lake') > 0.9) hz -= 0.04;
-  if (inSeries) hz += moment.range(-0.04, 0.04);
+  if (shot) hz += shot.horizon;
   if (first) hz = hz * 0.2 + first.horizon * 0.8;
   hz = Math.min(0.78, Math.max(0.3, hz));
   const horizon = hz * height;
   const sunHeight = time === 'night' ? 0.55 : ({ sunrise: 0.1, morning: 0.45, day: 0.7, golden: 0.28, sunset: 0.07, dusk: -0.02, overcast: 0.5 } as const)[time];
   let sunX = world.range(0.16, 0.84) * width;
   let sunY = horizon - sunHeight * horizon * 0.95;
-  if (inSeries) {
-    sunX += (seriesIndex - (seriesAmount - 1) / 2) * 0.1 * width;
-    sunY += (seriesIndex - (seriesAmount - 1) / 2) * 0.03 * height;
+  if (shot) {
+    const progress = seriesAmount > 1 ? seriesIndex / (seriesAmount - 1) : 0;
+    sunX = Math.min(0.9, Math.max(0.1, sunX / width + shot.sunShift)) * width;
+    sunY = horizon - sunHeight * horizon * 0.95 * (1.15 - 0.75 * progress);
   }
+  if (storm > 0.4 && !first) sunY = horizon - height * 0.03;
   if (first) {
     sunX = first.light.x * width;
     sunY = Math.min(horizon - height * 0.02, first.light.y * height);
   }
 
-  const context: SceneContext = { width, height, intent, palette, time, world, moment, view, horizon, sunX, sunY, reference: first, feature, style };
+  const context: SceneContext = { width, height, intent, palette, time, world, moment, view, horizon, sunX, sunY, reference: first, foreground: shot?.foreground ?? 'as-world', feature, style };
   const layers = composeLayers(context);
   const sprites = placeProps(context, layers);
   const fogColour = mixRgb(palette.skyHorizon, palette.far, 0.25);
   const warmLight = time === 'golden' || time === 'sunset' || time === 'sunrise';
-  const clouds = Math.min(0.95, Math.max(0, ({ sunrise: 0.45, morning: 0.35, day: 0.3, golden: 0.42, sunset: 0.55, dusk: 0.4, night: 0.25, overcast: 0.95 } as const)[time] + (intent.atmosphere['clouds'] ?? 0) * 0.3 + world.range(-0.2, 0.15) - style('minimal') * 0.3));
+  const clouds = storm > 0.4 ? 0.95 : Math.min(0.95, Math.max(0, ({ sunrise: 0.45, morning: 0.35, day: 0.3, golden: 0.42, sunset: 0.55, dusk: 0.4, night: 0.25, overcast: 0.95 } as const)[time] + (intent.atmosphere['clouds'] ?? 0) * 0.3 + world.range(-0.2, 0.15) - style('minimal') * 0.3));
   const bodies: SkyBody[] = [];
   if (feature('planet') > 0 || feature('orbit') > 0.9) {
     const r = height * world.range(0.16, 0.3);
@@ -122,9 +153,9 @@ export function planScene(job: RenderJob): ScenePlan {
     height,
     sky: {
       top: palette.skyTop, mid: palette.skyMid, horizon: palette.skyHorizon, horizonY: horizon,
-      sunX, sunY, sunRadius: height * 0.03, sunColour: palette.sun, sunDisc, glow: time === 'night' ? 0.12 : time === 'overcast' ? 0.15 : 0.55,
-      clouds, cloudScale: world.range(0.7, 1.5), cloudLit: palette.cloudLit, cloudShade: palette.cloudShade,
-      cloudBandTop: world.range(0.02, 0.2), cloudBandBottom: Math.max(0.25, hz - world.range(0.02, 0.15)), cloudStretch: world.range(1.8, 3.2),
+      sunX, sunY, sunRadius: height * 0.03, sunColour: palette.sun, sunDisc, glow: storm > 0.4 ? 0.4 : time === 'night' ? 0.12 : time === 'overcast' ? 0.15 : 0.55,
+      clouds, cloudScale: storm > 0.4 ? world.range(0.55, 0.8) : world.range(0.7, 1.5), cloudLit: palette.cloudLit, cloudShade: palette.cloudShade,
+      cloudBandTop: storm > 0.4 ? -0.1 : world.range(0.02, 0.2), cloudBandBottom: Math.max(0.25, hz - (storm > 0.4 ? 0.07 : world.range(0.02, 0.15))), cloudStretch: world.range(1.8, 3.2),
       aurora: Math.min(1, intent.atmosphere['aurora'] ?? 0), auroraColour: mixRgb([80, 230, 170], palette.accent, 0.2),
       rays: Math.min(1, (intent.atmosphere['rays'] ?? 0) * 0.6 + (warmLight ? 0.15 : 0)),
       posterize: style('illustration') + style('retro') + style('flat') > 0.9 ? 14 : 0, sunStripes: false, noiseSeed: world.fork(9).int(0, 2 ** 31),
@@ -137,11 +168,11 @@ export function planScene(job: RenderJob): ScenePlan {
     sprites,
     grade: {
       exposure: 1 + style('dreamy') * 0.05 - style('moody') * 0.08,
-      contrast: 0.12 + cinematic * 0.18 + style('noir') * 0.3 - style('dreamy') * 0.1,
+      contrast: 0.12 + cinematic * 0.18 + style('noir') * 0.3 - style('dreamy') * 0.1 + storm * 0.15,
       shadowTint: cinematic > 0 ? [-4 * cinematic, 5 * cinematic, 12 * cinematic] : vintage > 0 ? [14 * vintage, 8 * vintage, -4 * vintage] : [0, 0, 4],
       highlightTint: cinematic > 0 ? [10 * cinematic, 3 * cinematic, -8 * cinematic] : vintage > 0 ? [10 * vintage, 4 * vintage, -14 * vintage] : [3, 1, -2],
       lift: 0.015 + style('editorial') * 0.03 + vintage * 0.07 + style('dreamy') * 0.04,
-      vignette: 0.24 + cinematic * 0.2 + vintage * 0.2,
+      vignette: 0.24 + cinematic * 0.2 + vintage * 0.2 + storm * 0.12,
       grain: 5 + vintage * 5 + style('watercolor') * 2,
       glowColour: scaleRgb(palette.sun, 0.6), glowStrength, glowX: sunX, glowY: sunY, glowRadius: 0.35 + style('dreamy') * 0.15,
       mist: Math.min(0.7, (intent.atmosphere['fog'] ?? 0) * 0.5 + (intent.atmosphere['haze'] ?? 0) * 0.2 + (intent.atmosphere['vapor'] ?? 0) * 0.12 + style('dreamy') * 0.1),
@@ -158,6 +189,29 @@ function placeElements(job: RenderJob, width: number, height: number): ElementPl
     const rect = elementRect(width, height, job.elements.length, index, pixels.width, pixels.height);
     return { pixels, ...rect };
   });
+}
+
+/** The glazing of a vault seen from inside: arched ribs beyond the opening and mullions running out to the edges. */
+function vaultRibs(out: Sprite[], vault: NonNullable<LayerPlan['vault']>, colour: Rgb, height: number): void {
+  const { cx, half, spring, apex } = vault;
+  const rise = spring - apex;
+  const at = (theta: number, s: number): [number, number] => [cx + Math.cos(theta) * half * s, spring - Math.sin(theta) * rise * s];
+  const w = Math.max(0.6, height * 0.0022);
+  for (const s of [1.14, 1.34, 1.62]) {
+    let [px, py] = at(0, s);
+    for (let i = 1; i <= 32; i++) {
+      const [x, y] = at((i / 32) * Math.PI, s);
+      out.push({ type: 'stroke', x0: px, y0: py, x1: x, y1: y, r0: w, r1: w, colour, alpha: 0.22 });
+      px = x;
+      py = y;
+    }
+  }
+  for (let k = 1; k < 10; k++) {
+    const theta = (k / 10) * Math.PI;
+    const [x0, y0] = at(theta, 1.02);
+    const [x1, y1] = at(theta, 2.4);
+    out.push({ type: 'stroke', x0, y0, x1, y1, r0: w * 0.9, r1: w * 1.6, colour, alpha: 0.18 });
+  }
 }
 
 function groundAt(layers: readonly LayerPlan[], x: number, height: number): number {
@@ -221,7 +275,10 @@ function placeProps(c: SceneContext, layers: readonly LayerPlan[]): Sprite[] {
       figure(sprites, x, Math.min(height - h * 0.05, groundAt(layers, x, height) + h * 0.06), h, dark, coat, moment);
     }
   }
+  const vault = layers.find((l) => l.kind === 'frame')?.vault;
+  if (vault) vaultRibs(sprites, vault, mixRgb(palette.sun, palette.cloudLit, 0.5), height);
   const atm = intent.atmosphere;
+  if ((atm['storm'] ?? 0) > 0.4 && (atm['rain'] ?? 0) <= 0.4) weather(sprites, 'rain', 260, width, height, [200, 208, 218], moment);
   if ((atm['snow'] ?? 0) > 0.4) weather(sprites, 'snow', Math.round(500 * Math.min(1.5, atm['snow']!)), width, height, [245, 248, 255], moment);
   if ((atm['rain'] ?? 0) > 0.4) weather(sprites, 'rain', Math.round(450 * Math.min(1.5, atm['rain']!)), width, height, mixRgb(palette.cloudLit, [220, 230, 240], 0.5), moment);
   if ((atm['petals'] ?? 0) > 0.4) weather(sprites, 'petals', 170, width, height, mixRgb(palette.accent, [255, 200, 215], 0.45), moment);

@@ -28,6 +28,8 @@ export interface LayerPlan {
   readonly rimWidth: number;
   readonly windows?: { readonly cellWidth: number; readonly cellHeight: number; readonly density: number; readonly colour: Rgb; readonly seed: number };
   readonly water?: { readonly y: number; readonly reflectivity: number; readonly ripple: number; readonly phase: number };
+  /** A `frame` shaped as a vault: its opening is the half-ellipse centred on (cx, spring) reaching up to `apex`. */
+  readonly vault?: { readonly cx: number; readonly half: number; readonly spring: number; readonly apex: number };
 }
 
 export interface SkyPlan {

@@ -11,7 +11,7 @@ export interface SkyField {
 }
 
 /** Field cells are about this many; clouds and glow need no more. */
-const FIELD_CELLS = 60_000;
+const FIELD_CELLS = 40_000;
 
 export function skyScale(width: number, height: number): number {
   return Math.max(2, Math.round(Math.sqrt((width * height) / FIELD_CELLS)));
@@ -38,6 +38,12 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
   const cloudFreq = sky.cloudScale * 4;
   const sunDx = sky.sunX;
   const sunDy = sky.sunY;
+  // exp(−60·d²) is separable: a column table times a row factor.
+  const tightX = new Float32Array(fw);
+  for (let i = 0; i < fw; i++) {
+    const dx = (i * scale - sunDx) * invH;
+    tightX[i] = Math.exp(-dx * dx * 60) * 0.85;
+  }
   for (let j = 0; j <= lastRow; j++) {
     const y = j * scale;
     let t = Math.min(1, Math.max(0, y / Math.max(1, sky.horizonY)));
@@ -51,6 +57,8 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
     const yn = y * invH;
     const band = smooth(sky.cloudBandTop - 0.08, sky.cloudBandTop + 0.1, yn) * (1 - smooth(sky.cloudBandBottom - 0.1, sky.cloudBandBottom + 0.04, yn));
     const auroraRow = sky.aurora > 0 ? sky.aurora * Math.exp(-(((yn - 0.22) / 0.16) ** 2)) : 0;
+    const dyRow = (y - sunDy) * invH;
+    const tightY = Math.exp(-dyRow * dyRow * 60);
     for (let i = 0; i < fw; i++) {
       const x = i * scale;
       let r = rowColour[0]!;
@@ -59,13 +67,17 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
       const dx = (x - sunDx) * invH;
       const dy = (y - sunDy) * invH;
       const d2 = dx * dx + dy * dy;
-      const glow = sky.glow * (Math.exp(-d2 * 60) * 0.85 + Math.exp(-Math.sqrt(d2) * 3.2) * 0.45);
+      const len = Math.sqrt(d2);
+      // exp(−3.2·len) = exp(−1.6·len)², and the rays use exp(−1.6·len): one exp for both.
+      const wide = Math.exp(-len * 1.6);
+      const glow = sky.glow * (tightX[i]! * tightY + wide * wide * 0.45);
       r += (sky.sunColour[0] - r) * Math.min(1, glow);
       g += (sky.sunColour[1] - g) * Math.min(1, glow);
       b += (sky.sunColour[2] - b) * Math.min(1, glow);
       if (sky.rays > 0 && dy > -0.5) {
         const angle = Math.atan2(dy, dx);
-        const ray = rayNoise.at(angle * 14 + 50) ** 3 * sky.rays * Math.exp(-Math.sqrt(d2) * 1.6);
+        const rn = rayNoise.at(angle * 14 + 50);
+        const ray = rn * rn * rn * sky.rays * wide;
         r += (sky.sunColour[0] - r) * ray;
         g += (sky.sunColour[1] - g) * ray;
         b += (sky.sunColour[2] - b) * ray;
@@ -84,8 +96,7 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
         const coverage = smooth(1 - sky.clouds * 0.62, 1.02 - sky.clouds * 0.42, n * (0.55 + 0.45 * band)) * band;
         if (coverage > 0.003) {
           const toward = 0.08;
-          const len = Math.sqrt(d2) + 1e-6;
-          const n2 = noise.fbm(nx - (dx / len) * toward * cloudFreq, ny - (dy / len) * toward * cloudFreq * sky.cloudStretch, 3, 0.55);
+          const n2 = noise.fbm(nx - (dx / (len + 1e-6)) * toward * cloudFreq, ny - (dy / (len + 1e-6)) * toward * cloudFreq * sky.cloudStretch, 3, 0.55);
           const lit = Math.min(1, Math.max(0, 0.55 + (n - n2) * 5 + glow * 0.6));
           const cr = sky.cloudShade[0] + (sky.cloudLit[0] - sky.cloudShade[0]) * lit;
           const cg = sky.cloudShade[1] + (sky.cloudLit[1] - sky.cloudShade[1]) * lit;
