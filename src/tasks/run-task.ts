@@ -163,21 +163,21 @@ async function finishImage(
   engine: ImageEngine,
 ): Promise<{ followUp: Promise<void> }> {
   const format = FORMAT[task.outputFormat];
-  let encoded;
-  if (image.pixels) encoded = await encodeRaw(image.pixels, format, task.outputQuality);
-  else if (image.encoded) encoded = await ensureFormat(image.encoded, format, task.outputQuality);
-  else throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
-
-  let nsfw: boolean | undefined;
-  if (task.safetyMode !== 'none' && deps.safety) {
-    const verdict = await deps.safety.classify(image.pixels ?? encoded, { taskUUID: record.taskUUID, what: `image ${generation.index}` });
-    nsfw = verdict.nsfw;
-    if (nsfw && deps.safety.policy === 'block') {
-      throw new ApiError('nsfwContentDetected', 'The generated image was withheld because the safety check flagged it.', {
-        parameter: 'safety',
-        extra: { seed: generation.seed },
-      });
-    }
+  const source = image.pixels ?? image.encoded;
+  if (!source) throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
+  // The safety check reads the same pixels as the encoder: the two run side by side.
+  const [encoded, verdict] = await Promise.all([
+    image.pixels ? encodeRaw(image.pixels, format, task.outputQuality) : ensureFormat(image.encoded!, format, task.outputQuality),
+    task.safetyMode !== 'none' && deps.safety
+      ? deps.safety.classify(source, { taskUUID: record.taskUUID, what: `image ${generation.index}` })
+      : undefined,
+  ]);
+  const nsfw = verdict?.nsfw;
+  if (nsfw && deps.safety?.policy === 'block') {
+    throw new ApiError('nsfwContentDetected', 'The generated image was withheld because the safety check flagged it.', {
+      parameter: 'safety',
+      extra: { seed: generation.seed },
+    });
   }
 
   const now = deps.clock.now();
