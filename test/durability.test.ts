@@ -84,6 +84,31 @@ describe('durability', () => {
     }
   });
 
+  test('a webhook still retrying when the server stops is delivered after the restart, under the same id', async () => {
+    let accept = false;
+    const receiver = await Receiver.start(() => (accept ? 200 : 503));
+    const env = { KILN_ALLOW_PRIVATE_URLS: 'true', KILN_RETRY_BASE_MS: '1000', KILN_RETRY_MAX_MS: '1000', KILN_WEBHOOK_MAX_ATTEMPTS: '8' };
+    const first = await startTestServer(env);
+    try {
+      const taskUUID = randomUUID();
+      await post(first, [{ taskType: 'imageInference', taskUUID, model: 'kiln:studio@1', positivePrompt: 'a pier', width: 128, height: 128,
+        webhookURL: `${receiver.url}/hook` }]);
+      await receiver.waitFor(1);
+      await first.close({ keepData: true });
+      const failedId = receiver.requests[0]!.headers['webhook-id'];
+      accept = true;
+      const second = await startTestServer(env, { dataDir: first.dataDir });
+      try {
+        await receiver.waitFor(1, (r) => r.headers['webhook-id'] === failedId && receiver.requests.indexOf(r) > 0);
+        assert.ok(receiver.requests.every((r) => r.headers['webhook-id'] === failedId));
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await receiver.close();
+    }
+  });
+
   test('a sync task whose client went away finishes and stays readable', async () => {
     const server = await startTestServer();
     try {
