@@ -3,8 +3,9 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildServer } from './api/server.ts';
-import type { Config } from './config/config.ts';
+import { ConfigError, type Config } from './config/config.ts';
 import type { ImageEngine } from './engines/spec/image-engine.ts';
+import { createRunwareEngine } from './engines/runware/runware-engine.ts';
 import { createStudioEngine } from './engines/studio/studio-engine.ts';
 import { createSafetyChecker } from './imaging/safety/safety-checker.ts';
 import { createSafetyClassifier } from './imaging/safety/safety-classifier.ts';
@@ -13,7 +14,7 @@ import { checkDeliveryTarget } from './delivery/target-check.ts';
 import { createImageInputs } from './inputs/image-inputs.ts';
 import { createSafeFetch } from './net/safe-fetch.ts';
 import { createMetrics } from './metrics/metrics.ts';
-import { KLING_O3, MODELS } from './models/model-registry.ts';
+import { KILN_STUDIO, KLING_O3, MODELS } from './models/model-registry.ts';
 import { MemoryQueue } from './queue/memory-queue.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import type { Logger } from './shared/logger.ts';
@@ -46,14 +47,34 @@ export interface ComposeOptions {
   readonly logStream?: pino.DestinationStream;
 }
 
-function engineRegistry(engines: Map<string, ImageEngine>): EngineRegistry {
+/**
+ * Which engine serves each model: `klingai:kling-image@o3` goes to `runware` when a Runware key
+ * is configured, else to `studio`; `kiln:studio@1` always to `studio`; KILN_ROUTES pins any
+ * model to any available engine on top of that.
+ */
+function routeModels(config: Config, available: ReadonlyMap<string, ImageEngine>): Map<string, ImageEngine> {
+  const studio = available.get('studio') as ImageEngine;
+  const routes = new Map([...MODELS.keys()].map((id) => [id, id === KLING_O3.id ? (available.get('runware') ?? studio) : studio]));
+  const problems: string[] = [];
+  for (const [model, engineName] of Object.entries(config.routes)) {
+    const engine = available.get(engineName);
+    if (!MODELS.has(model)) problems.push(`KILN_ROUTES: unknown model ${model}`);
+    else if (!engine) problems.push(`KILN_ROUTES: engine ${engineName} is not available (known: ${[...available.keys()].join(', ')})`);
+    else if (model === KILN_STUDIO.id && engineName !== 'studio') problems.push(`KILN_ROUTES: ${model} is served only by studio`);
+    else routes.set(model, engine);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return routes;
+}
+
+function engineRegistry(engines: Map<string, ImageEngine>, available: ReadonlyMap<string, ImageEngine>): EngineRegistry {
   return {
     forModel(model) {
       const engine = engines.get(model);
       if (!engine) throw new Error(`no engine serves ${model}`);
       return engine;
     },
-    all: () => [...new Set(engines.values())],
+    all: () => [...available.values()],
   };
 }
 
@@ -83,7 +104,9 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const objects = new LocalObjectStore(path.join(config.dataDir, 'objects'));
   const queue = new MemoryQueue(config.queueMax);
   const studio = createStudioEngine({ threads: config.studioThreads });
-  const engines = engineRegistry(new Map([...MODELS.keys()].map((id) => [id, studio])));
+  const available = new Map<string, ImageEngine>([['studio', studio]]);
+  if (config.runware) available.set('runware', createRunwareEngine({ ...config.runware, logger }));
+  const engines = engineRegistry(routeModels(config, available), available);
   const apiKeys = new ApiKeys(store, clock);
   const createdKey = await ensureInitialKey(config, apiKeys, logger);
   let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;
@@ -145,7 +168,8 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   await delivery.start();
   await service.start(config.queueConcurrency);
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.info({ url: baseUrl, engine: studio.name }, 'kiln is listening');
+  const routing = Object.fromEntries([...MODELS.keys()].map((id) => [id, engines.forModel(id).name]));
+  logger.info({ url: baseUrl, engines: routing }, 'kiln is listening');
 
   let closing: Promise<void> | undefined;
   return {

@@ -49,6 +49,15 @@ const envSchema = z.object({
   KILN_SAFETY_POLICY: z.enum(['flag', 'block']).default('flag'),
   KILN_SAFETY_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
   KILN_SAFETY_CHECK_INPUTS: bool.default(false),
+  RUNWARE_API_KEY: z.string().min(1).optional(),
+  KILN_RUNWARE_URL: z
+    .string()
+    .regex(/^(wss?|https?):\/\/./, 'must be a ws://, wss://, http:// or https:// URL')
+    .default('wss://ws-api.runware.ai/v1'),
+  KILN_ROUTES: z
+    .string()
+    .regex(/^\s*[^=,\s]+\s*=\s*[a-z]+\s*(,\s*[^=,\s]+\s*=\s*[a-z]+\s*)*$/, 'must look like model=engine,model=engine')
+    .optional(),
 });
 
 export interface Config {
@@ -88,6 +97,10 @@ export interface Config {
     /** Classify uploads and reference images too. */
     readonly checkInputs: boolean;
   };
+  /** The upstream Runware engine; set when RUNWARE_API_KEY is (it then serves klingai:kling-image@o3). */
+  readonly runware: { readonly apiKey: string; readonly url: string } | undefined;
+  /** Explicit model → engine routes (KILN_ROUTES), applied over the defaults. */
+  readonly routes: Readonly<Record<string, string>>;
 }
 
 /** Delivery retry settings (see `delivery/retry-policy.ts`). */
@@ -154,5 +167,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       maxDelayMs: e.KILN_RETRY_MAX_MS,
     }),
     safety: Object.freeze({ policy: e.KILN_SAFETY_POLICY, threshold: e.KILN_SAFETY_THRESHOLD, checkInputs: e.KILN_SAFETY_CHECK_INPUTS }),
+    runware: e.RUNWARE_API_KEY === undefined ? undefined : Object.freeze({ apiKey: e.RUNWARE_API_KEY, url: e.KILN_RUNWARE_URL }),
+    routes: Object.freeze(
+      Object.fromEntries(
+        (e.KILN_ROUTES ?? '')
+          .split(',')
+          .filter((pair) => pair.includes('='))
+          .map((pair) => pair.split('=').map((part) => part.trim()) as [string, string]),
+      ),
+    ),
   });
 }

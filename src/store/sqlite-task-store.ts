@@ -304,6 +304,7 @@ export class SqliteTaskStore implements TaskStore {
           ...(u.error === undefined ? {} : { error: u.error }),
           ...(u.cost === undefined ? {} : { cost: u.cost }),
           ...(u.nsfw === undefined ? {} : { nsfw: Number(u.nsfw) }),
+          ...(u.seed === undefined ? {} : { seed: u.seed }),
         })
         .where('task_uuid', '=', taskUUID)
         .where('idx', '=', index)

@@ -70,6 +70,8 @@ export interface GenerationUpdate {
   readonly error?: string;
   readonly cost?: number;
   readonly nsfw?: boolean;
+  /** The seed the engine actually used, when it differs from the planned one. */
+  readonly seed?: number;
   readonly finishedAt: number;
 }
 

@@ -67,12 +67,16 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     const size = resolveSize(task, inputs.referenceImages[0]);
     const engine = deps.engines.forModel(task.model);
     const bySlot = new Map(pending.map((g) => [g.index, g]));
-    const batches: GenerationRecord[][] = [];
-    for (let i = 0; i < pending.length; i += engine.maxImagesPerCall) {
-      batches.push(pending.slice(i, i + engine.maxImagesPerCall));
+    // Calls cover fixed index ranges, so a call resumed after a restart (with only its images
+    // still pending) finds the checkpoint its first run saved at the range's first index.
+    const byRange = new Map<number, GenerationRecord[]>();
+    for (const g of pending) {
+      const start = g.index - (g.index % engine.maxImagesPerCall);
+      byRange.set(start, [...(byRange.get(start) ?? []), g]);
     }
+    const batches = [...byRange].map(([start, generations]) => ({ start, generations }));
     const taskSeed = (await deps.store.listGenerations(taskUUID))[0]?.seed ?? 1;
-    await runLimited(batches, engine.concurrency, async (batch) => {
+    await runLimited(batches, engine.concurrency, async ({ start, generations: batch }) => {
       const settled = new Set<number>();
       const finish = async (image: GeneratedImage): Promise<void> => {
         const generation = bySlot.get(image.index);
@@ -103,8 +107,8 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           options: {},
           signal,
           checkpoint: {
-            load: () => deps.store.loadEngineState(taskUUID, batch[0]!.index),
-            save: (value) => deps.store.saveEngineState(taskUUID, batch[0]!.index, value),
+            load: () => deps.store.loadEngineState(taskUUID, start),
+            save: (value) => deps.store.saveEngineState(taskUUID, start, value),
           },
           includeCost: task.includeCost,
           onImage: finish,
@@ -176,7 +180,7 @@ async function finishImage(
   if (nsfw && deps.safety?.policy === 'block') {
     throw new ApiError('nsfwContentDetected', 'The generated image was withheld because the safety check flagged it.', {
       parameter: 'safety',
-      extra: { seed: generation.seed },
+      extra: { seed: image.seed },
     });
   }
 
@@ -204,7 +208,7 @@ async function finishImage(
   const item = buildResultItem({
     taskUUID: record.taskUUID,
     imageUUID,
-    seed: generation.seed,
+    seed: image.seed,
     outputType: task.outputType,
     outputFormat: task.outputFormat,
     ...(isUrl ? { imageURL: deps.imageUrl(objectKey) } : { bytes: encoded.bytes }),
@@ -220,7 +224,7 @@ async function finishImage(
   await deps.store.settleGeneration(
     record.taskUUID,
     generation.index,
-    { status: 'success', imageUUID, cost, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
+    { status: 'success', imageUUID, cost, seed: image.seed, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
     deliveries,
   );
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
