@@ -100,13 +100,15 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const clock = options.clock ?? systemClock;
   const logger = pino({ level: config.logLevel, base: { service: 'kiln' } }, options.logStream ?? pino.destination(1));
   await mkdir(path.join(config.dataDir, 'objects'), { recursive: true });
-  const store = new SqliteTaskStore(path.join(config.dataDir, 'kiln.sqlite'));
-  const objects = new LocalObjectStore(path.join(config.dataDir, 'objects'));
-  const queue = new MemoryQueue(config.queueMax);
+  // Engines connect and start their workers lazily, so routing errors stop the start before
+  // anything is opened.
   const studio = createStudioEngine({ threads: config.studioThreads });
   const available = new Map<string, ImageEngine>([['studio', studio]]);
   if (config.runware) available.set('runware', createRunwareEngine({ ...config.runware, logger }));
   const engines = engineRegistry(routeModels(config, available), available);
+  const store = new SqliteTaskStore(path.join(config.dataDir, 'kiln.sqlite'));
+  const objects = new LocalObjectStore(path.join(config.dataDir, 'objects'));
+  const queue = new MemoryQueue(config.queueMax);
   const apiKeys = new ApiKeys(store, clock);
   const createdKey = await ensureInitialKey(config, apiKeys, logger);
   let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;

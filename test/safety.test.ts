@@ -55,6 +55,13 @@ describe('safety checks with the real classifier', () => {
     }
     assert.equal(safetyLogs(server).length, before);
   });
+
+  test('checks are counted and timed in /metrics', async () => {
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const clean = /kiln_safety_checks_total\{verdict="clean"\} (\d+)/.exec(metrics);
+    assert.ok(clean && Number(clean[1]) >= 4, metrics.slice(0, 200));
+    assert.match(metrics, /kiln_safety_check_seconds_count \d+/);
+  });
 });
 
 describe('safety policies with a threshold that flags everything', () => {

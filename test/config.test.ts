@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config/config.ts';
+import { post, startTestServer, TEST_KEY } from './helpers/kiln-server.ts';
+
+test('defaults match docs/configuration.md', () => {
+  const config = loadConfig({});
+  assert.equal(config.port, 8080);
+  assert.equal(config.host, '0.0.0.0');
+  assert.match(config.dataDir, /data$/);
+  assert.equal(config.maxBodyBytes, 64 * 1024 * 1024);
+  assert.equal(config.wsIdleMs, 120_000);
+  assert.equal(config.retentionMs, 24 * 3_600_000);
+  assert.equal(config.runware, undefined);
+  assert.deepEqual(config.routes, {});
+});
+
+test('every bad variable is listed at once', () => {
+  assert.throws(
+    () => loadConfig({ KILN_PORT: 'eighty', KILN_SAFETY_THRESHOLD: '2', KILN_RUNWARE_URL: 'ftp://x', KILN_ROUTES: 'nonsense' }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 4, error.message);
+      return true;
+    },
+  );
+});
+
+test('KILN_ROUTES pins O3 to studio although a Runware key is set; unknown routes stop the start', async () => {
+  const server = await startTestServer({ RUNWARE_API_KEY: 'operator-key', KILN_RUNWARE_URL: 'ws://127.0.0.1:9/v1', KILN_ROUTES: 'klingai:kling-image@o3=studio' });
+  try {
+    const response = await post(server, [
+      { taskType: 'imageInference', taskUUID: randomUUID(), model: 'klingai:kling-image@o3', positivePrompt: 'dunes', width: 1024, height: 1024 },
+    ]);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('x-kiln-engine'), 'studio');
+  } finally {
+    await server.close();
+  }
+  await assert.rejects(startTestServer({ KILN_ROUTES: 'klingai:kling-image@o3=runware' }), ConfigError);
+  await assert.rejects(startTestServer({ KILN_ROUTES: 'kiln:studio@1=runware', RUNWARE_API_KEY: TEST_KEY }), ConfigError);
+});
