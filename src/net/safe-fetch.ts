@@ -161,6 +161,8 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
       }
       if (init.discardBody) {
         // Not even drained: a receiver that dribbles or floods its answer cannot hold the caller.
+        // Destroying emits an abort error on the stream; nobody reads it, so it is swallowed here.
+        response.body.on('error', () => {});
         response.body.destroy();
         return { url: current.href, status: statusCode, headers: flattenHeaders(response.headers), body: new Uint8Array(0), redirects };
       }
