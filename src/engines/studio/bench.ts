@@ -4,7 +4,9 @@
  *
  * - the bare sharp JPG encode of the rendered pixels (quality 95, 4:4:4, `sharp.concurrency(1)`),
  * - the render on one thread (the renderer called in this thread, not through the pool),
- * - the render through the worker pool, and two concurrent renders on it (throughput),
+ * - the render through the 2-thread worker pool: one image on the idle pool (which splits it into
+ *   two strips, one per worker), the same forced whole onto one worker, and two concurrent images
+ *   (which the pool renders whole, one per worker: throughput against one whole render),
  *
  * for 2496×1664 and 4096×4096, as medians and ratios. Run it with
  * `node --import tsx src/engines/studio/bench.ts` (env `BENCH_RUNS`, default 12; `BENCH_PROMPTS=all`
@@ -16,7 +18,7 @@ import sharp from 'sharp';
 import { renderScene } from './renderer.ts';
 import type { RenderJob } from './render-job.ts';
 import { planScene } from './scene-plan.ts';
-import { WorkerPool } from './worker-pool.ts';
+import { WorkerPool, type RenderOutput } from './worker-pool.ts';
 
 const PROMPT = 'An expansive spring festival in a hillside town plaza with a dragon kite above tiled rooftops, lantern strands, distant terraces, drifting petals, golden late-afternoon sunlight, jade, coral, saffron and porcelain white';
 
@@ -81,20 +83,37 @@ export async function benchStudio(runs = 12, prompts: readonly string[] = [PROMP
   const pool = new WorkerPool(2);
   try {
     const big = (seed: number): RenderJob => job(PROMPT, 2496, 1664, seed);
-    await Promise.all([pool.render(big(1)), pool.render(big(2))]);
-    const ones: number[] = [];
+    // Warm-up: the workers' JIT needs a few renders of each kind (whole images and strips) before the times settle.
+    for (let i = 0; i < 3; i++) {
+      await Promise.all([pool.render(big(1 + i)), pool.render(big(4 + i))]);
+      await pool.render(big(7 + i));
+      await pool.render(big(7 + i), undefined, undefined, 1);
+    }
+    const splits: number[] = [];
+    const wholes: number[] = [];
     const twos: number[] = [];
-    for (let i = 0; i < Math.max(3, Math.round(runs / 2)); i++) {
+    const strips = (n: number, outputs: readonly RenderOutput[]): void => {
+      if (outputs.some((output) => output.strips !== n)) throw new Error(`expected ${n} strips, got ${outputs.map((output) => output.strips).join(', ')}`);
+    };
+    for (let i = 0; i < Math.max(3, runs); i++) {
       let started = performance.now();
-      await pool.render(big(10 + i));
-      ones.push(performance.now() - started);
+      strips(2, [await pool.render(big(10 + i))]);
+      splits.push(performance.now() - started);
       started = performance.now();
-      await Promise.all([pool.render(big(100 + i)), pool.render(big(200 + i))]);
+      strips(1, [await pool.render(big(50 + i), undefined, undefined, 1)]);
+      wholes.push(performance.now() - started);
+      started = performance.now();
+      strips(1, await Promise.all([pool.render(big(100 + i)), pool.render(big(200 + i))]));
       twos.push(performance.now() - started);
     }
-    results['pool 1x 2496x1664'] = median(ones);
+    // One image as the pool serves it (split over both workers when they are free).
+    results['pool 1x 2496x1664'] = median(splits);
+    results['pool split 2496x1664'] = median(splits);
+    results['pool whole 2496x1664'] = median(wholes);
+    results['ratio pool whole/split 2496x1664'] = median(wholes) / median(splits);
+    // Two images asked for together render whole, one per worker: throughput against one whole render.
     results['pool 2x 2496x1664'] = median(twos);
-    results['pool throughput ratio'] = (2 * median(ones)) / median(twos);
+    results['pool throughput ratio'] = (2 * median(wholes)) / median(twos);
   } finally {
     await pool.close();
   }

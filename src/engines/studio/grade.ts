@@ -136,26 +136,32 @@ export function prepareGrade(grade: GradePlan, width: number, height: number): P
 }
 
 /**
- * Grades the packed rows `top` ≤ y < `bottom` (`band` holds exactly those rows) into the RGB
- * bytes of `out`. When the rows start on a word boundary, four pixels go out as three words.
+ * Grades columns `x0` ≤ x < `x1` of the packed rows `top` ≤ y < `bottom` into the RGB bytes of
+ * `out` (the whole image). `band` holds those rows from column `left`, `stride` pixels per row.
+ * When the image width is a multiple of four, four pixels go out as three words (one vignette and
+ * bloom factor per group of four): `x0` and `x1` must then be multiples of four, so that a strip groups
+ * its pixels as the whole image does.
  */
-export function gradeBand(band: Uint32Array, out: Uint8Array, out32: Uint32Array | undefined, g: PreparedGrade, top: number, bottom: number): void {
+export function gradeBand(band: Uint32Array, stride: number, left: number, out: Uint8Array, out32: Uint32Array | undefined, g: PreparedGrade, top: number, bottom: number, x0 = 0, x1 = g.width): void {
   const { width } = g;
+  const packed = out32 !== undefined && (width & 3) === 0;
+  if (packed && ((x0 | x1) & 3) !== 0) throw new Error(`a strip must start and end on multiples of four columns, not ${x0}…${x1}`);
   for (let y = top; y < bottom; y++) {
-    const row = (y - top) * width;
+    // Pixel x of this row is `band[row + x]`.
+    const row = (y - top) * stride - left;
     const mist = g.mistY[y]!;
-    if (mist > 0) mistRow(band, row, g, mist);
-    const start = y * width * 3;
-    if (out32 !== undefined && (start & 3) === 0 && (width & 3) === 0) gradeRowPacked(band, row, out32, start >> 2, g, y);
-    else gradeRowBytes(band, row, out, start, g, y);
+    if (mist > 0) mistRow(band, row, g, mist, x0, x1);
+    const start = (y * width + x0) * 3;
+    if (packed) gradeRowPacked(band, row, out32, start >> 2, g, y, x0, x1);
+    else gradeRowBytes(band, row, out, start, g, y, x0, x1);
   }
 }
 
 /** Mist (before the tone curve, as a fog colour blended in), in place on the band. */
-function mistRow(band: Uint32Array, row: number, g: PreparedGrade, mist: number): void {
-  const { width, mistX } = g;
+function mistRow(band: Uint32Array, row: number, g: PreparedGrade, mist: number, x0: number, x1: number): void {
+  const { mistX } = g;
   const [fr, fg, fb] = g.fog;
-  for (let x = 0; x < width; x++) {
+  for (let x = x0; x < x1; x++) {
     const m = mist * mistX[x]!;
     const p = band[row + x]!;
     const r = p & 255;
@@ -165,8 +171,8 @@ function mistRow(band: Uint32Array, row: number, g: PreparedGrade, mist: number)
   }
 }
 
-function gradeRowBytes(band: Uint32Array, row: number, out: Uint8Array, start: number, g: PreparedGrade, y: number): void {
-  const { width, lutR, lutG, lutB, grain, kx, gx1, gx2 } = g;
+function gradeRowBytes(band: Uint32Array, row: number, out: Uint8Array, start: number, g: PreparedGrade, y: number, x0: number, x1: number): void {
+  const { lutR, lutG, lutB, grain, kx, gx1, gx2 } = g;
   const ky = g.ky[y]!;
   const gy1 = g.gy1[y]!;
   const gy2 = g.gy2[y]!;
@@ -177,7 +183,7 @@ function gradeRowBytes(band: Uint32Array, row: number, out: Uint8Array, start: n
   const clamp = CLAMP;
   const mask = GRAIN_TILE - 1;
   const grainRow = (y & mask) * GRAIN_TILE;
-  for (let x = 0, o = start; x < width; x++, o += 3) {
+  for (let x = x0, o = start; x < x1; x++, o += 3) {
     const p = band[row + x]!;
     const k = ky + kx[x]!;
     const gl = (gx1[x]! * gy1 + gx2[x]! * gy2) >> 8;
@@ -188,8 +194,8 @@ function gradeRowBytes(band: Uint32Array, row: number, out: Uint8Array, start: n
   }
 }
 
-function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word: number, g: PreparedGrade, y: number): void {
-  const { width, curves, levelX, grain, kx, gx1, gx2 } = g;
+function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word: number, g: PreparedGrade, y: number, x0: number, x1: number): void {
+  const { curves, levelX, grain, kx, gx1, gx2 } = g;
   const ky = g.ky[y]!;
   const levelY = g.levelY[y]!;
   const gy1 = g.gy1[y]!;
@@ -201,7 +207,7 @@ function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word
   const clamp = CLAMP;
   const mask = GRAIN_TILE - 1;
   const grainRow = (y & mask) * GRAIN_TILE;
-  for (let x = 0, w = word; x < width; x += 4, w += 3) {
+  for (let x = x0, w = word; x < x1; x += 4, w += 3) {
     // Vignette and bloom are smooth: one factor per group of four pixels is plenty.
     const k = ky + kx[x]!;
     const gl = (gx1[x]! * gy1 + gx2[x]! * gy2) >> 8;

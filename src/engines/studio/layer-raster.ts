@@ -7,6 +7,8 @@ import type { Rgb } from './colour.ts';
 import { Noise1D, Random } from './random.ts';
 import type { LayerPlan, ScenePlan } from './scene-types.ts';
 
+type WaterPlan = NonNullable<LayerPlan['water']>;
+
 interface PreparedLayer {
   readonly layer: LayerPlan;
   /** Per row: the layer's colour (gradient and fog), RGB. */
@@ -26,6 +28,9 @@ interface PreparedLayer {
 export interface PreparedLayers {
   readonly width: number;
   readonly height: number;
+  /** The columns drawn, `left` ≤ x < `right` (the whole width, or a strip and its margins); rows passed in hold exactly those. */
+  readonly left: number;
+  readonly right: number;
   readonly layers: readonly PreparedLayer[];
   /** Per column, the first row hidden by an opaque layer: the sky shows above it. */
   readonly skyLimit: Int32Array;
@@ -50,7 +55,11 @@ function rowColours(layer: LayerPlan, fog: Rgb, height: number): Float32Array {
   return rows;
 }
 
-export function prepareLayers(plan: ScenePlan): PreparedLayers {
+/**
+ * Prepares the layers for drawing columns `left` ≤ x < `right`. The per-column tables always
+ * span the whole width (they are cheap), so a strip sees exactly what the whole image sees.
+ */
+export function prepareLayers(plan: ScenePlan, left = 0, right = plan.width): PreparedLayers {
   const { width, height } = plan;
   const prepared: PreparedLayer[] = [];
   const hidden = new Int32Array(width).fill(height);
@@ -94,9 +103,37 @@ export function prepareLayers(plan: ScenePlan): PreparedLayers {
   const water = plan.layers.find((l) => l.kind === 'water')?.water;
   const reflectionBottom = water ? Math.max(0, Math.min(height, Math.floor(water.y))) : 0;
   const reflectionTop = water ? Math.max(0, Math.floor(2 * water.y - height - 1)) : 0;
-  const reflection = water && reflectionBottom > reflectionTop ? reflectionScratch((reflectionBottom - reflectionTop) * width) : undefined;
-  const ripple = new Noise1D(new Random(plan.grade.seed ^ 0x5bd1e995), 512);
-  return { width, height, layers: prepared, skyLimit: hidden, reflection, reflectionTop, reflectionBottom, ripple };
+  const reflection = water && reflectionBottom > reflectionTop ? reflectionScratch((reflectionBottom - reflectionTop) * (right - left)) : undefined;
+  const ripple = rippleNoise(plan);
+  return { width, height, left, right, layers: prepared, skyLimit: hidden, reflection, reflectionTop, reflectionBottom, ripple };
+}
+
+function rippleNoise(plan: ScenePlan): Noise1D {
+  return new Noise1D(new Random(plan.grade.seed ^ 0x5bd1e995), 512);
+}
+
+/** How far (columns) the water shifts its reflection sideways in row `y`. */
+function waterShift(ripple: Noise1D, water: WaterPlan, y: number, height: number): number {
+  const depth = (y - water.y) / Math.max(1, height - water.y);
+  return Math.round((ripple.at(y * 0.35 + water.phase) - 0.5) * water.ripple * height * (0.004 + depth * 0.02));
+}
+
+/**
+ * The most columns any pixel reads away from its own: water reflects the rows above it shifted
+ * sideways by a ripple. A strip of columns drawn with this many extra columns on each side (not
+ * output) gets exactly the pixels of the whole image. Every other stage reads only its own pixel.
+ */
+export function horizontalReach(plan: ScenePlan): number {
+  const ripple = rippleNoise(plan);
+  let reach = 0;
+  for (const layer of plan.layers) {
+    if (layer.kind !== 'water') continue;
+    const water = layer.water!;
+    let most = 0;
+    for (let y = Math.max(0, Math.floor(water.y)); y < plan.height; y++) most = Math.max(most, Math.abs(waterShift(ripple, water, y, plan.height)));
+    reach += most;
+  }
+  return reach;
 }
 
 let reflectionBuffer = new Uint32Array(0);
@@ -112,24 +149,25 @@ function reflectionScratch(length: number): Uint32Array {
  * then keeps the row if the water will reflect it.
  */
 export function drawLayerRow(data: Uint32Array, row: number, prepared: PreparedLayers, y: number): void {
+  const { left, right } = prepared;
   for (const p of prepared.layers) {
     if (y < p.firstRow || y >= p.lastRow) continue;
     if (p.layer.kind === 'water') drawWaterRow(data, row, prepared, p, y);
-    else drawSolidRow(data, row, prepared.width, p, y);
+    else drawSolidRow(data, row, left, right, p, y);
   }
   const reflection = prepared.reflection;
   if (reflection && y >= prepared.reflectionTop && y < prepared.reflectionBottom) {
-    reflection.set(data.subarray(row, row + prepared.width), (y - prepared.reflectionTop) * prepared.width);
+    reflection.set(data.subarray(row, row + right - left), (y - prepared.reflectionTop) * (right - left));
   }
 }
 
 function drawWaterRow(data: Uint32Array, row: number, prepared: PreparedLayers, p: PreparedLayer, y: number): void {
-  const { width, height, ripple, reflection } = prepared;
+  const { height, left, right, ripple, reflection } = prepared;
   const water = p.layer.water!;
   const hidden = p.hidden;
   const depth = (y - water.y) / Math.max(1, height - water.y);
   const src = Math.floor(2 * water.y - y - 1);
-  const shift = Math.round((ripple.at(y * 0.35 + water.phase) - 0.5) * water.ripple * height * (0.004 + depth * 0.02));
+  const shift = waterShift(ripple, water, y, height);
   // Streaks only darken (≤ 1), so colour·keep + source·take never leaves 0…255 and the sum needs no unpacking.
   const streak = 0.92 + 0.08 * ripple.at(y * 0.4 + 91);
   const visible = reflection !== undefined && src >= prepared.reflectionTop && src < prepared.reflectionBottom;
@@ -137,21 +175,27 @@ function drawWaterRow(data: Uint32Array, row: number, prepared: PreparedLayers, 
   const take = Math.floor(streak * reflect * 256);
   const keep = 1 - take / 256;
   const base = ((p.rows[y * 3]! * keep) | 0) | (((p.rows[y * 3 + 1]! * keep) | 0) << 8) | (((p.rows[y * 3 + 2]! * keep) | 0) << 16);
+  // `data` and the reflection rows start at column `left`.
+  const o = row - left;
   if (!visible || take === 0) {
-    for (let x = 0; x < width; x++) if (y < hidden[x]!) data[row + x] = base;
+    for (let x = left; x < right; x++) if (y < hidden[x]!) data[o + x] = base;
     return;
   }
-  const srcRow = (src - prepared.reflectionTop) * width;
-  for (let x = 0; x < width; x++) {
+  const srcRow = (src - prepared.reflectionTop) * (right - left) - left;
+  for (let x = left; x < right; x++) {
     if (y >= hidden[x]!) continue;
+    // Clamped to the drawn columns: the image edge when they reach it, otherwise a margin column
+    // (a strip's margins are at least `horizontalReach` wide, so its own columns never clamp there).
     let sx = x + shift;
-    sx = sx < 0 ? 0 : sx >= width ? width - 1 : sx;
+    sx = sx < left ? left : sx >= right ? right - 1 : sx;
     const s = reflection[srcRow + sx]!;
-    data[row + x] = base + ((((s & 0xff00ff) * take) >>> 8) & 0xff00ff) + ((((s & 0xff00) * take) >>> 8) & 0xff00);
+    data[o + x] = base + ((((s & 0xff00ff) * take) >>> 8) & 0xff00ff) + ((((s & 0xff00) * take) >>> 8) & 0xff00);
   }
 }
 
-function drawSolidRow(data: Uint32Array, row: number, width: number, p: PreparedLayer, y: number): void {
+function drawSolidRow(data: Uint32Array, start: number, left: number, right: number, p: PreparedLayer, y: number): void {
+  // `data` starts at column `left`: pixel x is `data[row + x]`.
+  const row = start - left;
   const layer = p.layer;
   const hidden = p.hidden;
   const rr = p.rows[y * 3]!;
@@ -174,7 +218,7 @@ function drawSolidRow(data: Uint32Array, row: number, width: number, p: Prepared
   const windowRow = windows !== undefined && y - Math.floor(y / windows.cellHeight) * windows.cellHeight < windows.cellHeight * 0.45;
   const deep = windowRow ? Infinity : p.deep;
   const flat = pack(rr, rg, rb);
-  for (let x = 0; x < width; x++) {
+  for (let x = left; x < right; x++) {
     if (y >= hidden[x]!) continue;
     let cover: number;
     let d: number;

@@ -6,8 +6,10 @@ import type { Rgb } from './colour.ts';
 import type { Sprite } from './scene-types.ts';
 
 /**
- * The rows `top` ≤ y < `bottom` of a `width`×`height` image as packed pixels; pixel (x, y) is
- * `data[(y − top)·width + x]`. Drawing is clipped to those rows.
+ * The rows `top` ≤ y < `bottom` and columns `left` ≤ x < `right` of a `width`×`height` image as
+ * packed pixels; pixel (x, y) is `data[(y − top)·(right − left) + x − left]`. Drawing is clipped
+ * to that window; every pixel depends only on its absolute (x, y), so a window of columns gets
+ * exactly the bytes of the same columns of the whole image.
  */
 export interface Canvas {
   readonly data: Uint32Array;
@@ -15,6 +17,8 @@ export interface Canvas {
   readonly height: number;
   readonly top: number;
   readonly bottom: number;
+  readonly left: number;
+  readonly right: number;
 }
 
 /** Packs three channel values (any range: clamped, rounded) into 0x00BBGGRR. */
@@ -37,14 +41,14 @@ export function blend(data: Uint32Array, index: number, c0: number, c1: number, 
 export function drawDisc(canvas: Canvas, cx: number, cy: number, r: number, colour: Rgb, alpha: number, soft: number): void {
   const feather = Math.max(0.75, soft * r);
   const reach = r + feather;
-  const x0 = Math.max(0, Math.floor(cx - reach));
-  const x1 = Math.min(canvas.width - 1, Math.ceil(cx + reach));
+  const x0 = Math.max(canvas.left, Math.floor(cx - reach));
+  const x1 = Math.min(canvas.right - 1, Math.ceil(cx + reach));
   const y0 = Math.max(canvas.top, Math.floor(cy - reach));
   const y1 = Math.min(canvas.bottom - 1, Math.ceil(cy + reach));
   const inner = r - feather;
   for (let y = y0; y <= y1; y++) {
     const dy = y + 0.5 - cy;
-    let index = (y - canvas.top) * canvas.width + x0;
+    let index = (y - canvas.top) * (canvas.right - canvas.left) + x0 - canvas.left;
     for (let x = x0; x <= x1; x++, index++) {
       const dx = x + 0.5 - cx;
       const dist = Math.sqrt(dx * dx + dy * dy);
@@ -57,15 +61,15 @@ export function drawDisc(canvas: Canvas, cx: number, cy: number, r: number, colo
 
 /** Additive soft light: (1 − d²/r²)² falloff. */
 export function drawGlow(canvas: Canvas, cx: number, cy: number, r: number, colour: Rgb, alpha: number): void {
-  const x0 = Math.max(0, Math.floor(cx - r));
-  const x1 = Math.min(canvas.width - 1, Math.ceil(cx + r));
+  const x0 = Math.max(canvas.left, Math.floor(cx - r));
+  const x1 = Math.min(canvas.right - 1, Math.ceil(cx + r));
   const y0 = Math.max(canvas.top, Math.floor(cy - r));
   const y1 = Math.min(canvas.bottom - 1, Math.ceil(cy + r));
   const inv = 1 / (r * r);
   const d = canvas.data;
   for (let y = y0; y <= y1; y++) {
     const dy = y + 0.5 - cy;
-    let index = (y - canvas.top) * canvas.width + x0;
+    let index = (y - canvas.top) * (canvas.right - canvas.left) + x0 - canvas.left;
     for (let x = x0; x <= x1; x++, index++) {
       const dx = x + 0.5 - cx;
       const q = 1 - (dx * dx + dy * dy) * inv;
@@ -80,8 +84,8 @@ export function drawGlow(canvas: Canvas, cx: number, cy: number, r: number, colo
 /** A capsule from (x0, y0) to (x1, y1) whose radius goes from r0 to r1. */
 export function drawStroke(canvas: Canvas, x0: number, y0: number, x1: number, y1: number, r0: number, r1: number, colour: Rgb, alpha: number): void {
   const reach = Math.max(r0, r1) + 1;
-  const bx0 = Math.max(0, Math.floor(Math.min(x0, x1) - reach));
-  const bx1 = Math.min(canvas.width - 1, Math.ceil(Math.max(x0, x1) + reach));
+  const bx0 = Math.max(canvas.left, Math.floor(Math.min(x0, x1) - reach));
+  const bx1 = Math.min(canvas.right - 1, Math.ceil(Math.max(x0, x1) + reach));
   const by0 = Math.max(canvas.top, Math.floor(Math.min(y0, y1) - reach));
   const by1 = Math.min(canvas.bottom - 1, Math.ceil(Math.max(y0, y1) + reach));
   const ex = x1 - x0;
@@ -89,7 +93,7 @@ export function drawStroke(canvas: Canvas, x0: number, y0: number, x1: number, y
   const len2 = ex * ex + ey * ey || 1e-6;
   for (let y = by0; y <= by1; y++) {
     const py = y + 0.5 - y0;
-    let index = (y - canvas.top) * canvas.width + bx0;
+    let index = (y - canvas.top) * (canvas.right - canvas.left) + bx0 - canvas.left;
     for (let x = bx0; x <= bx1; x++, index++) {
       const px = x + 0.5 - x0;
       let t = (px * ex + py * ey) / len2;
@@ -131,12 +135,12 @@ export function drawPolygon(canvas: Canvas, points: readonly number[], colour: R
     for (let k = 0; k + 1 < xs.length; k += 2) {
       const left = xs[k]!;
       const right = xs[k + 1]!;
-      const xa = Math.max(0, Math.floor(left));
-      const xb = Math.min(canvas.width - 1, Math.floor(right));
+      const xa = Math.max(canvas.left, Math.floor(left));
+      const xb = Math.min(canvas.right - 1, Math.floor(right));
       for (let x = xa; x <= xb; x++) {
         const cover = Math.min(x + 1, right) - Math.max(x, left);
         if (cover <= 0) continue;
-        blend(canvas.data, (y - canvas.top) * canvas.width + x, colour[0], colour[1], colour[2], Math.min(1, cover) * alpha);
+        blend(canvas.data, (y - canvas.top) * (canvas.right - canvas.left) + x - canvas.left, colour[0], colour[1], colour[2], Math.min(1, cover) * alpha);
       }
     }
   }
@@ -176,6 +180,31 @@ export function spriteRows(sprite: Sprite): [number, number] {
       let min = Infinity;
       let max = -Infinity;
       for (let i = 1; i < sprite.points.length; i += 2) {
+        min = Math.min(min, sprite.points[i]!);
+        max = Math.max(max, sprite.points[i]!);
+      }
+      return [Math.floor(min) - 1, Math.ceil(max) + 1];
+    }
+  }
+}
+
+/** The columns a sprite can touch (inclusive, with a pixel to spare), for skipping sprites outside a strip. */
+export function spriteColumns(sprite: Sprite): [number, number] {
+  switch (sprite.type) {
+    case 'disc': {
+      const reach = sprite.r + Math.max(0.75, sprite.soft * sprite.r) + 1;
+      return [Math.floor(sprite.x - reach), Math.ceil(sprite.x + reach)];
+    }
+    case 'glow':
+      return [Math.floor(sprite.x - sprite.r - 1), Math.ceil(sprite.x + sprite.r + 1)];
+    case 'stroke': {
+      const reach = Math.max(sprite.r0, sprite.r1) + 2;
+      return [Math.floor(Math.min(sprite.x0, sprite.x1) - reach), Math.ceil(Math.max(sprite.x0, sprite.x1) + reach)];
+    }
+    case 'polygon': {
+      let min = Infinity;
+      let max = -Infinity;
+      for (let i = 0; i < sprite.points.length; i += 2) {
         min = Math.min(min, sprite.points[i]!);
         max = Math.max(max, sprite.points[i]!);
       }

@@ -3,13 +3,19 @@
  * band going through every stage (sky, stars and sky bodies, layers, sprites, grade) while it is
  * still in the cache; smooth fields (sky, grade) are computed at low resolution or per row and
  * column. Typed arrays only, nothing allocated per pixel.
+ *
+ * It can also draw a vertical strip of the image (columns x0 ≤ x < x1) into the whole image's
+ * buffer, byte for byte what the whole render puts there, so that several threads can share one
+ * image: every stage computes a pixel from its absolute (x, y) and whole-image tables, and the one
+ * stage that reads other columns (water reflecting the rows above, shifted sideways by the ripple)
+ * gets its source columns from margins drawn beside the strip but not written out.
  */
-import { blend, drawSprite, spriteRows, type Canvas } from './raster.ts';
+import { blend, drawSprite, spriteColumns, spriteRows, type Canvas } from './raster.ts';
 import { Random } from './random.ts';
 import type { ElementPlan, ScenePlan, SkyBody } from './scene-types.ts';
-import { renderSkyField, type SkyField } from './sky-field.ts';
+import { renderSkyField, skyScale, type SkyField } from './sky-field.ts';
 import { gradeBand, prepareGrade } from './grade.ts';
-import { drawLayerRow, prepareLayers } from './layer-raster.ts';
+import { drawLayerRow, horizontalReach, prepareLayers } from './layer-raster.ts';
 
 /** Rows per band: a band of a 4K-wide image (~400 KB) stays in the L2 cache between stages. */
 const BAND = 32;
@@ -21,37 +27,80 @@ interface Star {
   readonly alpha: number;
 }
 
-export function renderScene(plan: ScenePlan): Uint8Array {
+/** Where a strip render goes: columns x0 ≤ x < x1 of `out`, the whole image's RGB bytes (nothing else is written). */
+export interface RenderTarget {
+  readonly out: Uint8Array;
+  readonly x0: number;
+  readonly x1: number;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Splits `width` columns into at most `parts` strips for `renderScene` targets: boundaries on
+ * multiples of four columns (the grade's pixel groups), widths as even as that allows.
+ */
+export function stripBounds(width: number, parts: number): [number, number][] {
+  const groups = Math.ceil(width / 4);
+  const n = Math.max(1, Math.min(Math.floor(parts), groups));
+  const bounds: [number, number][] = [];
+  for (let i = 0; i < n; i++) bounds.push([Math.min(width, Math.round((groups * i) / n) * 4), Math.min(width, Math.round((groups * (i + 1)) / n) * 4)]);
+  return bounds;
+}
+
+/**
+ * Renders the plan: the whole image into a new buffer, or with `target`, columns x0 ≤ x < x1 into
+ * `target.out` (x0 and x1 multiples of four, or x1 the width), the same bytes as the whole render
+ * has there. Returns the buffer written.
+ */
+export function renderScene(plan: ScenePlan, target?: RenderTarget): Uint8Array {
   const { width, height } = plan;
+  const size = width * height * 3;
   // Every byte is written below, so the output skips the zero-fill (`allocUnsafeSlow` owns its whole ArrayBuffer, which the worker transfers).
-  const bytes = Buffer.allocUnsafeSlow(width * height * 3);
-  const buffer = bytes.buffer;
-  const out = new Uint8Array(buffer, 0, width * height * 3);
-  const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-  const out32 = littleEndian ? new Uint32Array(buffer, 0, Math.floor(buffer.byteLength / 4)) : undefined;
-  const layers = prepareLayers(plan);
+  const out = target ? target.out : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+  const x0 = target ? target.x0 : 0;
+  const x1 = target ? target.x1 : width;
+  if (out.length !== size) throw new Error(`the output holds ${out.length} bytes, not ${width}×${height}×3`);
+  if (!(Number.isInteger(x0) && Number.isInteger(x1) && 0 <= x0 && x0 < x1 && x1 <= width) || (x0 & 3) !== 0 || ((x1 & 3) !== 0 && x1 !== width)) {
+    throw new Error(`bad strip ${x0}…${x1} of ${width} columns`);
+  }
+  // Four pixels go out as three words when the width allows it (the grade then groups pixels by four).
+  if (LITTLE_ENDIAN && (width & 3) === 0 && (out.byteOffset & 3) !== 0) throw new Error('the output must start on a 4-byte boundary');
+  const out32 = LITTLE_ENDIAN && (out.byteOffset & 3) === 0 ? new Uint32Array(out.buffer, out.byteOffset, Math.floor(size / 4)) : undefined;
+  // The columns drawn: the strip and, beside it, the columns its water reflects.
+  const reach = x0 === 0 && x1 === width ? 0 : horizontalReach(plan);
+  const left = Math.max(0, x0 - reach);
+  const right = Math.min(width, x1 + reach);
+  const stride = right - left;
+  const layers = prepareLayers(plan, left, right);
   const skyLimit = layers.skyLimit;
   let maxSky = 0;
   for (let x = 0; x < width; x++) maxSky = Math.max(maxSky, skyLimit[x]!);
-  const sky = new SkyRows(renderSkyField(plan.sky, width, height, maxSky), width);
+  const inv = 1 / skyScale(width, height);
+  const field = renderSkyField(plan.sky, width, height, maxSky, Math.floor(left * inv), Math.floor((right - 1) * inv) + 1);
+  const sky = new SkyRows(field, left, right);
   const grade = prepareGrade(plan.grade, width, height);
   const bands = Math.ceil(height / BAND);
   const stars = bucket(placeStars(plan, skyLimit), bands, (s) => [Math.floor(s.y - s.r - 2), Math.ceil(s.y + s.r + 2)]);
   const bodies = bucket(plan.bodies, bands, (b) => bodyRows(b));
-  const sprites = bucket(plan.sprites, bands, spriteRows);
-  const data = scratch(width * BAND);
+  const inStrip = stride === width ? plan.sprites : plan.sprites.filter((sprite) => {
+    const [a, b] = spriteColumns(sprite);
+    return !(b < left || a >= right);
+  });
+  const sprites = bucket(inStrip, bands, spriteRows);
+  const data = scratch(stride * BAND);
   for (let band = 0; band < bands; band++) {
     const top = band * BAND;
     const bottom = Math.min(height, top + BAND);
-    const canvas: Canvas = { data, width, height, top, bottom };
-    for (let y = top; y < Math.min(bottom, maxSky); y++) sky.draw(data, (y - top) * width, y, skyLimit);
+    const canvas: Canvas = { data, width, height, top, bottom, left, right };
+    for (let y = top; y < Math.min(bottom, maxSky); y++) sky.draw(data, (y - top) * stride, y, skyLimit);
     for (const star of stars[band]!) drawStar(canvas, star);
     for (const body of bodies[band]!) drawBody(canvas, body);
-    for (let y = top; y < bottom; y++) drawLayerRow(data, (y - top) * width, layers, y);
+    for (let y = top; y < bottom; y++) drawLayerRow(data, (y - top) * stride, layers, y);
     for (const sprite of sprites[band]!) drawSprite(canvas, sprite);
-    gradeBand(data, out, out32, grade, top, bottom);
+    gradeBand(data, stride, left, out, out32, grade, top, bottom, x0, x1);
   }
-  for (const element of plan.elements) pasteElement(out, width, height, element);
+  for (const element of plan.elements) pasteElement(out, width, height, element, x0, x1);
   return out;
 }
 
@@ -82,16 +131,21 @@ class SkyRows {
   private readonly xi: Int32Array;
   private readonly xf: Float32Array;
 
-  constructor(private readonly field: SkyField, private readonly width: number) {
+  private readonly stride: number;
+
+  /** Rows hold columns `left` ≤ x < `right`. */
+  constructor(private readonly field: SkyField, private readonly left: number, right: number) {
     const inv = 1 / field.scale;
-    this.xi = new Int32Array(width);
-    this.xf = new Float32Array(width);
-    for (let x = 0; x < width; x++) {
-      const fx = x * inv;
-      this.xi[x] = Math.floor(fx) * 3;
-      this.xf[x] = fx - Math.floor(fx);
+    const stride = right - left;
+    this.stride = stride;
+    this.xi = new Int32Array(stride);
+    this.xf = new Float32Array(stride);
+    for (let i = 0; i < stride; i++) {
+      const fx = (left + i) * inv;
+      this.xi[i] = Math.floor(fx) * 3;
+      this.xf[i] = fx - Math.floor(fx);
     }
-    this.wide = [new Uint32Array(width), new Uint32Array(width)];
+    this.wide = [new Uint32Array(stride), new Uint32Array(stride)];
   }
 
   private row(j: number): Uint32Array {
@@ -102,7 +156,7 @@ class SkyRows {
     const { data, width: fw } = this.field;
     const base = j * fw * 3;
     const { xi, xf } = this;
-    for (let x = 0; x < this.width; x++) {
+    for (let x = 0; x < this.stride; x++) {
       const p = base + xi[x]!;
       const w = xf[x]!;
       wide[x] = pack(data[p]! + (data[p + 3]! - data[p]!) * w, data[p + 1]! + (data[p + 4]! - data[p + 1]!) * w, data[p + 2]! + (data[p + 5]! - data[p + 2]!) * w);
@@ -117,8 +171,9 @@ class SkyRows {
     const iw = 256 - w;
     const a = this.row(j);
     const b = this.row(Math.min(this.field.height - 1, j + 1));
-    for (let x = 0; x < this.width; x++) {
-      if (y >= limit[x]!) continue;
+    const left = this.left;
+    for (let x = 0; x < this.stride; x++) {
+      if (y >= limit[left + x]!) continue;
       const p = a[x]!;
       const q = b[x]!;
       out[row + x] = ((((p & 0xff00ff) * iw + (q & 0xff00ff) * w) >>> 8) & 0xff00ff) | ((((p & 0xff00) * iw + (q & 0xff00) * w) >>> 8) & 0xff00);
@@ -145,20 +200,21 @@ function placeStars(plan: ScenePlan, limit: Int32Array): Star[] {
 }
 
 function drawStar(canvas: Canvas, star: Star): void {
-  const { width } = canvas;
+  const { left, right } = canvas;
+  const stride = right - left;
   const out = canvas.data;
   const { x, y, r, alpha } = star;
   const xi = Math.floor(x);
   const yi = Math.floor(y);
   const reach = Math.ceil(r + 1);
   for (let yy = Math.max(canvas.top, yi - reach); yy <= Math.min(canvas.bottom - 1, yi + reach); yy++) {
-    for (let xx = Math.max(0, xi - reach); xx <= Math.min(width - 1, xi + reach); xx++) {
+    for (let xx = Math.max(left, xi - reach); xx <= Math.min(right - 1, xi + reach); xx++) {
       const dx = xx + 0.5 - x;
       const dy = yy + 0.5 - y;
       const d = Math.sqrt(dx * dx + dy * dy);
       const a = Math.min(1, Math.max(0, r + 0.5 - d)) * alpha;
       if (a <= 0) continue;
-      blend(out, (yy - canvas.top) * width + xx, 245, 242, 255, a);
+      blend(out, (yy - canvas.top) * stride + xx - left, 245, 242, 255, a);
     }
   }
 }
@@ -170,7 +226,7 @@ function bodyRows(body: SkyBody): [number, number] {
 }
 
 function drawBody(canvas: Canvas, body: SkyBody): void {
-  const { width, height } = canvas;
+  const { left, right } = canvas;
   const out = canvas.data;
   const lx = Math.cos(body.lightAngle) * 0.8;
   const ly = Math.sin(body.lightAngle) * 0.8;
@@ -181,12 +237,12 @@ function drawBody(canvas: Canvas, body: SkyBody): void {
   const reachY = body.ring > 0 ? Math.max(body.r + 2, ringOuter * body.ringTilt + 2) : body.r + 2;
   const y0 = Math.max(canvas.top, Math.floor(body.y - reachY));
   const y1 = Math.min(canvas.bottom - 1, Math.ceil(body.y + reachY));
-  const x0 = Math.max(0, Math.floor(body.x - reachX));
-  const x1 = Math.min(width - 1, Math.ceil(body.x + reachX));
+  const x0 = Math.max(left, Math.floor(body.x - reachX));
+  const x1 = Math.min(right - 1, Math.ceil(body.x + reachX));
   const invR = 1 / body.r;
   for (let y = y0; y <= y1; y++) {
     const dy = y + 0.5 - body.y;
-    let index = (y - canvas.top) * width + x0;
+    let index = (y - canvas.top) * (right - left) + x0 - left;
     for (let x = x0; x <= x1; x++, index++) {
       const dx = x + 0.5 - body.x;
       const dist = Math.sqrt(dx * dx + dy * dy);
@@ -219,14 +275,17 @@ function drawBody(canvas: Canvas, body: SkyBody): void {
   }
 }
 
-/** Pastes an element unaltered (bilinear-resized once) inside a plain frame; nothing here depends on the seed. */
-function pasteElement(out: Uint8Array, width: number, height: number, element: ElementPlan): void {
+/**
+ * Pastes an element unaltered (bilinear-resized once) inside a plain frame; nothing here depends
+ * on the seed. Only columns `from` ≤ x < `to` are touched.
+ */
+function pasteElement(out: Uint8Array, width: number, height: number, element: ElementPlan, from: number, to: number): void {
   const border = element.border;
   const shadow = Math.max(2, Math.round(border * 1.6));
   for (let y = element.y - border; y < element.y + element.height + border + shadow; y++) {
     if (y < 0 || y >= height) continue;
     for (let x = element.x - border; x < element.x + element.width + border + shadow; x++) {
-      if (x < 0 || x >= width) continue;
+      if (x < from || x >= to) continue;
       const index = (y * width + x) * 3;
       const inFrame = y < element.y + element.height + border && x < element.x + element.width + border;
       if (!inFrame) {
@@ -255,7 +314,7 @@ function pasteElement(out: Uint8Array, width: number, height: number, element: E
     const wy = fy - y0;
     for (let x = 0; x < element.width; x++) {
       const ox = element.x + x;
-      if (ox < 0 || ox >= width) continue;
+      if (ox < from || ox >= to) continue;
       const fx = Math.min(src.width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
       const x0 = Math.floor(fx);
       const x1 = Math.min(src.width - 1, x0 + 1);

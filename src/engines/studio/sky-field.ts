@@ -22,8 +22,12 @@ function smooth(edge0: number, edge1: number, x: number): number {
   return t * t * (3 - 2 * t);
 }
 
-/** Renders the field for rows 0…maxY of an image of `width`×`height`. */
-export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY: number): SkyField {
+/**
+ * Renders the field for rows 0…maxY of an image of `width`×`height`, in field columns
+ * `firstColumn` ≤ i ≤ `lastColumn` (all of them by default; a strip of the image needs only its
+ * own). A cell depends only on its (i, j), so the cells of a strip are those of the whole field.
+ */
+export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY: number, firstColumn = 0, lastColumn = Infinity): SkyField {
   const scale = skyScale(width, height);
   const fw = Math.ceil(width / scale) + 2;
   const fh = Math.ceil(height / scale) + 2;
@@ -44,6 +48,8 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
     const dx = (i * scale - sunDx) * invH;
     tightX[i] = Math.exp(-dx * dx * 60) * 0.85;
   }
+  const i0 = Math.max(0, firstColumn);
+  const i1 = Math.min(fw - 1, lastColumn);
   for (let j = 0; j <= lastRow; j++) {
     const y = j * scale;
     let t = Math.min(1, Math.max(0, y / Math.max(1, sky.horizonY)));
@@ -59,7 +65,7 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
     const auroraRow = sky.aurora > 0 ? sky.aurora * Math.exp(-(((yn - 0.22) / 0.16) ** 2)) : 0;
     const dyRow = (y - sunDy) * invH;
     const tightY = Math.exp(-dyRow * dyRow * 60);
-    for (let i = 0; i < fw; i++) {
+    for (let i = i0; i <= i1; i++) {
       const x = i * scale;
       let r = rowColour[0]!;
       let g = rowColour[1]!;

@@ -4,8 +4,12 @@ import sharp from 'sharp';
 import type { GenerateCall, ImageEngine, InputImage, RawImage } from '../spec/image-engine.ts';
 import { deltaE, hexToRgb, rgbToLab } from './colour.ts';
 import { elementRect } from './elements.ts';
+import { horizontalReach } from './layer-raster.ts';
 import { readPrompt } from './prompt-reader.ts';
-import { createStudioEngine } from './studio-engine.ts';
+import type { RenderJob } from './render-job.ts';
+import { renderScene, stripBounds } from './renderer.ts';
+import { planScene } from './scene-plan.ts';
+import { createStudioEngine, thumbnail } from './studio-engine.ts';
 import { crop, dominantLab, meanAbsoluteDifference, meanLab, ncc, paletteDistance, thumb, thumbDistance } from './test-helpers.ts';
 import { WorkerPool } from './worker-pool.ts';
 
@@ -216,6 +220,118 @@ describe('studio engine', () => {
   });
 });
 
+/** A synthetic RGB image: smooth gradients and a few hard edges, deterministic. */
+function pattern(width: number, height: number, salt: number): RawImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = (y * width + x) * 3;
+      const block = ((x >> 4) + (y >> 4) + salt) & 1;
+      data[p] = (x * 255) / width;
+      data[p + 1] = block ? 200 : (y * 255) / height;
+      data[p + 2] = (salt * 53 + x + y) & 255;
+    }
+  }
+  return { data, width, height, channels: 3 };
+}
+
+/** Jobs that exercise every stage across strip edges: water reflections (the one sideways read), stars, planets, sprites, references, a series shot, an element. */
+function stripJobs(): RenderJob[] {
+  const reference = thumbnail(pattern(320, 240, 1));
+  const face = pattern(150, 180, 2);
+  const jobs: RenderJob[] = [];
+  const cases: [string, Partial<RenderJob>][] = [
+    ['a calm lake at dusk under snowy mountains, stars, reflections, fog', {}],
+    ['harbor city at night with lanterns, boats and gulls, teal and gold', { seriesIndex: 2, seriesAmount: 4, taskSeed: 9 }],
+    ['an orbital garden above a ringed planet over the sea, copper and teal, retro-futurist', {}],
+    ['a turquoise sea with green islands, kites and birds, like <<<image_1>>>', { references: [reference] }],
+    ['a festival plaza with lanterns and petals, portrait of <<<element_1>>>', { elements: [face], seriesIndex: 1, seriesAmount: 3, taskSeed: 4 }],
+  ];
+  for (const [width, height] of [[1000, 504], [1002, 500], [333, 257]] as const) {
+    for (const [i, [prompt, extra]] of cases.entries()) jobs.push({ prompt, width, height, seed: 20 + i, taskSeed: 20 + i, references: [], elements: [], ...extra });
+  }
+  return jobs;
+}
+
+describe('strip renders', () => {
+  test('strips of columns are byte-identical to the whole image (2, 3 and uneven strips)', () => {
+    let withWater = 0;
+    for (const job of stripJobs()) {
+      const plan = planScene(job);
+      if (horizontalReach(plan) > 0) withWater++;
+      const whole = Buffer.from(renderScene(plan));
+      const { width } = job;
+      // Two and three even strips, and uneven ones narrower than the water's reach (4 columns at the left edge, 8 in the middle).
+      const mid = Math.floor(width / 8) * 4;
+      const splits = [stripBounds(width, 2), stripBounds(width, 3), [[0, 4], [4, mid], [mid, mid + 8], [mid + 8, width]] as [number, number][]];
+      for (const bounds of splits) {
+        const out = new Uint8Array(new SharedArrayBuffer(width * job.height * 3));
+        // Each strip from its own plan, as separate workers would make it.
+        for (const [x0, x1] of bounds) renderScene(planScene(job), { out, x0, x1 });
+        assert.ok(whole.equals(Buffer.from(out.buffer)), `${job.prompt} ${width}×${job.height} in strips ${bounds.map((b) => b.join('…')).join(', ')}`);
+      }
+    }
+    assert.ok(withWater >= 6, `${withWater} jobs have water reflections`);
+  });
+
+  test('strip bounds fall on multiples of four columns and cover the width', () => {
+    for (const [width, parts] of [[1000, 2], [1002, 3], [2496, 2], [7, 3], [4, 2], [13, 5]] as const) {
+      const bounds = stripBounds(width, parts);
+      assert.equal(bounds[0]![0], 0);
+      assert.equal(bounds.at(-1)![1], width);
+      for (let i = 0; i < bounds.length; i++) {
+        const [x0, x1] = bounds[i]!;
+        assert.ok(x1 > x0 && x0 % 4 === 0 && (x1 % 4 === 0 || x1 === width), `${width}/${parts}: ${x0}…${x1}`);
+        if (i > 0) assert.equal(x0, bounds[i - 1]![1]);
+      }
+      assert.ok(bounds.length <= parts);
+    }
+    assert.throws(() => renderScene(planScene({ prompt: 'hills', width: 64, height: 32, seed: 1, taskSeed: 1, references: [], elements: [] }), { out: new Uint8Array(64 * 32 * 3), x0: 2, x1: 64 }));
+  });
+
+  test('the pool renders an image in 2 or 3 strips on several workers, byte-identical to one worker', async () => {
+    const pool = new WorkerPool(3);
+    try {
+      const jobs = stripJobs().filter((_, i) => i % 2 === 0);
+      for (const job of jobs) {
+        const whole = await pool.render(job, undefined, undefined, 1);
+        assert.equal(whole.strips, 1);
+        for (const strips of [2, 3]) {
+          const split = await pool.render(job, undefined, undefined, strips);
+          assert.equal(split.strips, strips);
+          assert.ok(split.data.buffer instanceof SharedArrayBuffer, 'strips are written into one shared buffer');
+          assert.ok(Buffer.from(whole.data).equals(Buffer.from(split.data.buffer)), `${job.prompt} ${job.width}×${job.height} in ${strips} strips`);
+        }
+      }
+      // sharp encodes pixels over a SharedArrayBuffer as it does a plain copy of them.
+      const job = jobs[0]!;
+      const split = await pool.render(job, undefined, undefined, 2);
+      const encode = (data: Uint8Array): Promise<Buffer> => sharp(data, { raw: { width: job.width, height: job.height, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+      assert.ok((await encode(split.data)).equals(await encode(new Uint8Array(split.data))));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('a large image on a free pool is split; images asked for together render whole, one per worker', async () => {
+    const pool = new WorkerPool(2);
+    try {
+      const job = (seed: number, width: number, height: number): RenderJob => ({ prompt: 'mountains above a lake', width, height, seed, taskSeed: seed, references: [], elements: [] });
+      assert.equal((await pool.render(job(1, 1280, 800))).strips, 2);
+      assert.equal((await pool.render(job(2, 640, 400))).strips, 1, 'a small image renders whole');
+      const together = await Promise.all([pool.render(job(3, 1280, 800)), pool.render(job(4, 1280, 800))]);
+      assert.deepEqual(together.map((output) => output.strips), [1, 1]);
+      // One arriving while another is split is split too (the strips' workers are free again soon).
+      const first = pool.render(job(5, 1280, 800));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      const second = pool.render(job(6, 1280, 800));
+      assert.deepEqual([(await first).strips, (await second).strips], [2, 2]);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('worker pool', () => {
   test('runs two renders at the same time', async () => {
     const pool = new WorkerPool(2);
@@ -245,6 +361,20 @@ describe('worker pool', () => {
       controller.abort();
       await assert.rejects(second, (error: Error) => error.name === 'AbortError');
       assert.equal((await first).width, 512);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('an aborted split render drops its queued strips and rejects', async () => {
+    const pool = new WorkerPool(1);
+    try {
+      const job = { prompt: 'a lake under hills', width: 1024, height: 1024, seed: 1, taskSeed: 1, references: [], elements: [] };
+      const controller = new AbortController();
+      const running = pool.render(job, controller.signal, undefined, 3);
+      setTimeout(() => controller.abort(), 5);
+      await assert.rejects(running, (error: Error) => error.name === 'AbortError');
+      assert.equal((await pool.render({ ...job, width: 64, height: 64 })).width, 64, 'the pool goes on');
     } finally {
       await pool.close();
     }

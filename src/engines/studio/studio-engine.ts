@@ -1,6 +1,8 @@
 /**
  * The studio engine: a procedural renderer on the CPU (not a neural model). It reads the prompt
- * through a lexicon, composes a layered scene from the seeds and renders it in worker threads.
+ * through a lexicon, composes a layered scene from the seeds and renders it in worker threads. A
+ * large image that finds several workers free is drawn by all of them at once, in vertical strips
+ * written into one shared buffer (the returned pixels are then a view of a SharedArrayBuffer).
  */
 import { availableParallelism } from 'node:os';
 import type { GenerateCall, GenerateResult, GeneratedImage, ImageEngine, RawImage } from '../spec/image-engine.ts';
@@ -11,6 +13,11 @@ import { abortError, WorkerPool } from './worker-pool.ts';
 export interface StudioEngineOptions {
   /** Render worker threads; default `os.availableParallelism()`. */
   readonly threads?: number;
+  /**
+   * Images of at least this many pixels that find two or more workers free are rendered by all of
+   * them at once, in vertical strips (the same pixels, sooner); default 1 MP, `Infinity` never.
+   */
+  readonly splitPixels?: number;
 }
 
 /** Box-filters an image down to at most `maxSide` pixels on its long side (references only need their colours and shapes). */
@@ -54,7 +61,7 @@ export function createStudioEngine(options: StudioEngineOptions = {}): ImageEngi
   const threads = Math.max(1, options.threads ?? availableParallelism());
   let pool: WorkerPool | undefined;
   // Workers start on first use, so constructing the engine (e.g. in config checks) costs nothing.
-  const getPool = (): WorkerPool => (pool ??= new WorkerPool(threads));
+  const getPool = (): WorkerPool => (pool ??= new WorkerPool(threads, options.splitPixels !== undefined ? { splitPixels: options.splitPixels } : {}));
 
   return {
     name: 'studio',
