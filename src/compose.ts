@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -88,10 +89,9 @@ async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger
   const file = path.join(config.dataDir, 'api-key.txt');
   await writeFile(file, `${key}\nwebhook secret: ${secret}\n`, { mode: 0o600 });
   await chmod(file, 0o600);
-  logger.warn(
-    { file },
-    `No API key was configured, so one was created: ${key} — send it as "Authorization: Bearer <key>" or in an authentication task. It is stored hashed; this is the only time it is printed (a copy is in ${file}). Webhook signing secret: ${secret}`,
-  );
+  // The key itself stays out of the logs (they travel further than a terminal): it is printed
+  // once on stderr by main.ts and kept in the 0600 file.
+  logger.warn({ file }, 'No API key was configured, so one was created; it and its webhook secret are in the key file.');
   return key;
 }
 
@@ -149,6 +149,8 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     queueCapacity: config.queueMax,
   });
   const shutdown = new AbortController();
+  // Every waiting sync request listens to it; their number is bounded by the queue, not by 10.
+  setMaxListeners(0, shutdown.signal);
   const { app, sessions } = await buildServer({
     service,
     apiKeys,

@@ -85,8 +85,8 @@ const CASES: Case[] = [
   { name: 'seriesAmount 10', task: base({ providerSettings: { klingai: { resultType: 'series', seriesAmount: 10 } } }), code: 'invalidProviderSettings', parameter: 'providerSettings.klingai.seriesAmount' },
   { name: 'resultType bogus', task: base({ providerSettings: { klingai: { resultType: 'album' } } }), code: 'invalidProviderSettings', parameter: 'providerSettings.klingai.resultType' },
   { name: 'providerSettings other provider', task: base({ providerSettings: { openai: {} } }), code: 'unsupportedParameter', parameter: 'providerSettings.openai' },
-  { name: 'imageUpload without image', task: { taskType: 'imageUpload', taskUUID: randomUUID() }, code: 'invalidImageUpload', parameter: 'image' },
-  { name: 'imageUpload image a number', task: { taskType: 'imageUpload', taskUUID: randomUUID(), image: 3 }, code: 'invalidImageUpload', parameter: 'image' },
+  { name: 'imageUpload without image', task: { taskType: 'imageUpload', taskUUID: randomUUID() }, code: 'invalidImage', parameter: 'image' },
+  { name: 'imageUpload image a number', task: { taskType: 'imageUpload', taskUUID: randomUUID(), image: 3 }, code: 'invalidImage', parameter: 'image' },
   { name: 'getResponse bad uuid', task: { taskType: 'getResponse', taskUUID: 'abc' }, code: 'invalidTaskUUID', parameter: 'taskUUID' },
   { name: 'getResponse extra field', task: { taskType: 'getResponse', taskUUID: randomUUID(), wait: true }, code: 'unsupportedParameter', parameter: 'wait' },
 ];

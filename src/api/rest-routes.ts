@@ -11,6 +11,8 @@ export interface RestOptions {
   readonly dispatcher: TaskDispatcher;
   readonly apiKeys: ApiKeys;
   readonly syncTimeoutMs: number;
+  /** Aborted at shutdown: sync waits end with a retryable error. */
+  readonly shutdown: AbortSignal;
   /** Engine names for `X-Kiln-Engine`: of a model, and the default. */
   engineOf(model: unknown): string | undefined;
   readonly defaultEngine: string;
@@ -53,25 +55,29 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
 
     const data: Record<string, unknown>[] = [];
     const errors: ApiError[] = [];
+    // A getResponse that found its task answered, even when it reports failed images.
+    let answered = false;
     const sink: ReplySink = {
       data: (item) => data.push(item),
       error: (error) => errors.push(error),
       batch: (items, errs) => {
+        answered = true;
         data.push(...items);
         errors.push(...errs);
       },
     };
-    // The task keeps running if the client goes away; only the wait for it ends.
+    // The task keeps running if the client goes away; only the wait for it ends. (The request
+    // stream is finished once its body is read, so the response tells us the client left.)
     const controller = new AbortController();
     const onClose = (): void => {
-      if (!reply.sent) controller.abort();
+      if (!reply.raw.writableFinished) controller.abort();
     };
-    request.raw.once('close', onClose);
+    reply.raw.once('close', onClose);
     try {
       await options.dispatcher.dispatch(
         tasks,
         {
-          principal: () => principal,
+          principal: async () => principal,
           authenticate: async (task) => {
             const verified = await options.apiKeys.verify(task.apiKey);
             if (!verified) throw invalidApiKey();
@@ -80,19 +86,19 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
           },
           dryRun: false,
           syncTimeoutMs: options.syncTimeoutMs,
-          signal: controller.signal,
+          signal: AbortSignal.any([controller.signal, options.shutdown]),
         },
         sink,
       );
     } catch (thrown) {
       errors.push(toApiError(thrown));
     } finally {
-      request.raw.off('close', onClose);
+      reply.raw.off('close', onClose);
     }
     if (!principal) return sendErrors(reply, errors.length > 0 ? errors : [invalidApiKey()]);
     if (errors.length === 0) return reply.code(200).send({ data });
     // kiln-extensions.md: 200 when at least one task produced data, otherwise the first error's status.
-    const producedData = data.some((item) => item.taskType !== 'authentication');
+    const producedData = answered || data.some((item) => item.taskType !== 'authentication');
     return reply.code(producedData ? 200 : (errors[0]?.status ?? 500)).send({ data, errors: errors.map((e) => e.toJSON()) });
   };
   app.post('/v1', handler);

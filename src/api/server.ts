@@ -44,6 +44,10 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: options.maxBodyBytes }, (_request, body, done) => done(null, body));
 
+  // Every REST answer names the engine, errors raised before a route runs included.
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('X-Kiln-Engine', options.defaultEngine);
+  });
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
     if (error instanceof ApiError) return sendErrors(reply, [error]);
     const status = error.statusCode ?? 500;
@@ -73,6 +77,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
       }
     },
     defaultEngine: options.defaultEngine,
+    shutdown: options.shutdown,
   });
   registerWsRoutes(app, {
     dispatcher,

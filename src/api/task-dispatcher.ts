@@ -17,15 +17,15 @@ export interface ReplySink {
 
 /** Transport-specific parts of handling tasks. */
 export interface DispatchContext {
-  /** The authenticated caller, if any. */
-  principal(): Principal | undefined;
+  /** The authenticated caller, if any (waits for an authentication still being checked). */
+  principal(): Promise<Principal | undefined>;
   /** Handles an `authentication` task; returns the answer item or throws `invalidApiKey`. */
   authenticate(task: AuthenticationTask): Promise<Record<string, unknown>>;
   /** Validate only (`dryRun=1` on the WebSocket URL). */
   readonly dryRun: boolean;
   /** How long a sync inference may hold the reply before answering with a timeout error. */
   readonly syncTimeoutMs: number;
-  /** Aborted when the client goes away (REST) or the server shuts down. */
+  /** Aborted when the client goes away (REST) or the server shuts down: sync waits end then. */
   readonly signal: AbortSignal;
 }
 
@@ -68,7 +68,7 @@ export class TaskDispatcher {
         sink.data({ taskType: 'ping', pong: true, ...(task.taskUUID === undefined ? {} : { taskUUID: task.taskUUID }) });
         return;
       }
-      const principal = context.principal();
+      const principal = await context.principal();
       if (!principal) {
         const error = invalidApiKey();
         throw new ApiError(error.code, 'Authenticate first: send an authentication task with your API key.', {
@@ -83,7 +83,7 @@ export class TaskDispatcher {
           return;
         case 'imageUpload':
           if (context.dryRun) sink.data({ taskType: task.taskType, taskUUID: task.taskUUID });
-          else sink.data(await this.service.uploadImage(task, context.signal));
+          else sink.data(await this.service.uploadImage(task, principal, context.signal));
           return;
         case 'getResponse': {
           const { data, errors } = await this.service.getResponse(task.taskUUID, principal);
@@ -109,28 +109,45 @@ export class TaskDispatcher {
       sink.data(ackItem(task.taskUUID));
       return;
     }
-    // Subscribe before submitting: a fast task must not finish before anyone listens.
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
-    const stop = this.service.watch(task.taskUUID, (event) => {
-      if (event.type === 'result') sink.data({ ...event.item });
-      else if (event.type === 'error' || event.type === 'notice') sink.error(event.error);
-      else finish();
-    });
-    const timer = setTimeout(() => {
-      sink.error(
-        new ApiError(
-          'timeoutProvider',
-          'The task did not finish within the synchronous window. It keeps running; fetch its results with getResponse.',
-          { taskUUID: task.taskUUID, taskType: task.taskType },
-        ),
-      );
+    let stop = (): void => {};
+    const end = (error: ApiError): void => {
+      sink.error(error);
       finish();
-    }, context.syncTimeoutMs);
-    const onAbort = (): void => finish();
+    };
+    const timer = setTimeout(
+      () =>
+        end(
+          new ApiError(
+            'timeoutProvider',
+            'The task did not finish within the synchronous window. It keeps running; fetch its results with getResponse.',
+            { taskUUID: task.taskUUID, taskType: task.taskType },
+          ),
+        ),
+      context.syncTimeoutMs,
+    );
+    // The wait ends when the client goes away or the server stops; the task itself is kept and
+    // resumes after a restart.
+    const onAbort = (): void =>
+      end(
+        new ApiError('serviceUnavailable', 'The server is shutting down. The task resumes when it is back; read it with getResponse.', {
+          taskUUID: task.taskUUID,
+          taskType: task.taskType,
+          retryable: true,
+        }),
+      );
     context.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await this.service.submitInference(task, principal);
+      // Subscribe once the task is ours (after the taskUUID proved unique) and before it can
+      // run, so a fast task cannot finish before anyone listens.
+      await this.service.submitInference(task, principal, () => {
+        stop = this.service.watch(task.taskUUID, (event) => {
+          if (event.type === 'result') sink.data({ ...event.item });
+          else if (event.type === 'error' || event.type === 'notice') sink.error(event.error);
+          else finish();
+        });
+      });
       await finished;
     } finally {
       clearTimeout(timer);

@@ -39,19 +39,35 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
       touch();
     };
     const sink: ReplySink = {
-      data: (item) => send({ data: [item] }),
+      data: (item) => {
+        if (item.taskType !== 'authentication' || !session) return send({ data: [item] });
+        // The authentication answer goes out first, then what a resumed session kept.
+        if (socket.readyState === socket.OPEN) socket.send(frame({ data: [item] }));
+        touch();
+        session.flush();
+      },
       error: (error) => send({ errors: [error.toJSON()] }),
       batch: (items, errors) =>
         send({ data: items, ...(errors.length > 0 ? { errors: errors.map((e) => e.toJSON()) } : {}) }),
     };
+    // Frames run concurrently, so a task sent right behind its authentication waits for the
+    // key check instead of being refused.
+    let authenticating: Promise<unknown> = Promise.resolve();
     const context = {
-      principal: () => session?.principal,
-      authenticate: async (task: { apiKey: string; connectionSessionUUID?: string }) => {
-        const principal = await options.apiKeys.verify(task.apiKey);
-        if (!principal) throw invalidApiKey();
-        if (session) options.sessions.detach(session, socket);
-        session = options.sessions.attach(socket, principal, task.connectionSessionUUID);
-        return { taskType: 'authentication', connectionSessionUUID: session.id };
+      principal: async () => {
+        await authenticating;
+        return session?.principal;
+      },
+      authenticate: (task: { apiKey: string; connectionSessionUUID?: string }) => {
+        const check = (async () => {
+          const principal = await options.apiKeys.verify(task.apiKey);
+          if (!principal) throw invalidApiKey();
+          if (session) options.sessions.detach(session, socket);
+          session = options.sessions.attach(socket, principal, task.connectionSessionUUID);
+          return { taskType: 'authentication', connectionSessionUUID: session.id };
+        })();
+        authenticating = check.catch(() => undefined);
+        return check;
       },
       dryRun,
       syncTimeoutMs: options.syncTimeoutMs,

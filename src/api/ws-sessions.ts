@@ -10,37 +10,50 @@ import type { Principal } from '../tasks/task-service.ts';
 export class WsSession {
   socket: WebSocket | undefined;
   private readonly buffer: string[] = [];
+  private buffered = 0;
   expiry: NodeJS.Timeout | undefined;
+  /** Set when the session expired: later frames (of tasks still running) are dropped. */
+  ended = false;
 
   constructor(
     readonly id: string,
     readonly principal: Principal,
+    private readonly maxBufferedBytes: number,
   ) {}
 
   send(frame: string): void {
     const socket = this.socket;
-    if (socket && socket.readyState === socket.OPEN) socket.send(frame);
-    else this.buffer.push(frame);
+    if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) socket.send(frame);
+    else if (!this.ended && this.buffered + frame.length <= this.maxBufferedBytes) {
+      // Results stay readable through getResponse; the buffer only saves a client the poll.
+      this.buffer.push(frame);
+      this.buffered += frame.length;
+    }
   }
 
-  /** Sends what was buffered while detached. */
+  /** Sends what was buffered while detached (after the authentication answer). */
   flush(): void {
     const socket = this.socket;
-    if (!socket) return;
+    if (!socket || socket.readyState !== socket.OPEN) return;
     for (const frame of this.buffer.splice(0)) socket.send(frame);
+    this.buffered = 0;
   }
 }
 
 export class WsSessions {
   private readonly sessions = new Map<string, WsSession>();
 
-  constructor(private readonly resumeMs: number) {}
+  constructor(
+    private readonly resumeMs: number,
+    /** Bytes a detached session may hold for replay. */
+    private readonly maxBufferedBytes = 256 * 1024 * 1024,
+  ) {}
 
   /** Attaches a socket to a resumed session (same key only) or to a new one. */
   attach(socket: WebSocket, principal: Principal, resumeId: string | undefined): WsSession {
     let session = resumeId === undefined ? undefined : this.sessions.get(resumeId);
     if (!session || session.principal.apiKeyId !== principal.apiKeyId) {
-      session = new WsSession(newUuid(), principal);
+      session = new WsSession(newUuid(), principal, this.maxBufferedBytes);
       this.sessions.set(session.id, session);
     }
     clearTimeout(session.expiry);
@@ -48,7 +61,7 @@ export class WsSessions {
     const previous = session.socket;
     session.socket = socket;
     if (previous && previous !== socket) previous.close(1000, 'session resumed elsewhere');
-    session.flush();
+    // Buffered frames are flushed by the transport once the authentication answer is out.
     return session;
   }
 
@@ -56,7 +69,10 @@ export class WsSessions {
   detach(session: WsSession, socket: WebSocket): void {
     if (session.socket !== socket) return;
     session.socket = undefined;
-    session.expiry = setTimeout(() => this.sessions.delete(session.id), this.resumeMs);
+    session.expiry = setTimeout(() => {
+      session.ended = true;
+      this.sessions.delete(session.id);
+    }, this.resumeMs);
     session.expiry.unref();
   }
 

@@ -5,7 +5,9 @@ import type { SafeFetch } from '../net/safe-fetch.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import type { DeliveryRecord, DeliveryStatus, TaskStore } from '../store/task-store.ts';
+import { uploadFailed } from '../errors/index.ts';
+import { webhookForError } from '../store/delivery-records.ts';
+import type { DeliveryRecord, TaskStore } from '../store/task-store.ts';
 import { backoffDelay, type RetryPolicy } from './retry-policy.ts';
 
 const CONTENT_TYPE: Readonly<Record<string, string>> = { jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
@@ -31,8 +33,8 @@ export interface DeliveryServiceOptions {
  */
 export class DeliveryService {
   private readonly controller = new AbortController();
-  private readonly inFlight = new Set<Promise<DeliveryStatus>>();
-  private readonly running = new Map<string, Promise<DeliveryStatus>>();
+  private readonly inFlight = new Set<Promise<DeliveryRecord>>();
+  private readonly running = new Map<string, Promise<DeliveryRecord>>();
 
   constructor(private readonly options: DeliveryServiceOptions) {}
 
@@ -46,12 +48,17 @@ export class DeliveryService {
 
   /**
    * Starts the given (already stored) deliveries. Webhooks continue in the background; the
-   * returned promise waits for the uploads and resolves with those that failed for good.
+   * returned promise waits for the uploads and resolves with those that failed for good
+   * (with their `lastError`).
    */
   async dispatch(records: readonly DeliveryRecord[]): Promise<DeliveryRecord[]> {
-    const uploads = records.map((record) => [record, this.run(record)] as const).filter(([r]) => r.kind === 'upload');
+    const runs = records.map((record) => this.run(record));
     const failed: DeliveryRecord[] = [];
-    for (const [record, outcome] of uploads) if ((await outcome) === 'failed') failed.push(record);
+    for (const [i, record] of records.entries()) {
+      if (record.kind !== 'upload') continue;
+      const outcome = await runs[i]!;
+      if (outcome.status === 'failed') failed.push(outcome);
+    }
     return failed;
   }
 
@@ -61,7 +68,7 @@ export class DeliveryService {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private run(record: DeliveryRecord): Promise<DeliveryStatus> {
+  private run(record: DeliveryRecord): Promise<DeliveryRecord> {
     const existing = this.running.get(record.id);
     if (existing) return existing;
     const promise = this.loop(record).finally(() => {
@@ -73,38 +80,62 @@ export class DeliveryService {
     return promise;
   }
 
-  private async loop(record: DeliveryRecord): Promise<DeliveryStatus> {
+  /** Attempts a delivery until it succeeds, fails for good or the service closes; returns its last state. */
+  private async loop(record: DeliveryRecord): Promise<DeliveryRecord> {
     const { store, clock, logger } = this.options;
     const policy = record.kind === 'webhook' ? this.options.webhook : this.options.upload;
     const signal = this.controller.signal;
-    let attempts = record.attempts;
-    let nextAttemptAt = record.nextAttemptAt;
+    let state: DeliveryRecord = record;
     const log = logger.child({ taskUUID: record.taskUUID, deliveryId: record.id, kind: record.kind });
     while (!signal.aborted) {
-      const wait = nextAttemptAt - clock.now();
+      const wait = state.nextAttemptAt - clock.now();
       if (wait > 0 && !(await sleep(wait, signal))) break;
-      attempts++;
+      const attempts = state.attempts + 1;
       try {
         await this.attempt(record, policy, signal);
         this.count(record, 'success');
-        await store.updateDelivery(record.id, { status: 'done', attempts, nextAttemptAt, lastError: null });
+        state = { ...state, status: 'done', attempts, lastError: null };
+        await store.updateDelivery(record.id, state);
         log.debug({ attempts }, 'delivered');
-        return 'done';
+        return state;
       } catch (error) {
         if (signal.aborted) break;
         const message = error instanceof Error ? error.message : String(error);
         const final = isFinal(error) || attempts >= policy.maxAttempts;
         this.count(record, final ? 'gave_up' : 'retry');
-        nextAttemptAt = clock.now() + backoffDelay(policy, attempts);
-        await store.updateDelivery(record.id, { status: final ? 'failed' : 'pending', attempts, nextAttemptAt, lastError: message });
-        if (final) {
-          log.warn({ attempts, error: message }, 'delivery failed for good');
-          return 'failed';
+        state = {
+          ...state,
+          status: final ? 'failed' : 'pending',
+          attempts,
+          nextAttemptAt: clock.now() + backoffDelay(policy, attempts),
+          lastError: message,
+        };
+        if (!final) {
+          await store.updateDelivery(record.id, state);
+          log.info({ attempts, error: message }, 'delivery attempt failed; retrying');
+          continue;
         }
-        log.info({ attempts, error: message }, 'delivery attempt failed; retrying');
+        // A failed upload is told to the task's webhook, recorded with the failure itself so a
+        // crash cannot lose the notice.
+        const notice = this.failureNotice(state);
+        await store.updateDelivery(record.id, state, notice ? [notice] : []);
+        if (notice) void this.run(notice);
+        log.warn({ attempts, error: message }, 'delivery failed for good');
+        return state;
       }
     }
-    return 'pending';
+    return state;
+  }
+
+  private failureNotice(upload: DeliveryRecord): DeliveryRecord | undefined {
+    if (upload.kind !== 'upload' || !upload.notifyUrl) return undefined;
+    const error = uploadFailed(upload.taskUUID, upload.imageUUID ?? '', upload.lastError);
+    return webhookForError(
+      { taskUUID: upload.taskUUID, apiKeyId: upload.apiKeyId, now: this.options.clock.now() },
+      upload.notifyUrl,
+      error.toJSON(),
+      upload.imageUUID,
+    );
   }
 
   private count(record: DeliveryRecord, outcome: string): void {

@@ -26,7 +26,6 @@ export const ERROR_STATUS = {
   invalidSeed: 400,
   invalidProviderSettings: 400,
   invalidElements: 400,
-  invalidImageUpload: 400,
   missingParameter: 400,
   invalidModel: 400,
   unsupportedTaskType: 400,

@@ -23,7 +23,7 @@ describe('image inputs (stores as in-memory test doubles)', () => {
       const bytes = await makeImage(400, 400, 'png');
       objects.set(`${imageUUID}.png`, bytes);
       records.set(imageUUID, {
-        imageUUID, kind, taskUUID: null, format: 'png', width: 400, height: 400, bytes: bytes.length,
+        imageUUID, kind, taskUUID: null, apiKeyId: null, format: 'png', width: 400, height: 400, bytes: bytes.length,
         objectKey: `${imageUUID}.png`, createdAt: 0, expiresAt, servable: true,
       });
     };

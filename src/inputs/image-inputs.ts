@@ -9,7 +9,15 @@ import type { Clock } from '../shared/clock.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import type { TaskStore } from '../store/task-store.ts';
 import type { SafeFetch } from '../net/safe-fetch.ts';
-import { createReferenceResolver, type ReferenceItem, type ReferenceResolver } from './resolve-image-reference.ts';
+import type { ImageRecord } from '../store/task-store.ts';
+import { parseImageReference } from './parse-image-reference.ts';
+import { ReferenceProblem, toItemError } from './reference-problem.ts';
+import {
+  createReferenceResolver,
+  DEFAULT_MAX_REFERENCE_BYTES,
+  type ReferenceItem,
+  type ReferenceResolver,
+} from './resolve-image-reference.ts';
 
 /** An `inputs.elements[i]` item as validated by `protocol/`. */
 export interface ElementReferences {
@@ -47,17 +55,35 @@ export interface ImageInputs {
     referencePrefix: string,
     signal: AbortSignal,
   ): Promise<{ referenceImages: InputImage[]; elements: InputElement[] }>;
+  precheck(referenceImages: readonly string[], elements: readonly ElementReferences[], apiKeyId: string): Promise<void>;
   normaliseUpload(image: string, signal: AbortSignal): Promise<EncodedImage>;
   close(): Promise<void>;
+}
+
+/** Every reference of a task with the parameter path its errors name. */
+function referenceItems(referenceImages: readonly string[], elements: readonly ElementReferences[], prefix: string): ReferenceItem[] {
+  const items: ReferenceItem[] = referenceImages.map((reference, i) => ({ reference, parameter: `${prefix}[${i}]` }));
+  elements.forEach((element, e) => {
+    items.push({ reference: element.frontalImage, parameter: `inputs.elements[${e}].frontalImage` });
+    element.referenceImages.forEach((reference, v) => items.push({ reference, parameter: `inputs.elements[${e}].referenceImages[${v}]` }));
+  });
+  return items;
 }
 
 export function createImageInputs(deps: ImageInputsDeps): ImageInputs {
   const { store, objects, clock, config } = deps;
 
-  async function loadStoredImage(imageUUID: string): Promise<Uint8Array | undefined> {
+  const maxBytes = config.maxReferenceBytes ?? DEFAULT_MAX_REFERENCE_BYTES;
+
+  async function findStoredImage(imageUUID: string): Promise<ImageRecord | undefined> {
     const record = await store.getImage(imageUUID);
+    return record && (record.expiresAt === null || record.expiresAt > clock.now()) ? record : undefined;
+  }
+
+  async function loadStoredImage(imageUUID: string): Promise<Uint8Array | undefined> {
+    const record = await findStoredImage(imageUUID);
     const now = clock.now();
-    if (!record || (record.expiresAt !== null && record.expiresAt <= now)) return undefined;
+    if (!record) return undefined;
     const bytes = await objects.get(record.objectKey);
     if (bytes === undefined) return undefined;
     // Uploads live a fixed time after their last use, not after their upload.
@@ -75,18 +101,33 @@ export function createImageInputs(deps: ImageInputsDeps): ImageInputs {
   });
 
   return {
+    async precheck(referenceImages, elements, apiKeyId) {
+      for (const { reference, parameter } of referenceItems(referenceImages, elements, 'inputs.referenceImages')) {
+        let parsed;
+        try {
+          parsed = parseImageReference(reference, maxBytes);
+        } catch (error) {
+          if (error instanceof ReferenceProblem) throw toItemError(error, parameter, 'reference');
+          throw error;
+        }
+        if (parsed.kind !== 'uuid') continue;
+        const record = await findStoredImage(parsed.imageUUID);
+        if (!record || (record.apiKeyId !== null && record.apiKeyId !== apiKeyId)) {
+          throw toItemError(
+            new ReferenceProblem('invalid', `No image with imageUUID '${parsed.imageUUID}' exists: upload it with imageUpload first, or it has expired.`),
+            parameter,
+            'reference',
+          );
+        }
+      }
+    },
     async resolveTaskInputs(referenceImages, elements, referencePrefix, signal) {
-      const items: ReferenceItem[] = referenceImages.map((reference, i) => ({
-        reference,
-        parameter: `${referencePrefix}[${i}]`,
-      }));
       // Element images go in the same batch so they share its dedupe and fail-fast.
-      const layout = elements.map((element, e) => {
-        const start = items.length;
-        items.push({ reference: element.frontalImage, parameter: `inputs.elements[${e}].frontalImage` });
-        element.referenceImages.forEach((reference, v) =>
-          items.push({ reference, parameter: `inputs.elements[${e}].referenceImages[${v}]` }),
-        );
+      const items = referenceItems(referenceImages, elements, referencePrefix);
+      let next = referenceImages.length;
+      const layout = elements.map((element) => {
+        const start = next;
+        next += 1 + element.referenceImages.length;
         return { start, views: element.referenceImages.length };
       });
       const resolved = await resolver.resolveAll(items, signal);

@@ -61,7 +61,8 @@ function rejectUnknownKeys(object: Record<string, unknown>, allowed: readonly st
 
 function validatePrompt(value: unknown, model: ModelSpec): string {
   const max = model.promptMaxLength;
-  if (typeof value !== 'string' || value.trim().length === 0 || value.length > max) {
+  // Characters are counted as code points, so an emoji is one character, not two UTF-16 units.
+  if (typeof value !== 'string' || value.trim().length === 0 || (value.length > max && [...value].length > max)) {
     throw new ApiError(
       'invalidPositivePrompt',
       `Invalid value for 'positivePrompt' parameter. The prompt length must be between 1 and ${max} characters.`,
@@ -239,10 +240,12 @@ export function validateInference(raw: Record<string, unknown>, taskUUID: string
   const includeCost = opt(RULES.includeCost, 'includeCost', false);
   const seed = raw.seed === undefined ? undefined : check(RULES.seed, 'seed', raw.seed);
   const series = validateProviderSettings(raw);
-  if (series.resultType === 'series' && numberResults !== 1) {
+  // A series is sized by seriesAmount. numberResults may be left at 1 or equal seriesAmount
+  // (sdk-js waits for numberResults items before it resolves a sync request).
+  if (series.resultType === 'series' && numberResults !== 1 && numberResults !== series.seriesAmount) {
     throw new ApiError(
       'unsupportedParameter',
-      "Unsupported use of 'numberResults' parameter. A series (resultType 'series') is sized by seriesAmount; numberResults must be 1.",
+      "Unsupported use of 'numberResults' parameter. A series (resultType 'series') is sized by seriesAmount; numberResults must be 1 or equal seriesAmount.",
       { parameter: 'numberResults' },
     );
   }

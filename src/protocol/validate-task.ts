@@ -11,7 +11,7 @@ export type TaskParse = { readonly ok: true; readonly task: Task } | { readonly 
 
 const imageRule = {
   schema: z.string().min(1),
-  code: 'invalidImageUpload',
+  code: 'invalidImage',
   rule: 'It must be a data URI, base64 data or an http(s) URL of an image.',
   type: 'string',
 } as const;
@@ -73,7 +73,7 @@ function parseOne(raw: unknown): Task {
       const taskUUID = requireTaskUUID(raw, taskType);
       only(raw, ['taskType', 'taskUUID', 'image']);
       if (raw.image === undefined) {
-        throw new ApiError('invalidImageUpload', "Missing required parameter 'image'.", { parameter: 'image' });
+        throw new ApiError('invalidImage', "Missing required parameter 'image'.", { parameter: 'image' });
       }
       return { taskType, taskUUID, image: check(imageRule, 'image', raw.image) };
     }

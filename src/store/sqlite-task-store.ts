@@ -51,6 +51,7 @@ interface ImagesTable {
   image_uuid: string;
   kind: ImageRecord['kind'];
   task_uuid: string | null;
+  api_key_id: string | null;
   format: ImageRecord['format'];
   width: number;
   height: number;
@@ -70,6 +71,7 @@ interface DeliveriesTable {
   image_uuid: string | null;
   body: string | null;
   object_key: string | null;
+  notify_url: string | null;
   status: DeliveryRecord['status'];
   attempts: number;
   next_attempt_at: number;
@@ -89,24 +91,24 @@ const MIGRATIONS = [
      id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, label TEXT NOT NULL,
      webhook_secret TEXT, created_at INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS tasks (
-     task_uuid TEXT PRIMARY KEY, api_key_id TEXT NOT NULL, task_type TEXT NOT NULL, model TEXT NOT NULL,
+     task_uuid TEXT PRIMARY KEY COLLATE NOCASE, api_key_id TEXT NOT NULL, task_type TEXT NOT NULL, model TEXT NOT NULL,
      engine TEXT NOT NULL, request TEXT NOT NULL, status TEXT NOT NULL, image_count INTEGER NOT NULL,
      created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER, expires_at INTEGER)`,
   `CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status, created_at)`,
   `CREATE INDEX IF NOT EXISTS tasks_expiry ON tasks(expires_at)`,
   `CREATE TABLE IF NOT EXISTS generations (
-     task_uuid TEXT NOT NULL REFERENCES tasks(task_uuid) ON DELETE CASCADE, idx INTEGER NOT NULL,
+     task_uuid TEXT NOT NULL COLLATE NOCASE REFERENCES tasks(task_uuid) ON DELETE CASCADE, idx INTEGER NOT NULL,
      seed INTEGER NOT NULL, series_index INTEGER, status TEXT NOT NULL, image_uuid TEXT, error TEXT,
      cost REAL, nsfw INTEGER, finished_at INTEGER, engine_state TEXT, PRIMARY KEY (task_uuid, idx))`,
   `CREATE TABLE IF NOT EXISTS images (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT, image_uuid TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, task_uuid TEXT,
+     seq INTEGER PRIMARY KEY AUTOINCREMENT, image_uuid TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, task_uuid TEXT, api_key_id TEXT,
      format TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, bytes INTEGER NOT NULL,
      object_key TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, servable INTEGER NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS images_expiry ON images(expires_at)`,
   // Deliveries outlive their task record on purpose: a webhook may still be retrying.
   `CREATE TABLE IF NOT EXISTS deliveries (
-     id TEXT PRIMARY KEY, task_uuid TEXT NOT NULL, api_key_id TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL,
-     image_uuid TEXT, body TEXT, object_key TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+     id TEXT PRIMARY KEY, task_uuid TEXT NOT NULL COLLATE NOCASE, api_key_id TEXT NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL,
+     image_uuid TEXT, body TEXT, object_key TEXT, notify_url TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL,
      next_attempt_at INTEGER NOT NULL, last_error TEXT, created_at INTEGER NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(status, next_attempt_at)`,
   `CREATE INDEX IF NOT EXISTS deliveries_task ON deliveries(task_uuid)`,
@@ -121,6 +123,7 @@ const toDelivery = (r: Selectable<DeliveriesTable>): DeliveryRecord => ({
   imageUUID: r.image_uuid,
   body: r.body,
   objectKey: r.object_key,
+  notifyUrl: r.notify_url,
   status: r.status,
   attempts: r.attempts,
   nextAttemptAt: r.next_attempt_at,
@@ -136,6 +139,7 @@ const fromDelivery = (d: DeliveryRecord): DeliveriesTable => ({
   image_uuid: d.imageUUID,
   body: d.body,
   object_key: d.objectKey,
+  notify_url: d.notifyUrl,
   status: d.status,
   attempts: d.attempts,
   next_attempt_at: d.nextAttemptAt,
@@ -173,6 +177,7 @@ const toImage = (r: Selectable<ImagesTable>): ImageRecord => ({
   imageUUID: r.image_uuid,
   kind: r.kind,
   taskUUID: r.task_uuid,
+  apiKeyId: r.api_key_id,
   format: r.format,
   width: r.width,
   height: r.height,
@@ -276,6 +281,16 @@ export class SqliteTaskStore implements TaskStore {
 
   async setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null): Promise<void> {
     const ended = status === 'done' || status === 'failed';
+    if (expiresAt !== undefined && expiresAt !== null) {
+      // Images delivered inline (not by URL) exist for getResponse, so they live as long as the task record.
+      await this.db
+        .updateTable('images')
+        .set({ expires_at: expiresAt })
+        .where('task_uuid', '=', taskUUID)
+        .where('kind', '=', 'generated')
+        .where('servable', '=', 0)
+        .execute();
+    }
     await this.db
       .updateTable('tasks')
       .set({
@@ -318,12 +333,15 @@ export class SqliteTaskStore implements TaskStore {
     await this.db.insertInto('deliveries').values(deliveries.map(fromDelivery)).execute();
   }
 
-  async updateDelivery(id: string, u: DeliveryUpdate): Promise<void> {
-    await this.db
-      .updateTable('deliveries')
-      .set({ status: u.status, attempts: u.attempts, next_attempt_at: u.nextAttemptAt, last_error: u.lastError })
-      .where('id', '=', id)
-      .execute();
+  async updateDelivery(id: string, u: DeliveryUpdate, follow: readonly DeliveryRecord[] = []): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('deliveries')
+        .set({ status: u.status, attempts: u.attempts, next_attempt_at: u.nextAttemptAt, last_error: u.lastError })
+        .where('id', '=', id)
+        .execute();
+      if (follow.length > 0) await trx.insertInto('deliveries').values(follow.map(fromDelivery)).execute();
+    });
   }
 
   async listPendingDeliveries(): Promise<DeliveryRecord[]> {
@@ -388,6 +406,7 @@ export class SqliteTaskStore implements TaskStore {
         image_uuid: i.imageUUID,
         kind: i.kind,
         task_uuid: i.taskUUID,
+        api_key_id: i.apiKeyId,
         format: i.format,
         width: i.width,
         height: i.height,
@@ -420,6 +439,18 @@ export class SqliteTaskStore implements TaskStore {
       .selectAll()
       .where('expires_at', 'is not', null)
       .where('expires_at', '<=', now)
+      // An upload still retrying needs the bytes even after the URL expired.
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('deliveries')
+              .select('deliveries.id')
+              .whereRef('deliveries.image_uuid', '=', 'images.image_uuid')
+              .where('deliveries.kind', '=', 'upload')
+              .where('deliveries.status', '=', 'pending'),
+          ),
+        ),
+      )
       .orderBy('expires_at')
       .limit(limit)
       .execute();

@@ -52,6 +52,8 @@ export interface ImageRecord {
   readonly imageUUID: string;
   readonly kind: ImageKind;
   readonly taskUUID: string | null;
+  /** The API key whose task or upload made the image; only that key may use it as a reference. */
+  readonly apiKeyId: string | null;
   readonly format: 'jpg' | 'png' | 'webp';
   readonly width: number;
   readonly height: number;
@@ -94,6 +96,8 @@ export interface DeliveryRecord {
   readonly body: string | null;
   /** Upload: the stored object to PUT. */
   readonly objectKey: string | null;
+  /** Upload: the task's webhook, told with an `uploadFailed` error if the upload fails for good. */
+  readonly notifyUrl: string | null;
   readonly status: DeliveryStatus;
   readonly attempts: number;
   readonly nextAttemptAt: number;
@@ -141,7 +145,8 @@ export interface TaskStore {
   deleteExpiredTasks(now: number): Promise<number>;
 
   insertDeliveries(deliveries: readonly DeliveryRecord[]): Promise<void>;
-  updateDelivery(id: string, update: DeliveryUpdate): Promise<void>;
+  /** Updates a delivery and, in the same transaction, adds the deliveries it causes (a failure notice). */
+  updateDelivery(id: string, update: DeliveryUpdate, follow?: readonly DeliveryRecord[]): Promise<void>;
   /** Pending deliveries, soonest first. */
   listPendingDeliveries(): Promise<DeliveryRecord[]>;
   /** Deletes finished deliveries created before `before`; returns how many. */

@@ -21,6 +21,11 @@ export interface ImageInputs {
     referencePrefix: string,
     signal: AbortSignal,
   ): Promise<{ referenceImages: InputImage[]; elements: InputElement[] }>;
+  /**
+   * Checks at submission what can be checked without I/O or decoding: every reference parses,
+   * and image UUIDs exist and belong to the key. Throws the item's error.
+   */
+  precheck(referenceImages: readonly string[], elements: readonly ElementRequest[], apiKeyId: string): Promise<void>;
   /** Decodes, checks and normalises the `image` of an `imageUpload` (long side ≤ 2048). */
   normaliseUpload(image: string, signal: AbortSignal): Promise<EncodedImage>;
 }

@@ -7,7 +7,7 @@ import type { InferenceTask } from '../protocol/task-types.ts';
 import { newUuid } from '../shared/ids.ts';
 import { runLimited } from '../shared/limit.ts';
 import type { GenerationRecord, TaskRecord } from '../store/task-store.ts';
-import { uploadOf, webhookForError, webhookForItem } from './delivery-records.ts';
+import { uploadOf, webhookForError, webhookForItem } from '../store/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
 
 const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
@@ -36,7 +36,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   await deps.store.setTaskStatus(taskUUID, 'running', started);
   const pending = (await deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'pending');
   let failedCount = 0;
-  const followUps: Promise<void>[] = [];
+  const followUps: Promise<ApiError[]>[] = [];
   const fail = async (generation: GenerationRecord, thrown: unknown): Promise<void> => {
     const error = toApiError(thrown).forTask(taskUUID, 'imageInference');
     if (error.code === 'internalServerError') log.error({ err: error.details.cause ?? thrown }, 'generation failed');
@@ -133,8 +133,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     const done = new Set((await deps.store.listGenerations(taskUUID)).filter((g) => g.status !== 'pending').map((g) => g.index));
     for (const g of pending) if (!done.has(g.index)) await fail(g, thrown);
   }
-  await Promise.all(followUps);
+  const notices = (await Promise.all(followUps)).flat();
   if (signal.aborted) return;
+  for (const error of notices) deps.events.emit({ type: 'notice', taskUUID, error });
   const ended = deps.clock.now();
   const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
   await deps.store.setTaskStatus(taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs);
@@ -165,7 +166,7 @@ async function finishImage(
   generation: GenerationRecord,
   image: GeneratedImage,
   engine: ImageEngine,
-): Promise<{ followUp: Promise<void> }> {
+): Promise<{ followUp: Promise<ApiError[]> }> {
   const format = FORMAT[task.outputFormat];
   const source = image.pixels ?? image.encoded;
   if (!source) throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
@@ -193,14 +194,15 @@ async function finishImage(
     imageUUID,
     kind: 'generated',
     taskUUID: record.taskUUID,
+    apiKeyId: record.apiKeyId,
     format,
     width: encoded.width,
     height: encoded.height,
     bytes: encoded.bytes.byteLength,
     objectKey,
     createdAt: now,
-    // URL outputs live `ttl` seconds; other outputs as long as getResponse may need them.
-    expiresAt: isUrl ? now + task.ttl * 1000 : now + deps.retentionMs,
+    // URL outputs live `ttl` seconds; inline outputs as long as their task record (set when it ends).
+    expiresAt: isUrl ? now + task.ttl * 1000 : null,
     servable: isUrl,
   });
   const model = MODELS.get(task.model);
@@ -219,7 +221,7 @@ async function finishImage(
   const target = { taskUUID: record.taskUUID, apiKeyId: record.apiKeyId, now };
   const deliveries = [
     ...(task.webhookURL === undefined ? [] : [webhookForItem(target, task.webhookURL, imageUUID, item)]),
-    ...(task.uploadEndpoint === undefined ? [] : [uploadOf(target, task.uploadEndpoint, imageUUID, objectKey)]),
+    ...(task.uploadEndpoint === undefined ? [] : [uploadOf(target, task.uploadEndpoint, imageUUID, objectKey, task.webhookURL ?? null)]),
   ];
   await deps.store.settleGeneration(
     record.taskUUID,
@@ -229,18 +231,11 @@ async function finishImage(
   );
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
   deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
-  // Uploads may retry for a while: the engine slot is not held for them; the task ends after them.
+  // Uploads may retry for a while: the engine slot is not held for them; the task ends after
+  // them, and their failures are reported after every result (they never hide a result).
   const followUp = (async () => {
     const failedUploads = (await deps.delivery?.dispatch(deliveries)) ?? [];
-    for (const upload of failedUploads) {
-      const error = uploadFailed(record.taskUUID, imageUUID, upload.lastError);
-      deps.events.emit({ type: 'notice', taskUUID: record.taskUUID, error });
-      if (task.webhookURL !== undefined) {
-        const webhook = webhookForError({ ...target, now: deps.clock.now() }, task.webhookURL, error.toJSON(), imageUUID);
-        await deps.store.insertDeliveries([webhook]);
-        await deps.delivery?.dispatch([webhook]);
-      }
-    }
+    return failedUploads.map((upload) => uploadFailed(record.taskUUID, imageUUID, upload.lastError));
   })();
   return { followUp };
 }

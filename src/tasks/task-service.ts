@@ -48,6 +48,8 @@ export interface TaskServiceDeps {
  * `getResponse` from the store, and stores uploads.
  */
 export class TaskService {
+  private reserved = 0;
+
   constructor(private readonly deps: TaskServiceDeps) {}
 
   /** Subscribe to a task's events (results as they finish, errors, end). */
@@ -69,15 +71,33 @@ export class TaskService {
     return unfinished.length;
   }
 
-  /** Persists and enqueues an inference task. Throws `conflictTaskUUID` or `queueFull`. */
-  async submitInference(task: InferenceTask, principal: Principal): Promise<void> {
-    if (this.deps.queue.size() >= this.deps.queueCapacity) {
+  /**
+   * Persists and enqueues an inference task. Throws `conflictTaskUUID` or `queueFull`.
+   * `onAccepted` runs once the task is stored and before it can start (to subscribe to it).
+   */
+  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => void): Promise<void> {
+    // Slots are reserved synchronously, so concurrent submissions cannot overshoot the bound
+    // while they wait for target checks and the insert.
+    if (this.deps.queue.size() + this.reserved >= this.deps.queueCapacity) {
       throw new ApiError('queueFull', 'The server is at capacity. Retry after a short delay.', {
         taskUUID: task.taskUUID,
         taskType: task.taskType,
         retryable: true,
       });
     }
+    this.reserved++;
+    try {
+      await this.persist(task, principal);
+      onAccepted?.();
+      await this.deps.queue.enqueue({ id: task.taskUUID }, { force: true });
+    } finally {
+      this.reserved--;
+    }
+    this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
+  }
+
+  private async persist(task: InferenceTask, principal: Principal): Promise<void> {
+    await this.deps.inputs.precheck(task.referenceImages, task.elements, principal.apiKeyId);
     for (const [parameter, url] of [
       ['webhookURL', task.webhookURL],
       ['uploadEndpoint', task.uploadEndpoint],
@@ -138,8 +158,6 @@ export class TaskService {
     if (task.ignoredFields.length > 0) {
       this.deps.logger.debug({ taskUUID: task.taskUUID, fields: task.ignoredFields }, 'ignored compatibility fields');
     }
-    await this.deps.queue.enqueue({ id: task.taskUUID }, { force: true });
-    this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
   }
 
   /** Full current state of every generation of a task, in index order (runware-protocol.md §4.4). */
@@ -192,7 +210,7 @@ export class TaskService {
   }
 
   /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */
-  async uploadImage(task: ImageUploadTask, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async uploadImage(task: ImageUploadTask, principal: Principal, signal: AbortSignal): Promise<Record<string, unknown>> {
     const encoded = await this.deps.inputs.normaliseUpload(task.image, signal);
     const safety = this.deps.safety;
     if (safety?.checkInputs) {
@@ -209,6 +227,7 @@ export class TaskService {
       imageUUID,
       kind: 'upload',
       taskUUID: task.taskUUID,
+      apiKeyId: principal.apiKeyId,
       format: encoded.format,
       width: encoded.width,
       height: encoded.height,

@@ -208,9 +208,28 @@ async function imageBytes(item: UpstreamObject, timeoutMs: number, signal: Abort
       await response.body?.cancel();
       throw new ApiError('providerError', `The upstream image could not be downloaded (HTTP ${response.status}).`, { retryable: true });
     }
-    return new Uint8Array(await response.arrayBuffer());
+    return readCapped(response, MAX_UPSTREAM_IMAGE_BYTES);
   }
   throw new ApiError('providerError', 'The upstream returned an image without data.', { retryable: true });
+}
+
+/** A 6272×2688 PNG stays far below this; anything larger is not an image we asked for. */
+const MAX_UPSTREAM_IMAGE_BYTES = 256 * 1024 * 1024;
+
+async function readCapped(response: Response, maxBytes: number): Promise<Uint8Array> {
+  const tooLarge = () => new ApiError('providerError', `The upstream image is larger than ${maxBytes} bytes.`, { retryable: false });
+  if (Number(response.headers.get('content-length') ?? 0) > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body ?? []) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 /** The encoded image, with its real format read from the magic bytes (run-task converts if it differs). */

@@ -1,5 +1,5 @@
 import { newUuid } from '../shared/ids.ts';
-import type { DeliveryRecord } from '../store/task-store.ts';
+import type { DeliveryRecord } from './task-store.ts';
 
 interface Target {
   readonly taskUUID: string;
@@ -7,11 +7,15 @@ interface Target {
   readonly now: number;
 }
 
-function record(target: Target, fields: Pick<DeliveryRecord, 'kind' | 'url' | 'imageUUID' | 'body' | 'objectKey'>): DeliveryRecord {
+function record(
+  target: Target,
+  fields: Pick<DeliveryRecord, 'kind' | 'url' | 'imageUUID' | 'body' | 'objectKey'> & { notifyUrl?: string | null },
+): DeliveryRecord {
   return {
     id: newUuid(),
     taskUUID: target.taskUUID,
     apiKeyId: target.apiKeyId,
+    notifyUrl: null,
     ...fields,
     status: 'pending',
     attempts: 0,
@@ -31,7 +35,7 @@ export function webhookForError(target: Target, url: string, error: Readonly<Rec
   return record(target, { kind: 'webhook', url, imageUUID, body: JSON.stringify({ errors: [error] }), objectKey: null });
 }
 
-/** An upload PUT of the stored image's bytes. */
-export function uploadOf(target: Target, url: string, imageUUID: string, objectKey: string): DeliveryRecord {
-  return record(target, { kind: 'upload', url, imageUUID, body: null, objectKey });
+/** An upload PUT of the stored image's bytes; `notifyUrl` (the task's webhook) hears if it fails. */
+export function uploadOf(target: Target, url: string, imageUUID: string, objectKey: string, notifyUrl: string | null): DeliveryRecord {
+  return record(target, { kind: 'upload', url, imageUUID, body: null, objectKey, notifyUrl });
 }
