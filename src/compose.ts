@@ -151,7 +151,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const shutdown = new AbortController();
   // Every waiting sync request listens to it; their number is bounded by the queue, not by 10.
   setMaxListeners(0, shutdown.signal);
-  const { app, sessions } = await buildServer({
+  const { app, sessions, closeSockets } = await buildServer({
     service,
     apiKeys,
     logger,
@@ -185,13 +185,19 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     sweep: () => sweeper.sweep(),
     close(drainMs = 10_000) {
       closing ??= (async () => {
+        const started = Date.now();
+        const phase = (name: string): void => logger.info({ ms: Date.now() - started }, `shutdown: ${name}`);
         sweeper.stop();
-        // Stop accepting first, then let running tasks finish (bounded), then release resources.
+        // Stop accepting first, then let running tasks finish (bounded), then tell whoever still
+        // waits, then release resources.
         const closed = app.close();
         await queue.close({ drainMs });
+        phase('tasks drained or handed back');
         shutdown.abort();
+        closeSockets();
         sessions.close();
         await closed;
+        phase('transports closed');
         await delivery.close();
         await inputs.close();
         await http.close();
@@ -199,6 +205,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         await classifier.close();
         await store.close();
         await objects.close();
+        phase('stores closed');
         logger.flush?.();
       })();
       return closing;

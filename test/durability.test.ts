@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { ChildServer } from './helpers/child-server.ts';
-import { post, startTestServer } from './helpers/kiln-server.ts';
+import { post, startTestServer, TEST_KEY } from './helpers/kiln-server.ts';
+import { RawWsClient } from './helpers/ws-client.ts';
 import { Receiver } from './helpers/receiver.ts';
 
 async function pollAll(server: { url: string }, taskUUID: string, expected: number): Promise<any[]> {
@@ -80,6 +81,31 @@ describe('durability', () => {
       assert.equal(new Set(final.map((item) => item.imageUUID)).size, 3);
     } finally {
       await server.kill('SIGTERM');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('SIGTERM with sync clients waiting answers them 503 and exits 0 within the drain bound', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-term-sync-'));
+    const server = await ChildServer.start(dataDir, { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1' });
+    try {
+      const big = () => ({ taskType: 'imageInference', taskUUID: randomUUID(), model: 'klingai:kling-image@o3', positivePrompt: 'a storm',
+        width: 4096, height: 4096, numberResults: 6 });
+      const rest = post(server, [big()]);
+      const ws = await RawWsClient.connect(`${server.url.replace('http', 'ws')}/v1`);
+      await ws.authenticate(TEST_KEY);
+      const wsTask = big();
+      ws.send([wsTask]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const started = performance.now();
+      const exit = server.kill('SIGTERM');
+      const answer = await rest;
+      assert.equal(answer.body.errors.at(-1).code, 'serviceUnavailable');
+      const frame = await ws.next((f) => f.errors?.[0]?.taskUUID === wsTask.taskUUID);
+      assert.equal(frame.errors[0].code, 'serviceUnavailable');
+      assert.equal((await exit).code, 0);
+      assert.ok(performance.now() - started < 10_000, 'bounded by the drain time');
+    } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
   });

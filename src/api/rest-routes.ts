@@ -60,6 +60,7 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     const sink: ReplySink = {
       data: (item) => data.push(item),
       error: (error) => errors.push(error),
+      notice: (error) => errors.push(error),
       batch: (items, errs) => {
         answered = true;
         data.push(...items);
@@ -95,6 +96,8 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     } finally {
       reply.raw.off('close', onClose);
     }
+    // During a shutdown the connection must not idle in keep-alive: the server waits for it.
+    if (options.shutdown.aborted) reply.header('Connection', 'close');
     if (!principal) return sendErrors(reply, errors.length > 0 ? errors : [invalidApiKey()]);
     if (errors.length === 0) return reply.code(200).send({ data });
     // kiln-extensions.md: 200 when at least one task produced data, otherwise the first error's status.

@@ -28,7 +28,9 @@ const IMAGE_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 const CONTENT_TYPE = { jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp' } as Record<string, string>;
 
 /** Builds the fastify app: REST and WebSocket on `/v1`, images, health. Transport only. */
-export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sessions: WsSessions }> {
+export async function buildServer(
+  options: ServerOptions,
+): Promise<{ app: FastifyInstance; sessions: WsSessions; closeSockets(): void }> {
   const app: FastifyInstance = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.maxBodyBytes,
@@ -64,7 +66,12 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     sendErrors(reply, [new ApiError('taskNotFound', `Nothing is served at ${request.method} ${request.url.split('?')[0]}.`)]),
   );
 
-  await app.register(websocket, { options: { maxPayload: options.maxBodyBytes, perMessageDeflate: false } });
+  await app.register(websocket, {
+    options: { maxPayload: options.maxBodyBytes, perMessageDeflate: false },
+    // Open sockets stay up while a shutdown drains, so their waiting clients hear why their task
+    // stopped; `closeSockets` ends them afterwards.
+    preClose: async () => {},
+  });
   registerRestRoutes(app, {
     dispatcher,
     apiKeys: options.apiKeys,
@@ -104,5 +111,8 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   app.get('/metrics', async (_request, reply) =>
     reply.header('Content-Type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
   );
-  return { app, sessions };
+  const closeSockets = (): void => {
+    for (const client of app.websocketServer.clients) client.close(1001, 'server shutting down');
+  };
+  return { app, sessions, closeSockets };
 }

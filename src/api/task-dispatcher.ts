@@ -13,6 +13,8 @@ export interface ReplySink {
   error(error: ApiError): void;
   /** Several items and errors that must travel together (a `getResponse` poll). */
   batch(items: Record<string, unknown>[], errors: ApiError[]): void;
+  /** A problem reported after the results (`uploadFailed`); the results stand. */
+  notice(error: ApiError): void;
 }
 
 /** Transport-specific parts of handling tasks. */
@@ -144,7 +146,8 @@ export class TaskDispatcher {
       await this.service.submitInference(task, principal, () => {
         stop = this.service.watch(task.taskUUID, (event) => {
           if (event.type === 'result') sink.data({ ...event.item });
-          else if (event.type === 'error' || event.type === 'notice') sink.error(event.error);
+          else if (event.type === 'error') sink.error(event.error);
+          else if (event.type === 'notice') sink.notice(event.error);
           else finish();
         });
       });

@@ -47,6 +47,10 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
         session.flush();
       },
       error: (error) => send({ errors: [error.toJSON()] }),
+      // sdk-js rejects a request on any error frame with its taskUUID, even one that follows
+      // every result, so notices are not pushed live over WebSocket: getResponse and the
+      // webhook carry them.
+      notice: (error) => options.logger.debug({ code: error.code, taskUUID: error.details.taskUUID }, 'notice not sent over WebSocket'),
       batch: (items, errors) =>
         send({ data: items, ...(errors.length > 0 ? { errors: errors.map((e) => e.toJSON()) } : {}) }),
     };
