@@ -63,7 +63,7 @@ export async function buildServer(
     return sendErrors(reply, [new ApiError('internalServerError', 'An internal error occurred.')]);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendErrors(reply, [new ApiError('taskNotFound', `Nothing is served at ${request.method} ${request.url.split('?')[0]}.`)]),
+    sendErrors(reply, [new ApiError('notFound', `Nothing is served at ${request.method} ${request.url.split('?')[0]}.`)]),
   );
 
   await app.register(websocket, {

@@ -98,7 +98,12 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     });
     socket.on('error', (error) => options.logger.debug({ err: error }, 'websocket error'));
   };
-  app.get('/v1', { websocket: true }, handler);
-  app.get('/v1/', { websocket: true }, handler);
-  app.get('/', { websocket: true }, handler);
+  // A plain GET (a browser, a health probe) gets a short description instead of a bare 404.
+  const about = async () => ({
+    name: 'Kiln',
+    description: 'Runware-compatible image inference for klingai:kling-image@o3',
+    rest: 'POST /v1 with a JSON array of tasks (Authorization: Bearer <key>)',
+    websocket: 'connect to /v1, then send [{"taskType":"authentication","apiKey":"<key>"}]',
+  });
+  for (const url of ['/v1', '/v1/', '/']) app.route({ method: 'GET', url, handler: about, wsHandler: handler });
 }

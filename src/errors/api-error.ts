@@ -38,6 +38,7 @@ export const ERROR_STATUS = {
   invalidUploadEndpoint: 400,
   taskNotFound: 404,
   imageNotFound: 404,
+  notFound: 404,
   tooManyRequests: 429,
   queueFull: 429,
   nsfwContentDetected: 400,
