@@ -39,6 +39,14 @@ export interface PreparedGrade {
   readonly lutG: Int32Array;
   readonly lutB: Int32Array;
   readonly grain: Int32Array;
+  /**
+   * The grain again as packed output words, for groups of four pixels of one colour: per tile row
+   * and group of four columns, the grain bytes of the group's three words, less `grainMin` (so
+   * every byte is 0…`grainSpan`).
+   */
+  readonly grainWords: Uint32Array;
+  readonly grainMin: number;
+  readonly grainSpan: number;
   /** Per column: vignette and paper (added to the row's factor), bloom falloffs, mist strength. */
   readonly kx: Int32Array;
   readonly gx1: Int32Array;
@@ -89,6 +97,30 @@ function multipliedCurves(luts: readonly Int32Array[], kx: Int32Array, ky: Int32
   return { curves, levelX, levelY };
 }
 
+/** The grain tile as the packed words of `PreparedGrade.grainWords`; `min` is in levels (without the clamp offset). */
+function packGrain(grain: Int32Array): { words: Uint32Array; min: number; span: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of grain) (min = Math.min(min, v)), (max = Math.max(max, v));
+  const groups = GRAIN_TILE / 4;
+  const words = new Uint32Array(GRAIN_TILE * groups * 3);
+  for (let y = 0; y < GRAIN_TILE; y++) {
+    for (let x = 0; x < GRAIN_TILE; x += 4) {
+      const at = y * GRAIN_TILE + x;
+      const n0 = grain[at]! - min;
+      const n1 = grain[at + 1]! - min;
+      const n2 = grain[at + 2]! - min;
+      const n3 = grain[at + 3]! - min;
+      // Little-endian bytes R0 G0 B0 R1 | G1 B1 R2 G2 | B2 R3 G3 B3, as gradeRowPacked writes them.
+      const w = (y * groups + (x >> 2)) * 3;
+      words[w] = (n0 | (n0 << 8) | (n0 << 16) | (n1 << 24)) >>> 0;
+      words[w + 1] = (n1 | (n1 << 8) | (n2 << 16) | (n2 << 24)) >>> 0;
+      words[w + 2] = (n2 | (n3 << 8) | (n3 << 16) | (n3 << 24)) >>> 0;
+    }
+  }
+  return { words, min: min - CLAMP_OFFSET, span: max - min };
+}
+
 export function prepareGrade(grade: GradePlan, width: number, height: number): PreparedGrade {
   const random = new Random(grade.seed);
   // Grain scales with the image so a thumbnail and a 4K render look alike.
@@ -125,12 +157,13 @@ export function prepareGrade(grade: GradePlan, width: number, height: number): P
     mistY[y] = mist > 0.002 ? mist : 0;
     ky[y] = Math.round((1 - vig * v * v * 0.5 + (grade.paper > 0 ? (paperNoise.at(y * invH * 9 + 300) - 0.5) * grade.paper : 0)) * 256);
   }
+  const { words: grainWords, min: grainMin, span: grainSpan } = packGrain(grain);
   const curve = (channel: 0 | 1 | 2): Int32Array => Int32Array.from(toneCurve(grade, channel), (v) => Math.round(v * 256));
   const lutR = curve(0);
   const lutG = curve(1);
   const lutB = curve(2);
   return {
-    width, lutR, lutG, lutB, grain, kx, gx1, gx2, mistX, ky, gy1, gy2, mistY, ...multipliedCurves([lutR, lutG, lutB], kx, ky),
+    width, lutR, lutG, lutB, grain, grainWords, grainMin, grainSpan, kx, gx1, gx2, mistX, ky, gy1, gy2, mistY, ...multipliedCurves([lutR, lutG, lutB], kx, ky),
     fog: [grade.fogColour[0], grade.fogColour[1], grade.fogColour[2]], glow: [Math.round(grade.glowColour[0]), Math.round(grade.glowColour[1]), Math.round(grade.glowColour[2])],
   };
 }
@@ -195,7 +228,7 @@ function gradeRowBytes(band: Uint32Array, row: number, out: Uint8Array, start: n
 }
 
 function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word: number, g: PreparedGrade, y: number, x0: number, x1: number): void {
-  const { curves, levelX, grain, kx, gx1, gx2 } = g;
+  const { curves, levelX, grain, grainWords, kx, gx1, gx2 } = g;
   const ky = g.ky[y]!;
   const levelY = g.levelY[y]!;
   const gy1 = g.gy1[y]!;
@@ -207,17 +240,54 @@ function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word
   const clamp = CLAMP;
   const mask = GRAIN_TILE - 1;
   const grainRow = (y & mask) * GRAIN_TILE;
+  const wordRow = (y & mask) * (GRAIN_TILE / 4) * 3;
+  const grainMin = g.grainMin;
+  const roof = 255 - g.grainSpan;
+  // Most groups of four are one colour (flat fills, smooth sky), and most of those carry the same
+  // colour and factors as the group before: their three words are kept and only the grain added.
+  let lastP = -1;
+  let lastK = -1;
+  let lastGl = -1;
+  let lastC = -1;
+  let fits = false;
+  let w0 = 0;
+  let w1 = 0;
+  let w2 = 0;
   for (let x = x0, w = word; x < x1; x += 4, w += 3) {
     // Vignette and bloom are smooth: one factor per group of four pixels is plenty.
     const k = ky + kx[x]!;
     const gl = (gx1[x]! * gy1 + gx2[x]! * gy2) >> 8;
+    const cr = ((levelY + levelX[x]!) | 0) * 768;
+    let p = band[row + x]!;
+    if (p === band[row + x + 1] && p === band[row + x + 2] && p === band[row + x + 3]) {
+      if (p !== lastP || k !== lastK || gl !== lastGl || cr !== lastC) {
+        lastP = p;
+        lastK = k;
+        lastGl = gl;
+        lastC = cr;
+        // The graded colour before grain, plus the least grain: when every channel stays within
+        // 0…255 for any grain of the tile, no byte needs the clamp and the grain adds bytewise.
+        const r = curves[cr + (p & 255)]! + ((glR * gl * k) >> 16) + grainMin;
+        const gg = curves[cr + 256 + ((p >>> 8) & 255)]! + ((glG * gl * k) >> 16) + grainMin;
+        const b = curves[cr + 512 + ((p >>> 16) & 255)]! + ((glB * gl * k) >> 16) + grainMin;
+        fits = (r | gg | b | (roof - r) | (roof - gg) | (roof - b)) >= 0;
+        w0 = r | (gg << 8) | (b << 16) | (r << 24);
+        w1 = gg | (b << 8) | (r << 16) | (gg << 24);
+        w2 = b | (r << 8) | (gg << 16) | (b << 24);
+      }
+      if (fits) {
+        const i = wordRow + ((x & mask) >> 2) * 3;
+        out32[w] = w0 + grainWords[i]!;
+        out32[w + 1] = w1 + grainWords[i + 1]!;
+        out32[w + 2] = w2 + grainWords[i + 2]!;
+        continue;
+      }
+    }
     const gr = (glR * gl * k) >> 16;
     const gg = (glG * gl * k) >> 16;
     const gb = (glB * gl * k) >> 16;
-    const cr = ((levelY + levelX[x]!) | 0) * 768;
     const cg = cr + 256;
     const cb = cr + 512;
-    let p = band[row + x]!;
     let n = grain[grainRow + (x & mask)]!;
     const r0 = clamp[curves[cr + (p & 255)]! + gr + n]!;
     const g0 = clamp[curves[cg + ((p >>> 8) & 255)]! + gg + n]!;

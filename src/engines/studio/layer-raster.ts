@@ -23,6 +23,13 @@ interface PreparedLayer {
   /** Rows outside firstRow ≤ y < lastRow show nothing of this layer. */
   readonly firstRow: number;
   readonly lastRow: number;
+  /**
+   * For a plain solid layer (no holes), per column: the first row it covers at all (`⌊top⌋`) and
+   * the first row where it is its flat row colour (below the rim, the face shading and any snow),
+   * at most `hidden`. Undefined for frames and layers with holes, which take the general path.
+   */
+  readonly from: Int32Array | undefined;
+  readonly flatFrom: Int32Array | undefined;
 }
 
 export interface PreparedLayers {
@@ -91,7 +98,23 @@ export function prepareLayers(plan: ScenePlan, left = 0, right = plan.width): Pr
       for (let x = 0; x < width; x++) maxBottom = Math.max(maxBottom, Math.ceil(layer.bottom![x]!));
       lastRow = Math.min(lastRow, maxBottom);
     }
-    prepared.push({ layer, rows: rowColours(layer, plan.fogColour, height), rim, fade, fadeScale, deep, hidden: hidden.slice(), firstRow: Math.max(0, firstRow), lastRow: Math.min(height, lastRow) });
+    let from: Int32Array | undefined;
+    let flatFrom: Int32Array | undefined;
+    if (layer.kind === 'solid' && !layer.holeTop) {
+      // Integer forms of the general path's tests: y + 1 − top > 0 ⟺ y ≥ ⌊top⌋, and
+      // y + 1 − top ≥ deep ⟺ y ≥ ⌈top + deep − 1⌉ (exact: top is a float32, deep an integer).
+      from = new Int32Array(width);
+      flatFrom = new Int32Array(width);
+      const { top, snow } = layer;
+      for (let x = 0; x < width; x++) {
+        const t = top[x]!;
+        from[x] = Math.floor(t);
+        let flat = Math.ceil(t + deep - 1);
+        if (snow !== undefined) flat = Math.max(flat, Math.ceil(snow[x]!));
+        flatFrom[x] = Math.min(flat, hidden[x]!);
+      }
+    }
+    prepared.push({ layer, rows: rowColours(layer, plan.fogColour, height), rim, fade, fadeScale, deep, hidden: hidden.slice(), firstRow: Math.max(0, firstRow), lastRow: Math.min(height, lastRow), from, flatFrom });
     if (layer.kind === 'frame' || layer.holeTop) continue;
     for (let x = 0; x < width; x++) {
       const t = layer.kind === 'water' ? layer.water!.y : layer.top[x]!;
@@ -218,8 +241,18 @@ function drawSolidRow(data: Uint32Array, start: number, left: number, right: num
   const windowRow = windows !== undefined && y - Math.floor(y / windows.cellHeight) * windows.cellHeight < windows.cellHeight * 0.45;
   const deep = windowRow ? Infinity : p.deep;
   const flat = pack(rr, rg, rb);
+  const from = p.from;
+  const flatFrom = p.flatFrom;
+  const quick = from !== undefined && flatFrom !== undefined && !windowRow;
   for (let x = left; x < right; x++) {
-    if (y >= hidden[x]!) continue;
+    if (quick) {
+      // Most pixels: the flat colour, hidden, or above the layer's edge, told apart with integers.
+      if (y >= flatFrom[x]!) {
+        if (y < hidden[x]!) data[row + x] = flat;
+        continue;
+      }
+      if (y < from[x]!) continue;
+    } else if (y >= hidden[x]!) continue;
     let cover: number;
     let d: number;
     if (frame) {

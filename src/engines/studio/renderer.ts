@@ -172,11 +172,22 @@ class SkyRows {
     const a = this.row(j);
     const b = this.row(Math.min(this.field.height - 1, j + 1));
     const left = this.left;
-    for (let x = 0; x < this.stride; x++) {
+    const stride = this.stride;
+    // Neighbouring columns mostly interpolate the same pair of colours (the field is coarse): blend each pair once.
+    let lastP = -1;
+    let lastQ = -1;
+    let v = 0;
+    for (let x = 0; x < stride; x++) {
       if (y >= limit[left + x]!) continue;
       const p = a[x]!;
       const q = b[x]!;
-      out[row + x] = ((((p & 0xff00ff) * iw + (q & 0xff00ff) * w) >>> 8) & 0xff00ff) | ((((p & 0xff00) * iw + (q & 0xff00) * w) >>> 8) & 0xff00);
+      if (p !== lastP || q !== lastQ) {
+        lastP = p;
+        lastQ = q;
+        // Math.imul keeps the products in 32 bits (wrapping): the true sums stay below 2³², so `>>> 8` sees them exactly.
+        v = (((Math.imul(p & 0xff00ff, iw) + Math.imul(q & 0xff00ff, w)) >>> 8) & 0xff00ff) | (((Math.imul(p & 0xff00, iw) + Math.imul(q & 0xff00, w)) >>> 8) & 0xff00);
+      }
+      out[row + x] = v;
     }
   }
 }
