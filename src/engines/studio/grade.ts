@@ -253,6 +253,10 @@ function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word
   let w0 = 0;
   let w1 = 0;
   let w2 = 0;
+  // The same colour before grain and clamp (grain levels carry the clamp offset), for uniform groups that do not fit.
+  let baseR = 0;
+  let baseG = 0;
+  let baseB = 0;
   for (let x = x0, w = word; x < x1; x += 4, w += 3) {
     // Vignette and bloom are smooth: one factor per group of four pixels is plenty.
     const k = ky + kx[x]!;
@@ -274,6 +278,9 @@ function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word
         w0 = r | (gg << 8) | (b << 16) | (r << 24);
         w1 = gg | (b << 8) | (r << 16) | (gg << 24);
         w2 = b | (r << 8) | (gg << 16) | (b << 24);
+        baseR = r - grainMin;
+        baseG = gg - grainMin;
+        baseB = b - grainMin;
       }
       if (fits) {
         const i = wordRow + ((x & mask) >> 2) * 3;
@@ -282,6 +289,28 @@ function gradeRowPacked(band: Uint32Array, row: number, out32: Uint32Array, word
         out32[w + 2] = w2 + grainWords[i + 2]!;
         continue;
       }
+      // One colour near black or white: the clamp is needed, but the tone curves and glow are shared.
+      const at = grainRow + (x & mask);
+      let m = grain[at]!;
+      const s0 = clamp[baseR + m]!;
+      const t0 = clamp[baseG + m]!;
+      const u0 = clamp[baseB + m]!;
+      m = grain[at + 1]!;
+      const s1 = clamp[baseR + m]!;
+      const t1 = clamp[baseG + m]!;
+      const u1 = clamp[baseB + m]!;
+      m = grain[at + 2]!;
+      const s2 = clamp[baseR + m]!;
+      const t2 = clamp[baseG + m]!;
+      const u2 = clamp[baseB + m]!;
+      m = grain[at + 3]!;
+      const s3 = clamp[baseR + m]!;
+      const t3 = clamp[baseG + m]!;
+      const u3 = clamp[baseB + m]!;
+      out32[w] = s0 | (t0 << 8) | (u0 << 16) | (s1 << 24);
+      out32[w + 1] = t1 | (u1 << 8) | (s2 << 16) | (t2 << 24);
+      out32[w + 2] = u2 | (s3 << 8) | (t3 << 16) | (u3 << 24);
+      continue;
     }
     const gr = (glR * gl * k) >> 16;
     const gg = (glG * gl * k) >> 16;

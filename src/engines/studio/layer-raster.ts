@@ -30,6 +30,36 @@ interface PreparedLayer {
    */
   readonly from: Int32Array | undefined;
   readonly flatFrom: Int32Array | undefined;
+  /**
+   * With `from`, per block of `BLOCK` drawn columns (from `left`): the least `from`, the most
+   * `flatFrom`, the least and the most `hidden`, so that a row can skip or fill a whole block.
+   */
+  readonly blocks: Int32Array | undefined;
+}
+
+/** Columns per block of `PreparedLayer.blocks`. */
+const BLOCK = 32;
+
+function columnBlocks(from: Int32Array, flatFrom: Int32Array, hidden: Int32Array, left: number, right: number): Int32Array {
+  const n = Math.ceil((right - left) / BLOCK);
+  const blocks = new Int32Array(n * 4);
+  for (let b = 0; b < n; b++) {
+    let minFrom = Infinity;
+    let maxFlat = -Infinity;
+    let minHidden = Infinity;
+    let maxHidden = -Infinity;
+    for (let x = left + b * BLOCK; x < Math.min(right, left + (b + 1) * BLOCK); x++) {
+      minFrom = Math.min(minFrom, from[x]!);
+      maxFlat = Math.max(maxFlat, flatFrom[x]!);
+      minHidden = Math.min(minHidden, hidden[x]!);
+      maxHidden = Math.max(maxHidden, hidden[x]!);
+    }
+    blocks[b * 4] = minFrom;
+    blocks[b * 4 + 1] = maxFlat;
+    blocks[b * 4 + 2] = minHidden;
+    blocks[b * 4 + 3] = maxHidden;
+  }
+  return blocks;
 }
 
 export interface PreparedLayers {
@@ -114,7 +144,8 @@ export function prepareLayers(plan: ScenePlan, left = 0, right = plan.width): Pr
         flatFrom[x] = Math.min(flat, hidden[x]!);
       }
     }
-    prepared.push({ layer, rows: rowColours(layer, plan.fogColour, height), rim, fade, fadeScale, deep, hidden: hidden.slice(), firstRow: Math.max(0, firstRow), lastRow: Math.min(height, lastRow), from, flatFrom });
+    const blocks = from !== undefined && flatFrom !== undefined ? columnBlocks(from, flatFrom, hidden, left, right) : undefined;
+    prepared.push({ layer, rows: rowColours(layer, plan.fogColour, height), rim, fade, fadeScale, deep, hidden: hidden.slice(), firstRow: Math.max(0, firstRow), lastRow: Math.min(height, lastRow), from, flatFrom, blocks });
     if (layer.kind === 'frame' || layer.holeTop) continue;
     for (let x = 0; x < width; x++) {
       const t = layer.kind === 'water' ? layer.water!.y : layer.top[x]!;
@@ -244,6 +275,60 @@ function drawSolidRow(data: Uint32Array, start: number, left: number, right: num
   const from = p.from;
   const flatFrom = p.flatFrom;
   const quick = from !== undefined && flatFrom !== undefined && !windowRow;
+  if (quick && p.blocks !== undefined) {
+    // Whole blocks of columns above the edge or hidden are skipped, wholly flat ones filled; the rest go pixel by pixel.
+    const blocks = p.blocks;
+    for (let x = left, b = 0; x < right; b += 4) {
+      const end = x + BLOCK < right ? x + BLOCK : right;
+      if (y < blocks[b]! || y >= blocks[b + 3]!) {
+        x = end;
+        continue;
+      }
+      if (y >= blocks[b + 1]! && y < blocks[b + 2]!) {
+        for (; x < end; x++) data[row + x] = flat;
+        continue;
+      }
+      for (; x < end; x++) {
+        if (y >= flatFrom[x]!) {
+          if (y < hidden[x]!) data[row + x] = flat;
+          continue;
+        }
+        if (y < from[x]!) continue;
+        const d = y + 1 - top[x]!;
+        if (d <= 0) continue;
+        const cover = d >= 1 ? 1 : d;
+        if (d >= deep && (snow === undefined || y >= snow[x]!)) {
+          data[row + x] = flat;
+          continue;
+        }
+        const di = d < 255 ? d | 0 : 255;
+        let k = 1;
+        if (shade !== undefined) {
+          const fi = d * fadeScale;
+          k += shade[x]! * fade[fi < 255 ? fi | 0 : 255]!;
+        }
+        const lit = rim[di]!;
+        let r = rr * k + rimR * lit;
+        let g = rg * k + rimG * lit;
+        let bb = rb * k + rimB * lit;
+        if (snow !== undefined && y < snow[x]!) {
+          r = r * 0.15 + 232 * 0.85 * k;
+          g = g * 0.15 + 238 * 0.85 * k;
+          bb = bb * 0.15 + 246 * 0.85 * k;
+        }
+        if (cover < 1) {
+          const q = data[row + x]!;
+          const qr = q & 255;
+          const qg = (q >>> 8) & 255;
+          const qb = (q >>> 16) & 255;
+          data[row + x] = pack(qr + (r - qr) * cover, qg + (g - qg) * cover, qb + (bb - qb) * cover);
+        } else {
+          data[row + x] = pack(r, g, bb);
+        }
+      }
+    }
+    return;
+  }
   for (let x = left; x < right; x++) {
     if (quick) {
       // Most pixels: the flat colour, hidden, or above the layer's edge, told apart with integers.

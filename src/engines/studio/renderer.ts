@@ -124,6 +124,9 @@ function bucket<T>(items: readonly T[], bands: number, rows: (item: T) => [numbe
   return out;
 }
 
+/** log₂ of the columns per block of the sky's skyline tests. */
+const SKY_BLOCK_BITS = 5;
+
 /** The sky field upsampled: field rows are widened to packed image rows once, then blended per row (two channels per multiply). */
 class SkyRows {
   private readonly wide: Uint32Array[];
@@ -146,6 +149,9 @@ class SkyRows {
       this.xf[i] = fx - Math.floor(fx);
     }
     this.wide = [new Uint32Array(stride), new Uint32Array(stride)];
+    this.runEnd = new Int32Array(stride);
+    this.runP = new Int32Array(stride);
+    this.runQ = new Int32Array(stride);
   }
 
   private row(j: number): Uint32Array {
@@ -164,6 +170,63 @@ class SkyRows {
     return wide;
   }
 
+  /** Runs of columns over which both field rows of the pair `runJ` hold one colour each: run i is `runEnd[i − 1]` ≤ x < `runEnd[i]`. */
+  private runJ = -1;
+  private runCount = 0;
+  private readonly runEnd: Int32Array;
+  private readonly runP: Int32Array;
+  private readonly runQ: Int32Array;
+  private limitOf: Int32Array | undefined;
+  /** The fewest rows the sky shows in any column drawn: rows above it need no per-column test. */
+  private openRows = 0;
+
+  /** Per block of 2^SKY_BLOCK_BITS columns: the least and the most sky limit. */
+  private blockMin = new Int32Array(0);
+  private blockMax = new Int32Array(0);
+
+  private limits(limit: Int32Array): void {
+    this.limitOf = limit;
+    const { left, stride } = this;
+    const blocks = ((stride - 1) >> SKY_BLOCK_BITS) + 1;
+    const blockMin = new Int32Array(blocks).fill(0x7fffffff);
+    const blockMax = new Int32Array(blocks).fill(-0x80000000);
+    let open = Infinity;
+    for (let x = 0; x < stride; x++) {
+      const v = limit[left + x]!;
+      const block = x >> SKY_BLOCK_BITS;
+      if (v < blockMin[block]!) blockMin[block] = v;
+      if (v > blockMax[block]!) blockMax[block] = v;
+      open = Math.min(open, v);
+    }
+    this.openRows = open;
+    this.blockMin = blockMin;
+    this.blockMax = blockMax;
+  }
+
+  private runs(j: number, a: Uint32Array, b: Uint32Array): void {
+    if (this.runJ === j) return;
+    this.runJ = j;
+    const { runEnd, runP, runQ, stride } = this;
+    let n = 0;
+    let p = a[0]!;
+    let q = b[0]!;
+    for (let x = 1; x < stride; x++) {
+      const pp = a[x]!;
+      const qq = b[x]!;
+      if (pp !== p || qq !== q) {
+        runP[n] = p;
+        runQ[n] = q;
+        runEnd[n++] = x;
+        p = pp;
+        q = qq;
+      }
+    }
+    runP[n] = p;
+    runQ[n] = q;
+    runEnd[n++] = stride;
+    this.runCount = n;
+  }
+
   draw(out: Uint32Array, row: number, y: number, limit: Int32Array): void {
     const fy = y / this.field.scale;
     const j = Math.floor(fy);
@@ -173,21 +236,51 @@ class SkyRows {
     const b = this.row(Math.min(this.field.height - 1, j + 1));
     const left = this.left;
     const stride = this.stride;
-    // Neighbouring columns mostly interpolate the same pair of colours (the field is coarse): blend each pair once.
-    let lastP = -1;
-    let lastQ = -1;
-    let v = 0;
-    for (let x = 0; x < stride; x++) {
-      if (y >= limit[left + x]!) continue;
-      const p = a[x]!;
-      const q = b[x]!;
-      if (p !== lastP || q !== lastQ) {
-        lastP = p;
-        lastQ = q;
-        // Math.imul keeps the products in 32 bits (wrapping): the true sums stay below 2³², so `>>> 8` sees them exactly.
-        v = (((Math.imul(p & 0xff00ff, iw) + Math.imul(q & 0xff00ff, w)) >>> 8) & 0xff00ff) | (((Math.imul(p & 0xff00, iw) + Math.imul(q & 0xff00, w)) >>> 8) & 0xff00);
+    if (this.limitOf !== limit) this.limits(limit);
+    // Neighbouring columns mostly interpolate the same pair of colours (the field is coarse): blend each run once.
+    this.runs(j, a, b);
+    const { runEnd, runP, runQ, runCount } = this;
+    const open = y < this.openRows;
+    let x = 0;
+    if (!open) {
+      // Near the skyline: blocks of columns all below it are skipped, blocks all above it drawn without tests.
+      const { blockMin, blockMax } = this;
+      let i = 0;
+      while (x < stride) {
+        const block = x >> SKY_BLOCK_BITS;
+        const blockEnd = Math.min(stride, (block + 1) << SKY_BLOCK_BITS);
+        if (y >= blockMax[block]!) {
+          x = blockEnd;
+          continue;
+        }
+        const all = y < blockMin[block]!;
+        while (runEnd[i]! <= x) i++;
+        while (x < blockEnd) {
+          const p = runP[i]!;
+          const q = runQ[i]!;
+          const runTo = runEnd[i]!;
+          const end = runTo < blockEnd ? runTo : blockEnd;
+          const v = (((Math.imul(p & 0xff00ff, iw) + Math.imul(q & 0xff00ff, w)) >>> 8) & 0xff00ff) | (((Math.imul(p & 0xff00, iw) + Math.imul(q & 0xff00, w)) >>> 8) & 0xff00);
+          if (all) for (; x < end; x++) out[row + x] = v;
+          else for (; x < end; x++) if (y < limit[left + x]!) out[row + x] = v;
+          if (x === runTo) i++;
+        }
       }
-      out[row + x] = v;
+      return;
+    }
+    for (let i = 0; i < runCount; i++) {
+      const p = runP[i]!;
+      const q = runQ[i]!;
+      const end = runEnd[i]!;
+      // Math.imul keeps the products in 32 bits (wrapping): the true sums stay below 2³², so `>>> 8` sees them exactly.
+      const v = (((Math.imul(p & 0xff00ff, iw) + Math.imul(q & 0xff00ff, w)) >>> 8) & 0xff00ff) | (((Math.imul(p & 0xff00, iw) + Math.imul(q & 0xff00, w)) >>> 8) & 0xff00);
+      if (open) {
+        if (end - x >= 24) out.fill(v, row + x, row + end);
+        else for (; x < end; x++) out[row + x] = v;
+        x = end;
+      } else {
+        for (; x < end; x++) if (y < limit[left + x]!) out[row + x] = v;
+      }
     }
   }
 }
