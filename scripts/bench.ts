@@ -165,6 +165,14 @@ The prompt is a shortened form of the seed file's first example (a festival with
 Machine: ${machine}. Measured ${new Date().toISOString().slice(0, 10)}.
 
 ${table}
+
+Notes. The whole REST request includes the server's own split render (one image drawn as column
+strips on both workers, byte-identical to a whole render), the encode, the file and SQLite
+writes and HTTP. The two "pool" rows come from a loop that alternates a split render, a forced
+whole render and a pair of renders back to back; in that pattern the split render gains little
+over the whole one, while in isolation (strips only) it takes about 0.55× the whole render. The
+safety row is the difference between two interleaved request streams, with and without the check
+(the check runs beside the encode).
 `;
   await writeFile(new URL('../BENCHMARKS.md', import.meta.url), doc);
 }
