@@ -144,7 +144,7 @@ describe('durability', () => {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: 'Bearer kiln_test_key_0123456789' },
         body: JSON.stringify([{ taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'fog over a lake',
-          width: 2048, height: 2048, numberResults: 2 }]),
+          width: 4096, height: 4096, numberResults: 2 }]),
         signal: controller.signal,
       });
       await new Promise((resolve) => setTimeout(resolve, 50));

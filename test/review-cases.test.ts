@@ -147,7 +147,7 @@ describe('protocol details', () => {
   test('a resumed session gets the authentication answer before the replayed results', async () => {
     const first = await RawWsClient.connect(server.wsUrl);
     const session = (await first.authenticate(TEST_KEY)).data[0].connectionSessionUUID;
-    const t = task({ model: 'kiln:studio@1', width: 2048, height: 2048, numberResults: 2 });
+    const t = task({ model: 'kiln:studio@1', width: 4096, height: 4096, numberResults: 2 });
     first.send([t]);
     first.close();
     await first.closed;

@@ -101,7 +101,7 @@ describe('WebSocket /v1 protocol', () => {
     const first = await RawWsClient.connect(server.wsUrl);
     const auth = await first.authenticate(TEST_KEY);
     const session = auth.data[0].connectionSessionUUID;
-    const t = task({ numberResults: 2, width: 2048, height: 2048 });
+    const t = task({ numberResults: 2, width: 4096, height: 4096 });
     first.send([t]);
     first.close();
     await first.closed;
