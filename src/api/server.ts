@@ -112,7 +112,11 @@ export async function buildServer(
     reply.header('Content-Type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
   );
   const closeSockets = (): void => {
-    for (const client of app.websocketServer.clients) client.close(1001, 'server shutting down');
+    for (const client of app.websocketServer.clients) {
+      client.close(1001, 'server shutting down');
+      // A peer that never answers the closing handshake is cut off.
+      setTimeout(() => client.terminate(), 1_000).unref();
+    }
   };
   return { app, sessions, closeSockets };
 }

@@ -29,6 +29,8 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     const touch = (): void => {
       clearTimeout(idle);
       idle = setTimeout(() => socket.close(1000, 'idle timeout'), options.idleMs);
+      // A socket's idle timer never keeps the process alive on its own.
+      idle.unref();
     };
     // Before authentication frames go straight to the socket; after it, through the session so
     // they can be replayed on resume.
