@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { makeBombPng, makeImage } from './fixtures/images.ts';
+import { seedRequest } from './fixtures/seed-examples.ts';
 import { redirectTo, serveBytes, slowDrip, startLoopbackServer, type LoopbackServer } from './fixtures/loopback-server.ts';
 import { post, startTestServer, type TestServer } from './helpers/kiln-server.ts';
 
@@ -115,9 +115,8 @@ describe('reference images over the API', () => {
   });
 
   test("the seed file's third example (unreachable host) fails fast with a clear error", async () => {
-    const text = await readFile(new URL('../../shared/seed/kling-image-o3-api.txt', import.meta.url), 'utf8');
-    const start = text.indexOf('{\n"taskType": "imageInference",\n"taskUUID": "70090088');
-    const example = JSON.parse(text.slice(start, text.indexOf('}{', start) + 1));
+    const example = seedRequest(2);
+    assert.equal(example.taskUUID, '70090088-46f9-418e-b258-2540c2381bdf');
     const started = performance.now();
     const response = await post(server, [example]);
     const seconds = (performance.now() - started) / 1000;

@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { seedRequest } from './fixtures/seed-examples.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 
-/** The first example request of the seed file, verbatim. */
-async function seedExample(): Promise<Record<string, unknown>> {
-  const text = await readFile(new URL('../../shared/seed/kling-image-o3-api.txt', import.meta.url), 'utf8');
-  const start = text.indexOf('{\n"taskType": "imageInference"');
-  const end = text.indexOf('}{', start);
-  return JSON.parse(text.slice(start, end + 1)) as Record<string, unknown>;
-}
 
 describe('REST /v1', () => {
   let server: TestServer;
@@ -21,7 +14,7 @@ describe('REST /v1', () => {
   after(() => server.close());
 
   test("the seed file's first example answers one item whose URL serves a 2496×1664 JPEG", async () => {
-    const task = await seedExample();
+    const task = seedRequest(0);
     assert.equal(task.taskUUID, '2fc506cb-77fc-45af-baa9-f121f04b4ff2');
     const response = await post(server, [task]);
     assert.equal(response.status, 200);
