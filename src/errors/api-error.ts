@@ -95,6 +95,27 @@ export class ApiError extends Error {
     return new ApiError(this.code, this.message, { ...this.details, taskUUID, taskType });
   }
 
+  /**
+   * Rebuilds an error from its wire form (`toJSON`), e.g. after it crossed a process boundary
+   * or was stored. Unknown codes become `internalServerError`; unknown fields go to `extra`.
+   */
+  static fromWire(body: Readonly<Record<string, unknown>>): ApiError {
+    const { code, message, parameter, type, allowedValues, min, max, documentation, taskType, taskUUID, ...extra } = body;
+    const known = typeof code === 'string' && code in ERROR_STATUS;
+    const details: ErrorDetails = {
+      ...(typeof parameter === 'string' || Array.isArray(parameter) ? { parameter: parameter as string | string[] } : {}),
+      ...(typeof type === 'string' ? { type } : {}),
+      ...(allowedValues === undefined ? {} : { allowedValues }),
+      ...(typeof min === 'number' ? { min } : {}),
+      ...(typeof max === 'number' ? { max } : {}),
+      ...(typeof documentation === 'string' ? { documentation } : {}),
+      ...(typeof taskType === 'string' ? { taskType } : {}),
+      ...(typeof taskUUID === 'string' ? { taskUUID } : {}),
+      ...(Object.keys(extra).length > 0 ? { extra } : {}),
+    };
+    return new ApiError(known ? (code as ErrorCode) : 'internalServerError', typeof message === 'string' ? message : 'An internal error occurred.', details);
+  }
+
   /** The Runware wire form: `{code, message, parameter?, taskType?, taskUUID?, …}`. */
   toJSON(): Record<string, unknown> {
     const d = this.details;

@@ -1,38 +1,57 @@
 /**
  * The `TaskQueue` port: a generic job queue that knows nothing of images. The in-process
- * adapter is the default; a BullMQ adapter on Redis implements the same port when scaled out.
+ * adapter (`MemoryQueue`) is the default; `BullmqQueue` implements the same port on Redis when
+ * Kiln is scaled out. Admission (how much work may wait) is not the queue's business: see
+ * `Admission`.
  */
 
-/** One unit of work; `id` is unique (a task's UUID). */
+/** One unit of work; `id` is unique (a task's UUID, lower case). */
 export interface QueueJob {
   readonly id: string;
 }
 
-/** Runs one job. Reject to mark it failed; `signal` aborts on cancel or shutdown. */
+/**
+ * Runs one job. Resolve: the job is complete. Reject: the attempt failed; the queue runs the
+ * job again later (BullMQ: a failed attempt with backoff; memory: dropped, since the task store
+ * re-enqueues unfinished tasks at start). `signal` aborts on cancel or shutdown; a handler
+ * that stops because of it must reject (an aborted run is never a completed job).
+ */
 export type JobHandler = (job: QueueJob, signal: AbortSignal) => Promise<void>;
 
-export class QueueFullError extends Error {
-  constructor(readonly capacity: number) {
-    super(`queue is full (${capacity} jobs)`);
-    this.name = 'QueueFullError';
+export interface QueueCounts {
+  /** Jobs waiting to start (delayed retries included). */
+  readonly waiting: number;
+  /** Jobs running on some worker. */
+  readonly running: number;
+}
+
+/** The queue's backend cannot be reached (e.g. Redis is down); callers answer 503. */
+export class QueueUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'QueueUnavailableError';
   }
 }
 
 export interface TaskQueue {
   /**
-   * Adds a job. Throws `QueueFullError` when `capacity` jobs are already waiting or running,
-   * unless `force` is set (jobs recovered after a restart are never refused).
+   * Adds a job. Idempotent by id: adding a job that is already waiting or running does nothing.
+   * Rejects with `QueueUnavailableError` when the backend does not answer in time.
    */
-  enqueue(job: QueueJob, options?: { force?: boolean }): Promise<void>;
-  /** Starts running jobs with at most `concurrency` at once. Call once. */
+  enqueue(job: QueueJob): Promise<void>;
+  /** Starts running jobs in this process, at most `concurrency` at once. Call once, or never (API processes). */
   process(handler: JobHandler, options: { concurrency: number }): void;
-  /** Jobs waiting plus running. */
-  size(): number;
-  /** Removes a waiting job or aborts a running one; false when the id is unknown. */
+  /** Waiting and running jobs across every process that shares the queue. */
+  counts(): Promise<QueueCounts>;
+  /**
+   * Removes a waiting job, or aborts it where it runs in this process; false when the id is
+   * neither waiting nor running here.
+   */
   cancel(id: string): Promise<boolean>;
   /**
-   * Stops taking jobs, waits up to `drainMs` (default 0) for running jobs, then aborts the
-   * rest. Waiting jobs stay where they are (for the in-process queue: in the task store).
+   * Stops taking jobs, waits up to `drainMs` (default 0) for this process's running jobs, then
+   * aborts the rest, whose attempts fail and go back to the queue. Waiting jobs stay queued
+   * (memory: in the task store, re-enqueued at the next start). Closes connections.
    */
   close(options?: { drainMs?: number }): Promise<void>;
 }

@@ -1,12 +1,23 @@
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { newUuid } from '../shared/ids.ts';
 
-/** The `ObjectStore` port: opaque bytes by key (local disk by default, S3 when scaled out). */
+/**
+ * The `ObjectStore` port: opaque bytes by key (local disk by default, S3 when scaled out).
+ * Keys are `[A-Za-z0-9._-]+` and never start with a dot.
+ */
 export interface ObjectStore {
+  /** Stores the bytes under the key, replacing what was there; readers never see a partial object. */
   put(key: string, bytes: Uint8Array): Promise<void>;
   /** The bytes, or `undefined` when the key does not exist. */
   get(key: string): Promise<Buffer | undefined>;
+  /**
+   * A stream of the bytes and their length, or `undefined` when the key does not exist; for
+   * serving large objects without holding them in memory. The caller consumes or destroys it.
+   */
+  open(key: string): Promise<{ stream: Readable; bytes: number } | undefined>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   close(): Promise<void>;
@@ -34,6 +45,18 @@ export class LocalObjectStore implements ObjectStore {
   async get(key: string): Promise<Buffer | undefined> {
     try {
       return await readFile(this.pathOf(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async open(key: string): Promise<{ stream: Readable; bytes: number } | undefined> {
+    try {
+      const handle = await open(this.pathOf(key), 'r');
+      const { size } = await handle.stat();
+      // The stream owns the handle and closes it when it ends or is destroyed.
+      return { stream: createReadStream('', { fd: handle }), bytes: size };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;

@@ -1,6 +1,10 @@
 /**
  * The `TaskStore` port: durable records of API keys, tasks, their generations (one per
- * expected image) and stored images. SQLite by default; no SQL leaves `store/`.
+ * expected image), stored images, deliveries and leases. One kysely implementation serves
+ * SQLite (default) and PostgreSQL (scaled out); no SQL leaves `store/`.
+ *
+ * taskUUIDs are compared case-insensitively: every method lower-cases the taskUUIDs it is
+ * given, and records carry the lower-case form.
  */
 
 export type TaskStatus = 'queued' | 'running' | 'done' | 'failed';
@@ -112,6 +116,17 @@ export interface DeliveryUpdate {
   readonly lastError: string | null;
 }
 
+/**
+ * A write fenced by a claim token lost: another run of the task claimed it since (or the
+ * generation was already settled). Nothing was written; the run that got it must stop.
+ */
+export class ClaimLostError extends Error {
+  constructor(readonly taskUUID: string) {
+    super(`the claim on task ${taskUUID} was lost`);
+    this.name = 'ClaimLostError';
+  }
+}
+
 export class TaskConflictError extends Error {
   constructor(readonly taskUUID: string) {
     super(`task ${taskUUID} exists`);
@@ -130,29 +145,70 @@ export interface TaskStore {
   getTask(taskUUID: string): Promise<TaskRecord | undefined>;
   /** Generations of a task by index. */
   listGenerations(taskUUID: string): Promise<GenerationRecord[]>;
-  setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null): Promise<void>;
   /**
-   * Records the outcome of one generation and the deliveries it causes, in one transaction, so
-   * a crash can neither lose a webhook nor send one for an image that was not recorded.
+   * Sets a task's status. With `fence`, only while the task's claim token is still `fence`
+   * (else `ClaimLostError`). Ending a task (`done`/`failed` with `expiresAt`) also gives its
+   * inline (non-URL) images the task's expiry.
    */
-  settleGeneration(taskUUID: string, index: number, update: GenerationUpdate, deliveries: readonly DeliveryRecord[]): Promise<void>;
+  setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number): Promise<void>;
+  /**
+   * Claims an unfinished task for one run: increments its claim token, sets it `running` and
+   * returns the new token (the fence every later write of this run carries). `undefined` when
+   * the task is unknown or already ended.
+   */
+  claimTask(taskUUID: string, at: number): Promise<number | undefined>;
+  /**
+   * Records the outcome of one pending generation and the deliveries it causes, in one
+   * transaction, so a crash can neither lose a webhook nor send one for an image that was not
+   * recorded. With `fence`: throws `ClaimLostError` (writing nothing) unless the task's claim
+   * token is still `fence` and the generation is still pending.
+   */
+  settleGeneration(
+    taskUUID: string,
+    index: number,
+    update: GenerationUpdate,
+    deliveries: readonly DeliveryRecord[],
+    fence?: number,
+  ): Promise<void>;
   /** Engine checkpoint of one generation (see `EngineCheckpoint`). */
   loadEngineState(taskUUID: string, index: number): Promise<string | undefined>;
-  saveEngineState(taskUUID: string, index: number, value: string): Promise<void>;
+  /** With `fence`: `ClaimLostError` unless the claim token is still `fence`. */
+  saveEngineState(taskUUID: string, index: number, value: string, fence?: number): Promise<void>;
+  /** Deletes a task and its generations (a submission whose enqueue failed); unknown ids are ignored. */
+  deleteTask(taskUUID: string): Promise<void>;
   /** Tasks accepted but not finished (to re-enqueue after a restart), oldest first. */
   listUnfinishedTasks(): Promise<TaskRecord[]>;
   /** Deletes ended tasks whose retention passed; returns how many. */
   deleteExpiredTasks(now: number): Promise<number>;
 
   insertDeliveries(deliveries: readonly DeliveryRecord[]): Promise<void>;
-  /** Updates a delivery and, in the same transaction, adds the deliveries it causes (a failure notice). */
+  /** Updates a delivery (freeing its lease) and, in the same transaction, adds the deliveries it causes (a failure notice). */
   updateDelivery(id: string, update: DeliveryUpdate, follow?: readonly DeliveryRecord[]): Promise<void>;
   /** Pending deliveries, soonest first. */
   listPendingDeliveries(): Promise<DeliveryRecord[]>;
+  /**
+   * Pending deliveries due by `now` (`nextAttemptAt <= now`) whose lease is free or expired,
+   * soonest first, at most `limit`. Candidates only: a process must `claimDelivery` before it sends.
+   */
+  listDueDeliveries(now: number, limit: number): Promise<DeliveryRecord[]>;
+  /**
+   * Leases a pending delivery to `owner` until `leaseUntil`, if it is free, expired, or already
+   * `owner`'s; returns the current record, or `undefined` when another process holds it or it
+   * is no longer pending. One atomic conditional update on both dialects.
+   */
+  claimDelivery(id: string, owner: string, leaseUntil: number, now: number): Promise<DeliveryRecord | undefined>;
   /** Deletes finished deliveries created before `before`; returns how many. */
   deleteSettledDeliveries(before: number): Promise<number>;
   /** Uploads of a task that failed for good (reported by getResponse as `uploadFailed`). */
   listFailedUploads(taskUUID: string): Promise<DeliveryRecord[]>;
+
+  /**
+   * Takes or renews the named lease (e.g. `sweeper`) for `owner` until `until`, if it is free,
+   * expired at `now`, or already `owner`'s. True when `owner` holds it.
+   */
+  acquireLease(name: string, owner: string, until: number, now: number): Promise<boolean>;
+  /** Gives the lease up if `owner` holds it. */
+  releaseLease(name: string, owner: string): Promise<void>;
 
   insertImage(record: ImageRecord): Promise<void>;
   getImage(imageUUID: string): Promise<ImageRecord | undefined>;

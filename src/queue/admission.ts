@@ -1,0 +1,28 @@
+/**
+ * The `Admission` port: how many images may wait or run at once, across every API process.
+ * The memory adapter counts in this process; the Redis adapter counts in one Redis hash with an
+ * atomic script, so two API processes can never overshoot the bound together.
+ */
+export interface Admission {
+  /**
+   * Reserves `images` for a task; false when that would pass the capacity (nothing is
+   * reserved then). Reserving a taskUUID that already holds a reservation keeps the first one and
+   * answers true (a resubmission never counts twice).
+   */
+  reserve(taskUUID: string, images: number): Promise<boolean>;
+  /** Frees a task's reservation (its task ended, or was refused after reserving). Unknown ids are ignored. */
+  release(taskUUID: string): Promise<void>;
+  /** Images reserved now. */
+  reserved(): Promise<number>;
+  /** The taskUUIDs holding reservations made before `before` (ms since epoch), for reconciliation. */
+  listOlderThan(before: number): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** The admission backend cannot be reached; callers answer 503. */
+export class AdmissionUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AdmissionUnavailableError';
+  }
+}
