@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { buildServer } from './api/server.ts';
+import { buildOpsServer, buildServer } from './api/server.ts';
 import { ConfigError, type Config } from './config/config.ts';
 import type { ImageEngine } from './engines/spec/image-engine.ts';
 import { createRunwareEngine } from './engines/runware/runware-engine.ts';
@@ -16,15 +18,12 @@ import { createImageInputs } from './inputs/image-inputs.ts';
 import { createSafeFetch } from './net/safe-fetch.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { KILN_STUDIO, KLING_O3, MODELS } from './models/model-registry.ts';
-import { MemoryQueue } from './queue/memory-queue.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import type { Logger } from './shared/logger.ts';
-import { LocalObjectStore } from './store/object-store.ts';
-import { SqliteTaskStore } from './store/sqlite-task-store.ts';
+import { openServices } from './open-services.ts';
 import { ApiKeys, generateApiKey, generateWebhookSecret } from './tasks/api-keys.ts';
 import type { EngineRegistry } from './tasks/ports.ts';
 import { Sweeper } from './tasks/sweeper.ts';
-import { TaskEvents } from './tasks/task-events.ts';
 import { TaskService } from './tasks/task-service.ts';
 
 /** A running Kiln server and how to stop it. */
@@ -36,7 +35,7 @@ export interface Kiln {
   readonly url: string;
   /** A key created at first start when none was configured (shown once). */
   readonly createdKey: string | undefined;
-  /** Runs one expiry sweep now (the sweeper also runs on its interval). */
+  /** Runs one expiry sweep now (the sweeper also runs on its interval; workers and `serve` only). */
   sweep(): Promise<void>;
   /** Stops accepting, drains in-flight tasks for up to `drainMs`, closes everything. */
   close(drainMs?: number): Promise<void>;
@@ -83,6 +82,12 @@ function engineRegistry(engines: Map<string, ImageEngine>, available: ReadonlyMa
 async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger): Promise<string | undefined> {
   for (const key of config.apiKeys) await apiKeys.add(key, 'configured (KILN_API_KEYS)', config.webhookSecret ?? null);
   if ((await apiKeys.count()) > 0) return undefined;
+  if (config.role !== 'serve') {
+    // A cluster has no single data dir to leave a key file in: keys are configured.
+    logger.warn('No API key exists yet: set KILN_API_KEYS (or create keys with the CLI) before clients connect.');
+    return undefined;
+  }
+  await mkdir(config.dataDir, { recursive: true });
   const key = generateApiKey();
   const secret = generateWebhookSecret();
   await apiKeys.add(key, 'created at first start', secret);
@@ -95,24 +100,27 @@ async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger
   return key;
 }
 
-/** The one place that wires concrete classes from the config. */
+/** The one place that wires concrete classes from the config; `config.role` picks what runs here. */
 export async function startKiln(config: Config, options: ComposeOptions = {}): Promise<Kiln> {
   const clock = options.clock ?? systemClock;
-  const logger = pino({ level: config.logLevel, base: { service: 'kiln' } }, options.logStream ?? pino.destination(1));
-  await mkdir(path.join(config.dataDir, 'objects'), { recursive: true });
+  const role = config.role;
+  const servesApi = role !== 'worker';
+  const runsTasks = role !== 'api';
+  const logger = pino({ level: config.logLevel, base: { service: 'kiln', role } }, options.logStream ?? pino.destination(1));
   // Engines connect and start their workers lazily, so routing errors stop the start before
-  // anything is opened.
+  // anything is opened (API processes build the routes too, for X-Kiln-Engine).
   const studio = createStudioEngine({ threads: config.studioThreads });
   const available = new Map<string, ImageEngine>([['studio', studio]]);
   if (config.runware) available.set('runware', createRunwareEngine({ ...config.runware, logger }));
   const engines = engineRegistry(routeModels(config, available), available);
-  const store = new SqliteTaskStore(path.join(config.dataDir, 'kiln.sqlite'));
-  const objects = new LocalObjectStore(path.join(config.dataDir, 'objects'));
-  const queue = new MemoryQueue(config.queueMax);
+  const services = await openServices(config, logger);
+  const { store, objects, queue, admission, events } = services;
+  // Leases (deliveries, sweeper) name their holder; a lone `serve` keeps one name across
+  // restarts, so it takes its own leases back at once.
+  const owner = config.redisUrl ? `${role}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` : 'serve';
   const apiKeys = new ApiKeys(store, clock);
   const createdKey = await ensureInitialKey(config, apiKeys, logger);
   let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;
-  const events = new TaskEvents();
   const http = createSafeFetch({ allowPrivate: config.allowPrivateUrls, userAgent: 'Kiln' });
   const inputs = createImageInputs({ store, objects, clock, config, http });
   const metrics = createMetrics();
@@ -129,11 +137,14 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     webhook: config.webhookRetry,
     upload: config.uploadRetry,
     webhookSecret: async (apiKeyId) => (await store.findApiKeyById(apiKeyId))?.webhookSecret ?? null,
+    owner,
+    graceMs: config.redisUrl ? 2_000 : 0,
   });
   const service = new TaskService({
     store,
     objects,
     queue,
+    admission,
     engines,
     inputs,
     safety,
@@ -151,29 +162,53 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const shutdown = new AbortController();
   // Every waiting sync request listens to it; their number is bounded by the queue, not by 10.
   setMaxListeners(0, shutdown.signal);
-  const { app, sessions, closeSockets } = await buildServer({
-    service,
-    apiKeys,
-    logger,
-    metrics,
-    maxBodyBytes: config.maxBodyBytes,
-    wsIdleMs: config.wsIdleMs,
-    wsResumeMs: config.wsResumeMs,
-    syncTimeoutMs: config.syncTimeoutMs,
-    defaultEngine: engines.forModel(KLING_O3.id).name,
-    shutdown: shutdown.signal,
-  });
+  const health = async (): Promise<Record<string, unknown>> => ({ role });
+  const api = servesApi
+    ? await buildServer({
+        service,
+        apiKeys,
+        logger,
+        metrics,
+        maxBodyBytes: config.maxBodyBytes,
+        wsIdleMs: config.wsIdleMs,
+        wsResumeMs: config.wsResumeMs,
+        syncTimeoutMs: config.syncTimeoutMs,
+        defaultEngine: engines.forModel(KLING_O3.id).name,
+        shutdown: shutdown.signal,
+        sessionDirectory: services.sessions,
+        health,
+      })
+    : undefined;
+  const app = api?.app ?? (await buildOpsServer({ metrics, health, logger }));
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   baseUrl = config.publicUrl ?? `http://localhost:${port}`;
-  const sweeper = new Sweeper({ store, objects, clock, logger, intervalMs: config.sweepIntervalMs, retentionMs: config.retentionMs });
-  sweeper.start();
-  await delivery.start();
-  await service.start(config.queueConcurrency);
+  const sweeper = new Sweeper({
+    store,
+    objects,
+    clock,
+    logger,
+    intervalMs: config.sweepIntervalMs,
+    retentionMs: config.retentionMs,
+    owner,
+    reconcile: async () => {
+      // Tasks stored by an API process that died before enqueueing them, and reservations
+      // whose task ended without freeing them, are repaired here (a minute's grace).
+      const before = clock.now() - 60_000;
+      const requeued = await service.requeueUnfinished(before);
+      const freed = await service.reconcileAdmission(before);
+      if (freed > 0) logger.info({ freed, requeued }, 'reconciled admission reservations');
+    },
+  });
+  if (runsTasks) {
+    sweeper.start();
+    await delivery.start();
+    await service.start(config.queueConcurrency);
+  }
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const routing = Object.fromEntries([...MODELS.keys()].map((id) => [id, engines.forModel(id).name]));
-  logger.info({ url: baseUrl, engines: routing }, 'kiln is listening');
+  logger.info({ url: baseUrl, engines: routing, role }, 'kiln is listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -187,15 +222,15 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
       closing ??= (async () => {
         const started = Date.now();
         const phase = (name: string): void => logger.info({ ms: Date.now() - started }, `shutdown: ${name}`);
-        sweeper.stop();
-        // Stop accepting first, then let running tasks finish (bounded), then tell whoever still
-        // waits, then release resources.
+        if (runsTasks) await sweeper.stop();
+        // Stop accepting first, then let running tasks finish (bounded) or hand them back to the
+        // queue, then tell whoever still waits, then release resources.
         const closed = app.close();
-        await queue.close({ drainMs });
+        await queue.close({ drainMs: runsTasks ? drainMs : 0 });
         phase('tasks drained or handed back');
         shutdown.abort();
-        closeSockets();
-        sessions.close();
+        api?.closeSockets();
+        api?.sessions.close();
         await closed;
         phase('transports closed');
         await delivery.close();
@@ -203,8 +238,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         await http.close();
         for (const engine of engines.all()) await engine.close();
         await classifier.close();
-        await store.close();
-        await objects.close();
+        await services.close();
         phase('stores closed');
         logger.flush?.();
       })();

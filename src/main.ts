@@ -1,10 +1,22 @@
-import { ConfigError, loadConfig } from './config/config.ts';
+#!/usr/bin/env node
+import { ConfigError, loadConfig, ROLES, type Role } from './config/config.ts';
 import { startKiln } from './compose.ts';
 
-async function serve(): Promise<void> {
+const USAGE = `Usage: kiln [serve|api|worker]
+
+  serve    everything in one process (default): API, tasks, deliveries, sweeper
+  api      transports only: REST and WebSocket on /v1, images, /health, /metrics
+           (needs KILN_REDIS_URL, KILN_DATABASE_URL and KILN_S3_BUCKET)
+  worker   runs tasks, deliveries and the sweeper; serves only /health and /metrics
+           (same services as api; KILN_QUEUE_CONCURRENCY tasks at once)
+
+Settings are environment variables: see docs/configuration.md.
+`;
+
+async function run(role: Role): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, role);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -12,7 +24,14 @@ async function serve(): Promise<void> {
     }
     throw error;
   }
-  const kiln = await startKiln(config);
+  let kiln;
+  try {
+    kiln = await startKiln(config);
+  } catch (error) {
+    // Unreachable services and the like: one clear line, no stack.
+    process.stderr.write(`kiln ${role} could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
   if (kiln.createdKey) {
     process.stderr.write(
       `\nKiln created an API key for you (shown once; a copy is in ${config.dataDir}/api-key.txt):\n\n  ${kiln.createdKey}\n\n` +
@@ -39,9 +58,11 @@ async function serve(): Promise<void> {
 }
 
 const command = process.argv[2] ?? 'serve';
-if (command === 'serve') {
-  await serve();
+if ((ROLES as readonly string[]).includes(command)) {
+  await run(command as Role);
+} else if (command === 'help' || command === '--help' || command === '-h') {
+  process.stdout.write(USAGE);
 } else {
-  process.stderr.write(`unknown command '${command}'. Usage: kiln [serve]\n`);
+  process.stderr.write(`unknown command '${command}'.\n${USAGE}`);
   process.exit(2);
 }

@@ -23,11 +23,12 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   'engines/*': ['engines/spec', 'shared', 'errors'],
   imaging: ['shared', 'errors', 'engines/spec', 'metrics'],
   queue: ['shared', 'errors'],
+  events: ['shared', 'errors'],
   store: ['shared', 'errors'],
   inputs: ['store', 'imaging', 'errors', 'shared', 'net', 'engines/spec', 'config', 'protocol'],
   delivery: ['store', 'net', 'shared', 'errors', 'metrics'],
-  tasks: ['engines/spec', 'imaging', 'protocol', 'queue', 'store', 'shared', 'errors', 'models', 'metrics'],
-  api: ['tasks', 'protocol', 'errors', 'config', 'shared', 'metrics'],
+  tasks: ['engines/spec', 'imaging', 'protocol', 'queue', 'store', 'events', 'shared', 'errors', 'models', 'metrics'],
+  api: ['tasks', 'protocol', 'events', 'errors', 'config', 'shared', 'metrics'],
 };
 
 function sourceFiles(dir: string): string[] {

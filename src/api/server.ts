@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { ApiError } from '../errors/index.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { SessionDirectory } from '../events/session-directory.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
 import type { TaskService } from '../tasks/task-service.ts';
@@ -22,10 +23,36 @@ export interface ServerOptions {
   readonly syncTimeoutMs: number;
   readonly defaultEngine: string;
   readonly shutdown: AbortSignal;
+  /** Where WebSocket sessions are shared with other API processes (a no-op in one process). */
+  readonly sessionDirectory: SessionDirectory;
+  /** What `/health` reports beyond `status: ok` (e.g. the role). */
+  health(): Promise<Record<string, unknown>>;
 }
 
 const IMAGE_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(jpg|png|webp)$/i;
 const CONTENT_TYPE = { jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp' } as Record<string, string>;
+
+/** `/health` and `/metrics`, served by every role (a worker serves nothing else). */
+export function registerOpsRoutes(app: FastifyInstance, options: Pick<ServerOptions, 'metrics' | 'health'>): void {
+  app.get('/health', async () => ({ status: 'ok', ...(await options.health()) }));
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('Content-Type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
+  );
+}
+
+/** The HTTP server of a worker process: health and metrics only, on `KILN_PORT`. */
+export async function buildOpsServer(options: Pick<ServerOptions, 'metrics' | 'health' | 'logger'>): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  registerOpsRoutes(app, options);
+  app.setNotFoundHandler((request, reply) =>
+    sendErrors(reply, [new ApiError('notFound', `A worker serves only /health and /metrics, not ${request.method} ${request.url.split('?')[0]}.`)]),
+  );
+  return app;
+}
 
 /** Builds the fastify app: REST and WebSocket on `/v1`, images, health. Transport only. */
 export async function buildServer(
@@ -40,7 +67,7 @@ export async function buildServer(
   }) as unknown as FastifyInstance;
   const logger = options.logger as unknown as Logger;
   const dispatcher = new TaskDispatcher(options.service, logger);
-  const sessions = new WsSessions(options.wsResumeMs);
+  const sessions = new WsSessions({ resumeMs: options.wsResumeMs, directory: options.sessionDirectory, logger });
 
   // Bodies are parsed by the protocol layer, so every malformed body gets a Runware error.
   app.removeAllContentTypeParsers();
@@ -98,19 +125,18 @@ export async function buildServer(
 
   app.get<{ Params: { file: string } }>('/image/:file', async (request, reply) => {
     const match = IMAGE_FILE.exec(request.params.file);
-    const image = match ? await options.service.readServableImage(match[1]!.toLowerCase(), match[2]!.toLowerCase()) : undefined;
+    const image = match ? await options.service.openServableImage(match[1]!.toLowerCase(), match[2]!.toLowerCase()) : undefined;
     if (!image) {
       return sendErrors(reply, [new ApiError('imageNotFound', 'The image does not exist or its URL has expired.')]);
     }
+    // Streamed from the object store (S3 or a file), never held whole in memory.
     return reply
       .header('Content-Type', CONTENT_TYPE[image.format])
+      .header('Content-Length', image.bytes)
       .header('Cache-Control', 'public, max-age=60')
-      .send(image.bytes);
+      .send(image.stream);
   });
-  app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/metrics', async (_request, reply) =>
-    reply.header('Content-Type', options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
-  );
+  registerOpsRoutes(app, options);
   const closeSockets = (): void => {
     for (const client of app.websocketServer.clients) {
       client.close(1001, 'server shutting down');

@@ -1,5 +1,6 @@
 import { ApiError, invalidApiKey, toApiError } from '../errors/index.ts';
 import { ackItem } from '../protocol/result-items.ts';
+import type { TaskEvent } from '../events/task-events.ts';
 import type { AuthenticationTask, InferenceTask, Task } from '../protocol/task-types.ts';
 import { parseTask } from '../protocol/validate-task.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -15,6 +16,10 @@ export interface ReplySink {
   batch(items: Record<string, unknown>[], errors: ApiError[]): void;
   /** A problem reported after the results (`uploadFailed`); the results stand. */
   notice(error: ApiError): void;
+  /** The sink starts waiting for a sync task's results (WebSocket: the session tracks it for resume). */
+  opened?(taskUUID: string): void;
+  /** The sync task is fully answered (or the wait ended). */
+  closed?(taskUUID: string): void;
 }
 
 /** Transport-specific parts of handling tasks. */
@@ -111,12 +116,65 @@ export class TaskDispatcher {
       sink.data(ackItem(task.taskUUID));
       return;
     }
+    await this.waitFor(task.taskUUID, context, sink, new Set(), async (listener) => {
+      let stop = (): void => {};
+      // Subscribe once the task is ours (after the taskUUID proved unique) and before it can
+      // run, so a fast task cannot finish before anyone listens.
+      await this.service.submitInference(task, principal, async () => {
+        stop = await this.service.watch(task.taskUUID, listener);
+      });
+      return { stop, replay: false };
+    });
+  }
+
+  /**
+   * Continues a sync wait that began on another API process (a WebSocket session resumed
+   * here): what the client was not sent is read from the store, the rest follows live.
+   * `sent` holds the keys of what reached the client (imageUUIDs, and `error#n` per error).
+   */
+  async resume(taskUUID: string, principal: Principal, sent: ReadonlySet<string>, context: DispatchContext, sink: ReplySink): Promise<void> {
+    try {
+      await this.waitFor(taskUUID, context, sink, sent, async (listener) => ({
+        stop: await this.service.watch(taskUUID, listener),
+        replay: true,
+      }));
+    } catch (thrown) {
+      sink.error(toApiError(thrown).forTask(taskUUID, 'imageInference'));
+    }
+  }
+
+  /**
+   * Waits for a sync task's results and forwards them to the sink, one item per image, until
+   * the task ends, the sync window closes, or the server stops. `subscribe` starts listening
+   * (and, for a new task, submits it); with `replay`, results already stored are sent first,
+   * skipping what `sent` says the client has.
+   */
+  private async waitFor(
+    taskUUID: string,
+    context: DispatchContext,
+    sink: ReplySink,
+    sent: ReadonlySet<string>,
+    subscribe: (listener: (event: TaskEvent) => void) => Promise<{ stop: () => void; replay: boolean }>,
+  ): Promise<void> {
+    const seen = new Set(sent);
+    let errorsToSkip = [...sent].filter((key) => key.startsWith('error#')).length;
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
-    let stop = (): void => {};
     const end = (error: ApiError): void => {
       sink.error(error);
       finish();
+    };
+    const forward = (event: TaskEvent): void => {
+      if (event.type === 'result') {
+        const imageUUID = typeof event.item.imageUUID === 'string' ? event.item.imageUUID : undefined;
+        if (imageUUID !== undefined && seen.has(imageUUID)) return;
+        if (imageUUID !== undefined) seen.add(imageUUID);
+        sink.data({ ...event.item });
+      } else if (event.type === 'error') {
+        if (errorsToSkip > 0) errorsToSkip--;
+        else sink.error(event.error);
+      } else if (event.type === 'notice') sink.notice(event.error);
+      else finish();
     };
     const timer = setTimeout(
       () =>
@@ -124,7 +182,7 @@ export class TaskDispatcher {
           new ApiError(
             'timeoutProvider',
             'The task did not finish within the synchronous window. It keeps running; fetch its results with getResponse.',
-            { taskUUID: task.taskUUID, taskType: task.taskType },
+            { taskUUID, taskType: 'imageInference' },
           ),
         ),
       context.syncTimeoutMs,
@@ -134,28 +192,37 @@ export class TaskDispatcher {
     const onAbort = (): void =>
       end(
         new ApiError('serviceUnavailable', 'The server is shutting down. The task resumes when it is back; read it with getResponse.', {
-          taskUUID: task.taskUUID,
-          taskType: task.taskType,
+          taskUUID,
+          taskType: 'imageInference',
           retryable: true,
         }),
       );
     context.signal.addEventListener('abort', onAbort, { once: true });
+    let stop = (): void => {};
     try {
-      // Subscribe once the task is ours (after the taskUUID proved unique) and before it can
-      // run, so a fast task cannot finish before anyone listens.
-      await this.service.submitInference(task, principal, () => {
-        stop = this.service.watch(task.taskUUID, (event) => {
-          if (event.type === 'result') sink.data({ ...event.item });
-          else if (event.type === 'error') sink.error(event.error);
-          else if (event.type === 'notice') sink.notice(event.error);
-          else finish();
-        });
-      });
+      sink.opened?.(taskUUID);
+      const subscription = await subscribe(forward);
+      stop = subscription.stop;
+      if (subscription.replay) {
+        const principal = await context.principal();
+        if (!principal) throw invalidApiKey();
+        const state = await this.service.getResponse(taskUUID, principal);
+        for (const item of state.data) if (item.status !== 'processing') forward({ type: 'result', taskUUID, item: withoutStatus(item) });
+        for (const error of state.errors) forward({ type: 'error', taskUUID, error });
+        if (state.ended) finish();
+      }
       await finished;
     } finally {
       clearTimeout(timer);
       context.signal.removeEventListener('abort', onAbort);
       stop();
+      sink.closed?.(taskUUID);
     }
   }
+}
+
+/** A stored result as the live stream sends it (getResponse items carry `status`). */
+function withoutStatus(item: Record<string, unknown>): Record<string, unknown> {
+  const { status: _status, ...rest } = item;
+  return rest;
 }

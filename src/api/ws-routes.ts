@@ -5,7 +5,7 @@ import { parseEnvelope } from '../protocol/validate-task.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
-import type { WsSession, WsSessions } from './ws-sessions.ts';
+import type { FrameTag, WsSession, WsSessions } from './ws-sessions.ts';
 
 export interface WsOptions {
   readonly dispatcher: TaskDispatcher;
@@ -34,21 +34,41 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     };
     // Before authentication frames go straight to the socket; after it, through the session so
     // they can be replayed on resume.
-    const send = (body: Record<string, unknown>): void => {
+    const send = (body: Record<string, unknown>, tag?: FrameTag): void => {
       const text = frame(body);
-      if (session) session.send(text);
+      if (session) session.send(text, tag);
       else if (socket.readyState === socket.OPEN) socket.send(text);
       touch();
     };
+    // Sessions opened on another API process that died: their sync waits continue here.
+    let adopted: { taskUUID: string; sent: ReadonlySet<string> }[] = [];
     const sink: ReplySink = {
       data: (item) => {
-        if (item.taskType !== 'authentication' || !session) return send({ data: [item] });
+        if (item.taskType !== 'authentication' || !session) {
+          const tag =
+            session && item.taskType === 'imageInference' && typeof item.taskUUID === 'string' && typeof item.imageUUID === 'string'
+              ? session.resultTag(item.taskUUID, item.imageUUID)
+              : undefined;
+          return send({ data: [item] }, tag);
+        }
         // The authentication answer goes out first, then what a resumed session kept.
         if (socket.readyState === socket.OPEN) socket.send(frame({ data: [item] }));
         touch();
         session.flush();
+        for (const { taskUUID, sent } of adopted.splice(0)) {
+          void options.dispatcher.resume(taskUUID, session.principal, sent, context, sink);
+        }
       },
-      error: (error) => send({ errors: [error.toJSON()] }),
+      error: (error) => {
+        const taskUUID = error.details.taskUUID;
+        send({ errors: [error.toJSON()] }, session && taskUUID !== undefined ? session.errorTag(taskUUID) : undefined);
+      },
+      opened: (taskUUID) => {
+        if (session) options.sessions.opened(session, taskUUID);
+      },
+      closed: (taskUUID) => {
+        if (session) options.sessions.closed(session, taskUUID);
+      },
       // sdk-js rejects a request on any error frame with its taskUUID, even one that follows
       // every result, so notices are not pushed live over WebSocket: getResponse and the
       // webhook carry them.
@@ -69,7 +89,9 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
           const principal = await options.apiKeys.verify(task.apiKey);
           if (!principal) throw invalidApiKey();
           if (session) options.sessions.detach(session, socket);
-          session = options.sessions.attach(socket, principal, task.connectionSessionUUID);
+          const attached = await options.sessions.attach(socket, principal, task.connectionSessionUUID);
+          session = attached.session;
+          adopted = [...(attached.adopted?.tasks ?? new Map<string, ReadonlySet<string>>())].map(([taskUUID, sent]) => ({ taskUUID, sent }));
           return { taskType: 'authentication', connectionSessionUUID: session.id };
         })();
         authenticating = check.catch(() => undefined);

@@ -1,16 +1,28 @@
 import type { WebSocket } from 'ws';
+import type { SessionDirectory, SessionSnapshot } from '../events/session-directory.ts';
 import { newUuid } from '../shared/ids.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { Principal } from '../tasks/task-service.ts';
+
+/** What a frame is about, so the session directory can record that it reached the client. */
+export interface FrameTag {
+  readonly taskUUID: string;
+  /** The item's key: its imageUUID, or `error#n` for the n-th error of the task. */
+  readonly key: string;
+}
 
 /**
  * An authenticated WebSocket session. It outlives its socket for `resumeMs`: frames sent while
  * no socket is attached are buffered and replayed when the client re-authenticates with the
- * same `connectionSessionUUID` (runware-protocol.md §3.4).
+ * same `connectionSessionUUID` (runware-protocol.md §3.4). When sessions are shared across API
+ * processes, what reached the client is also recorded in the session directory, so another
+ * process can take the session over if this one dies.
  */
 export class WsSession {
   socket: WebSocket | undefined;
-  private readonly buffer: string[] = [];
+  private readonly buffer: { frame: string; tag: FrameTag | undefined }[] = [];
   private buffered = 0;
+  private readonly errorCounts = new Map<string, number>();
   expiry: NodeJS.Timeout | undefined;
   /** Set when the session expired: later frames (of tasks still running) are dropped. */
   ended = false;
@@ -19,14 +31,33 @@ export class WsSession {
     readonly id: string,
     readonly principal: Principal,
     private readonly maxBufferedBytes: number,
+    private readonly onSent: (session: WsSession, tag: FrameTag) => void,
   ) {}
 
-  send(frame: string): void {
+  /** Sync tasks this session waits for (lower case): only their frames are tracked for a takeover. */
+  readonly waiting = new Set<string>();
+
+  /** The tag of a result frame, when the session waits for its task. */
+  resultTag(taskUUID: string, imageUUID: string): FrameTag | undefined {
+    const key = taskUUID.toLowerCase();
+    return this.waiting.has(key) ? { taskUUID: key, key: imageUUID } : undefined;
+  }
+
+  /** The tag of the next error frame of a task the session waits for (`error#n`, counted per task). */
+  errorTag(taskUUID: string): FrameTag | undefined {
+    const key = taskUUID.toLowerCase();
+    if (!this.waiting.has(key)) return undefined;
+    const n = this.errorCounts.get(key) ?? 0;
+    this.errorCounts.set(key, n + 1);
+    return { taskUUID: key, key: `error#${n}` };
+  }
+
+  send(frame: string, tag?: FrameTag): void {
     const socket = this.socket;
-    if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) socket.send(frame);
+    if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) this.write(socket, frame, tag);
     else if (!this.ended && this.buffered + frame.length <= this.maxBufferedBytes) {
       // Results stay readable through getResponse; the buffer only saves a client the poll.
-      this.buffer.push(frame);
+      this.buffer.push({ frame, tag });
       this.buffered += frame.length;
     }
   }
@@ -35,34 +66,77 @@ export class WsSession {
   flush(): void {
     const socket = this.socket;
     if (!socket || socket.readyState !== socket.OPEN) return;
-    for (const frame of this.buffer.splice(0)) socket.send(frame);
+    for (const { frame, tag } of this.buffer.splice(0)) this.write(socket, frame, tag);
     this.buffered = 0;
   }
+
+  private write(socket: WebSocket, frame: string, tag: FrameTag | undefined): void {
+    // Recorded once the frame has left for the kernel, not when it was queued.
+    socket.send(frame, (error) => {
+      if (!error && tag) this.onSent(this, tag);
+    });
+  }
+}
+
+export interface WsSessionsOptions {
+  readonly resumeMs: number;
+  readonly directory: SessionDirectory;
+  readonly logger: Logger;
+  /** Bytes a detached session may hold for replay. */
+  readonly maxBufferedBytes?: number;
 }
 
 export class WsSessions {
   private readonly sessions = new Map<string, WsSession>();
 
-  constructor(
-    private readonly resumeMs: number,
-    /** Bytes a detached session may hold for replay. */
-    private readonly maxBufferedBytes = 256 * 1024 * 1024,
-  ) {}
+  constructor(private readonly options: WsSessionsOptions) {}
 
-  /** Attaches a socket to a resumed session (same key only) or to a new one. */
-  attach(socket: WebSocket, principal: Principal, resumeId: string | undefined): WsSession {
+  /**
+   * Attaches a socket to a resumed session (same key only) or to a new one. A session unknown
+   * here but known to the shared directory (its API process died) is taken over: `adopted`
+   * then lists its open tasks and what the client already has.
+   */
+  async attach(
+    socket: WebSocket,
+    principal: Principal,
+    resumeId: string | undefined,
+  ): Promise<{ session: WsSession; adopted: SessionSnapshot | undefined }> {
     let session = resumeId === undefined ? undefined : this.sessions.get(resumeId);
+    let adopted: SessionSnapshot | undefined;
+    if (!session && resumeId !== undefined && this.options.directory.shared) {
+      const found = await this.options.directory.find(resumeId).catch((error: unknown) => {
+        this.options.logger.warn({ err: error }, 'session directory unavailable; starting a new session');
+        return undefined;
+      });
+      if (found && found.apiKeyId === principal.apiKeyId) {
+        adopted = found;
+        session = this.create(resumeId, principal);
+      }
+    }
     if (!session || session.principal.apiKeyId !== principal.apiKeyId) {
-      session = new WsSession(newUuid(), principal, this.maxBufferedBytes);
-      this.sessions.set(session.id, session);
+      session = this.create(newUuid(), principal);
+      adopted = undefined;
     }
     clearTimeout(session.expiry);
     session.expiry = undefined;
     const previous = session.socket;
     session.socket = socket;
     if (previous && previous !== socket) previous.close(1000, 'session resumed elsewhere');
+    void this.options.directory.touch(session.id, this.options.resumeMs);
     // Buffered frames are flushed by the transport once the authentication answer is out.
-    return session;
+    return { session, adopted };
+  }
+
+  /** The session starts waiting for a sync task (recorded for a takeover by another process). */
+  opened(session: WsSession, taskUUID: string): void {
+    session.waiting.add(taskUUID.toLowerCase());
+    void this.options.directory.open(session.id, session.principal.apiKeyId, taskUUID, this.options.resumeMs);
+  }
+
+  /** The session's wait for a task is over. */
+  closed(session: WsSession, taskUUID: string): void {
+    session.waiting.delete(taskUUID.toLowerCase());
+    void this.options.directory.finish(session.id, taskUUID);
   }
 
   /** The socket went away: keep the session (and what it is sent) for `resumeMs`. */
@@ -72,12 +146,20 @@ export class WsSessions {
     session.expiry = setTimeout(() => {
       session.ended = true;
       this.sessions.delete(session.id);
-    }, this.resumeMs);
+    }, this.options.resumeMs);
     session.expiry.unref();
   }
 
   close(): void {
     for (const session of this.sessions.values()) clearTimeout(session.expiry);
     this.sessions.clear();
+  }
+
+  private create(id: string, principal: Principal): WsSession {
+    const session = new WsSession(id, principal, this.options.maxBufferedBytes ?? 256 * 1024 * 1024, (s, tag) => {
+      void this.options.directory.sent(s.id, tag.taskUUID, tag.key, this.options.resumeMs);
+    });
+    this.sessions.set(id, session);
+    return session;
   }
 }

@@ -26,7 +26,17 @@ const envSchema = z.object({
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KILN_MAX_BODY_MB: int(1, 1024).default(64),
   KILN_QUEUE_CONCURRENCY: int(1, 64).default(2),
-  KILN_QUEUE_MAX: int(1, 1_000_000).default(1000),
+  KILN_QUEUE_MAX: int(1, 10_000_000).default(1000),
+  KILN_QUEUE_LOCK_SECONDS: int(2, 3600).default(30),
+  KILN_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/./, 'must be a postgres:// URL').optional(),
+  KILN_DATABASE_POOL: int(1, 200).default(10),
+  KILN_REDIS_URL: z.string().regex(/^rediss?:\/\/./, 'must be a redis:// or rediss:// URL').optional(),
+  KILN_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ and - only').default('kiln'),
+  KILN_S3_BUCKET: z.string().min(3).max(63).optional(),
+  KILN_S3_ENDPOINT: z.url().optional(),
+  KILN_S3_REGION: z.string().min(1).default('us-east-1'),
+  KILN_S3_FORCE_PATH_STYLE: bool.default(false),
+  KILN_S3_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, . _ and - only').default(''),
   KILN_STUDIO_THREADS: int(1, 64).default(Math.max(1, availableParallelism())),
   KILN_WS_IDLE_SECONDS: int(1, 86_400).default(120),
   KILN_WS_RESUME_SECONDS: int(1, 86_400).default(120),
@@ -60,7 +70,12 @@ const envSchema = z.object({
     .optional(),
 });
 
+/** What a process does: everything (`serve`), transports only (`api`), or tasks and deliveries (`worker`). */
+export type Role = 'serve' | 'api' | 'worker';
+export const ROLES: readonly Role[] = ['serve', 'api', 'worker'];
+
 export interface Config {
+  readonly role: Role;
   readonly port: number;
   readonly host: string;
   readonly dataDir: string;
@@ -70,7 +85,21 @@ export interface Config {
   readonly logLevel: string;
   readonly maxBodyBytes: number;
   readonly queueConcurrency: number;
+  /** Images waiting or running, cluster-wide, past which new tasks get `429 queueFull`. */
   readonly queueMax: number;
+  /** BullMQ job lock: a worker that dies loses its tasks to another worker after this long. */
+  readonly queueLockMs: number;
+  /** PostgreSQL task store; absent → SQLite in the data dir. */
+  readonly databaseUrl: string | undefined;
+  readonly databasePool: number;
+  /** Redis for the BullMQ queue, events, admission and sessions; absent → in-process. */
+  readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key and queue name (several Kiln clusters may share one Redis). */
+  readonly redisPrefix: string;
+  /** S3 object store; absent → local files in the data dir. Credentials come from the AWS SDK's default chain. */
+  readonly s3:
+    | { readonly bucket: string; readonly endpoint: string | undefined; readonly region: string; readonly forcePathStyle: boolean; readonly prefix: string }
+    | undefined;
   readonly studioThreads: number;
   readonly wsIdleMs: number;
   readonly wsResumeMs: number;
@@ -118,8 +147,32 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Combinations that would lose work or split state between processes are refused at start.
+ * With Redis, other processes may join the cluster, so the store and the objects must be
+ * shared too; `api` and `worker` are cluster roles, so they need all three.
+ */
+function topologyProblems(
+  role: Role,
+  e: { KILN_DATABASE_URL?: string | undefined; KILN_REDIS_URL?: string | undefined; KILN_S3_BUCKET?: string | undefined; KILN_PUBLIC_URL?: string | undefined },
+): string[] {
+  const problems: string[] = [];
+  if (role !== 'serve' && e.KILN_PUBLIC_URL === undefined) {
+    problems.push(`kiln ${role} needs KILN_PUBLIC_URL (the load balancer's address): image URLs must not name one process`);
+  }
+  if (role !== 'serve' && e.KILN_REDIS_URL === undefined) {
+    problems.push(`kiln ${role} needs KILN_REDIS_URL: the queue and task events are shared through Redis (or run everything in one process with kiln serve)`);
+  }
+  if (role !== 'serve' || e.KILN_REDIS_URL !== undefined) {
+    const who = role === 'serve' ? 'with KILN_REDIS_URL set (other processes may join)' : `kiln ${role}`;
+    if (e.KILN_DATABASE_URL === undefined) problems.push(`${who} needs KILN_DATABASE_URL: a SQLite file cannot be shared by separate processes`);
+    if (e.KILN_S3_BUCKET === undefined) problems.push(`${who} needs KILN_S3_BUCKET: local image files cannot be shared by separate processes`);
+  }
+  return problems;
+}
+
 /** Parses the environment once; throws `ConfigError` listing every bad variable. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, role: Role = 'serve'): Config {
   const known = Object.fromEntries(
     Object.keys(envSchema.shape).flatMap((key) => {
       const value = env[key];
@@ -131,7 +184,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const e = parsed.data;
+  const topology = topologyProblems(role, e);
+  if (topology.length > 0) throw new ConfigError(topology);
   return Object.freeze({
+    role,
     port: e.KILN_PORT,
     host: e.KILN_HOST,
     dataDir: path.resolve(e.KILN_DATA_DIR),
@@ -141,6 +197,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     maxBodyBytes: e.KILN_MAX_BODY_MB * 1024 * 1024,
     queueConcurrency: e.KILN_QUEUE_CONCURRENCY,
     queueMax: e.KILN_QUEUE_MAX,
+    queueLockMs: e.KILN_QUEUE_LOCK_SECONDS * 1000,
+    databaseUrl: e.KILN_DATABASE_URL,
+    databasePool: e.KILN_DATABASE_POOL,
+    redisUrl: e.KILN_REDIS_URL,
+    redisPrefix: e.KILN_REDIS_PREFIX,
+    s3:
+      e.KILN_S3_BUCKET === undefined
+        ? undefined
+        : Object.freeze({
+            bucket: e.KILN_S3_BUCKET,
+            endpoint: e.KILN_S3_ENDPOINT,
+            region: e.KILN_S3_REGION,
+            forcePathStyle: e.KILN_S3_FORCE_PATH_STYLE,
+            prefix: e.KILN_S3_PREFIX,
+          }),
     studioThreads: e.KILN_STUDIO_THREADS,
     wsIdleMs: e.KILN_WS_IDLE_SECONDS * 1000,
     wsResumeMs: e.KILN_WS_RESUME_SECONDS * 1000,

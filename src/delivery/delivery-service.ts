@@ -24,26 +24,65 @@ export interface DeliveryServiceOptions {
   readonly upload: RetryPolicy;
   /** The Standard Webhooks secret of an API key, if it has one. */
   webhookSecret(apiKeyId: string): Promise<string | null>;
+  /**
+   * Who holds delivery leases: unique per process in a cluster; a fixed name for `kiln serve`,
+   * so a restarted single process takes its own leases back at once.
+   */
+  readonly owner: string;
+  /** How often due deliveries that no process is running are looked for (default 1 s). */
+  readonly pollIntervalMs?: number;
+  /**
+   * How long a due delivery is left to the process that created or last tried it before a
+   * poller takes it (default 2 s; 0 for a single process).
+   */
+  readonly graceMs?: number;
 }
+
+/** A lease covers one attempt with room to record its outcome. */
+const LEASE_MARGIN_MS = 5_000;
 
 /**
  * Runs webhook POSTs and upload PUTs from their durable records: bounded attempts with
  * exponential backoff and jitter, one delivery id across all attempts, and pending work
- * resumed after a restart.
+ * resumed after a restart or taken over from a process that died. Every attempt is made under
+ * a lease in the store (`claimDelivery`), so with several workers each attempt is sent by one
+ * process only.
  */
 export class DeliveryService {
   private readonly controller = new AbortController();
   private readonly inFlight = new Set<Promise<DeliveryRecord>>();
   private readonly running = new Map<string, Promise<DeliveryRecord>>();
+  private poller: NodeJS.Timeout | undefined;
+  private polling: Promise<number> | undefined;
 
   constructor(private readonly options: DeliveryServiceOptions) {}
 
-  /** Resumes deliveries a previous run left pending. */
+  /** Resumes deliveries left pending (by a previous run or a dead process), then keeps looking for them. */
   async start(): Promise<number> {
-    const pending = await this.options.store.listPendingDeliveries();
-    for (const record of pending) void this.run(record);
-    if (pending.length > 0) this.options.logger.info({ deliveries: pending.length }, 'resuming pending deliveries');
-    return pending.length;
+    const resumed = await this.poll();
+    if (resumed > 0) this.options.logger.info({ deliveries: resumed }, 'resuming pending deliveries');
+    this.poller = setInterval(() => void this.poll(), this.options.pollIntervalMs ?? 1_000);
+    this.poller.unref();
+    return resumed;
+  }
+
+  /** Starts every due delivery that no live process holds; returns how many it started. */
+  private poll(): Promise<number> {
+    this.polling ??= (async () => {
+      try {
+        const now = this.options.clock.now() - (this.options.graceMs ?? 2_000);
+        const due = await this.options.store.listDueDeliveries(now, 100);
+        const fresh = due.filter((record) => !this.running.has(record.id));
+        for (const record of fresh) void this.run(record);
+        return fresh.length;
+      } catch (error) {
+        if (!this.controller.signal.aborted) this.options.logger.warn({ err: error }, 'looking for pending deliveries failed');
+        return 0;
+      } finally {
+        this.polling = undefined;
+      }
+    })();
+    return this.polling;
   }
 
   /**
@@ -64,7 +103,9 @@ export class DeliveryService {
 
   /** Stops retrying; what is still pending stays in the store for the next start. */
   async close(): Promise<void> {
+    clearInterval(this.poller);
     this.controller.abort();
+    await this.polling;
     await Promise.allSettled([...this.inFlight]);
   }
 
@@ -90,6 +131,12 @@ export class DeliveryService {
     while (!signal.aborted) {
       const wait = state.nextAttemptAt - clock.now();
       if (wait > 0 && !(await sleep(wait, signal))) break;
+      // Another process may hold the delivery (it took over, or is mid-attempt): then it is theirs.
+      const now = clock.now();
+      const claimed = await store.claimDelivery(record.id, this.options.owner, now + policy.timeoutMs + LEASE_MARGIN_MS, now);
+      if (!claimed) return state;
+      state = claimed;
+      if (state.nextAttemptAt > now) continue;
       const attempts = state.attempts + 1;
       try {
         await this.attempt(record, policy, signal);

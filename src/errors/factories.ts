@@ -61,3 +61,22 @@ export function uploadFailed(taskUUID: string, imageUUID: string, reason: string
     extra: { imageUUID },
   });
 }
+
+/** Admission refused a task: the cluster-wide bound of images waiting or running is reached. */
+export function queueFull(taskUUID: string, taskType: string, capacity: number): ApiError {
+  return new ApiError('queueFull', 'The server is at capacity. Retry after a short delay.', {
+    taskUUID,
+    taskType,
+    retryable: true,
+    extra: { limit: capacity },
+  });
+}
+
+/** A shared service (Redis, the database) did not answer in time; nothing was accepted. */
+export function serviceUnavailable(taskUUID: string | undefined, taskType: string | undefined, what: string): ApiError {
+  return new ApiError('serviceUnavailable', `The service is temporarily unavailable (${what}). Retry after a short delay.`, {
+    ...(taskUUID === undefined ? {} : { taskUUID }),
+    ...(taskType === undefined ? {} : { taskType }),
+    retryable: true,
+  });
+}

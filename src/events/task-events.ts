@@ -66,7 +66,13 @@ export class MemoryTaskEvents implements TaskEventBus {
   async emit(event: TaskEvent): Promise<void> {
     const set = this.listeners.get(event.taskUUID.toLowerCase());
     if (!set) return;
-    for (const listener of [...set]) listener(event);
+    for (const listener of [...set]) {
+      try {
+        listener(event);
+      } catch {
+        // A faulty listener must not stop the others, nor the task that emits.
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -12,9 +12,12 @@ export interface QueueJob {
 
 /**
  * Runs one job. Resolve: the job is complete. Reject: the attempt failed; the queue runs the
- * job again later (BullMQ: a failed attempt with backoff; memory: dropped, since the task store
- * re-enqueues unfinished tasks at start). `signal` aborts on cancel or shutdown; a handler
- * that stops because of it must reject (an aborted run is never a completed job).
+ * job again after a short backoff, up to the adapter's `maxAttempts` (memory: 5, BullMQ: 1000),
+ * then gives it up (`onGiveUp`, logged). `signal` aborts on cancel, on shutdown (after the
+ * drain period) and, for BullMQ, when the job's lock was lost to another worker; a handler that
+ * stops because of it must reject (an aborted run is never a completed job). A run aborted by
+ * shutdown is a failed attempt (BullMQ: back to waiting; memory: dropped with the queue, the task
+ * store re-enqueues unfinished tasks at start); a cancelled job is never run again.
  */
 export type JobHandler = (job: QueueJob, signal: AbortSignal) => Promise<void>;
 
@@ -44,14 +47,18 @@ export interface TaskQueue {
   /** Waiting and running jobs across every process that shares the queue. */
   counts(): Promise<QueueCounts>;
   /**
-   * Removes a waiting job, or aborts it where it runs in this process; false when the id is
-   * neither waiting nor running here.
+   * Removes a waiting job (one backing off between attempts included), or aborts it where it
+   * runs in this process and resolves once its handler has settled; either way the job does not
+   * run again. False when the id is neither waiting nor running here (a job running in another
+   * process is not touched).
    */
   cancel(id: string): Promise<boolean>;
   /**
    * Stops taking jobs, waits up to `drainMs` (default 0) for this process's running jobs, then
    * aborts the rest, whose attempts fail and go back to the queue. Waiting jobs stay queued
-   * (memory: in the task store, re-enqueued at the next start). Closes connections.
+   * (memory: in the task store, re-enqueued at the next start). Closes connections. Once close
+   * has begun, `enqueue` and `counts` reject with `QueueUnavailableError` (BullMQ: so does
+   * `cancel` of a job not running here). Idempotent.
    */
   close(options?: { drainMs?: number }): Promise<void>;
 }

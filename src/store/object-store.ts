@@ -25,12 +25,20 @@ export interface ObjectStore {
 
 const SAFE_KEY = /^[A-Za-z0-9._-]+$/;
 
+/**
+ * Throws unless `key` is a valid object key: `[A-Za-z0-9._-]+`, not starting with a dot. Every
+ * adapter checks with this one function, so a key accepted by one store is accepted by all.
+ */
+export function assertSafeKey(key: string): void {
+  if (!SAFE_KEY.test(key) || key.startsWith('.')) throw new Error(`unsafe object key ${JSON.stringify(key)}`);
+}
+
 /** Files under one directory, sharded by the key's first two characters; writes are atomic (temp + rename). */
 export class LocalObjectStore implements ObjectStore {
   constructor(private readonly root: string) {}
 
   private pathOf(key: string): string {
-    if (!SAFE_KEY.test(key) || key.startsWith('.')) throw new Error(`unsafe object key ${JSON.stringify(key)}`);
+    assertSafeKey(key);
     return path.join(this.root, key.slice(0, 2), key);
   }
 

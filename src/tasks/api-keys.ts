@@ -18,26 +18,39 @@ export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
 }
 
-/** API keys, stored hashed. Lookups are cached in memory by hash (keys are never deleted while running). */
+type Verified = Principal & { webhookSecret: string | null };
+
+/** How long a key lookup is trusted: a key revoked or changed in the store takes effect on every process within this time. */
+const CACHE_MS = 5_000;
+/** Bound on cached lookups (misses included), so random keys cannot grow the cache without limit. */
+const CACHE_MAX = 10_000;
+
+/**
+ * API keys, stored hashed. Lookups (hits and misses) are cached per process for a few seconds,
+ * so the store sees at most one query per key and interval, and a change made by another
+ * process is seen within `CACHE_MS`.
+ */
 export class ApiKeys {
-  private readonly cache = new Map<string, Principal & { webhookSecret: string | null }>();
+  private readonly cache = new Map<string, { verified: Verified | undefined; at: number }>();
 
   constructor(
     private readonly store: TaskStore,
     private readonly clock: Clock,
   ) {}
 
-  async verify(key: string): Promise<(Principal & { webhookSecret: string | null }) | undefined> {
+  async verify(key: string): Promise<Verified | undefined> {
     if (typeof key !== 'string' || key.length === 0 || key.length > 512) return undefined;
     const hash = hashApiKey(key);
+    const now = performance.now();
     const cached = this.cache.get(hash);
-    if (cached) return cached;
+    if (cached && now - cached.at < CACHE_MS) return cached.verified;
     const record = await this.store.findApiKeyByHash(hash);
     // The hash comparison in SQL is by equality; compare again in constant time as a belt.
-    if (!record || !timingSafeEqual(Buffer.from(record.hash), Buffer.from(hash))) return undefined;
-    const principal = { apiKeyId: record.id, webhookSecret: record.webhookSecret };
-    this.cache.set(hash, principal);
-    return principal;
+    const verified =
+      record && timingSafeEqual(Buffer.from(record.hash), Buffer.from(hash)) ? { apiKeyId: record.id, webhookSecret: record.webhookSecret } : undefined;
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    this.cache.set(hash, { verified, at: now });
+    return verified;
   }
 
   /** Adds a key (idempotent by hash). */

@@ -6,7 +6,7 @@ import { buildResultItem } from '../protocol/result-items.ts';
 import type { InferenceTask } from '../protocol/task-types.ts';
 import { newUuid } from '../shared/ids.ts';
 import { runLimited } from '../shared/limit.ts';
-import type { GenerationRecord, TaskRecord } from '../store/task-store.ts';
+import { ClaimLostError, type GenerationRecord, type TaskRecord } from '../store/task-store.ts';
 import { uploadOf, webhookForError, webhookForItem } from '../store/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
 
@@ -21,19 +21,32 @@ export function resolveSize(task: InferenceTask, firstReference: InputImage | un
   return model.sizeForAspect(firstReference.encoded.width / firstReference.encoded.height);
 }
 
+/** Whether a run must stop without recording anything more: shut down, cancelled, or fenced out by a newer claim. */
+function mustStop(signal: AbortSignal, thrown: unknown): boolean {
+  return signal.aborted || thrown instanceof ClaimLostError;
+}
+
 /**
- * Runs one accepted task to the end: resolves its inputs, makes every image still pending
- * (so a task interrupted by a crash only makes what is missing), stores and delivers each
- * image as soon as it exists, and records the outcome. Aborting `signal` (shutdown) leaves the
- * task unfinished in the store, to be picked up again at the next start.
+ * Runs one accepted task to the end: claims it (a fencing token that every later write
+ * carries, so a stalled run that wakes up after another worker took the task over cannot
+ * overwrite its results), resolves its inputs, makes every image still pending (so a task
+ * interrupted by a crash only makes what is missing), stores and delivers each image as soon as
+ * it exists, and records the outcome. Aborting `signal` (shutdown, cancel) or losing the claim
+ * rejects, leaving the task unfinished in the store for the next attempt.
  */
 export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: AbortSignal): Promise<void> {
   const record = await deps.store.getTask(taskUUID);
-  if (!record || record.status === 'done' || record.status === 'failed') return;
+  if (!record || record.status === 'done' || record.status === 'failed') {
+    await deps.admission.release(taskUUID);
+    return;
+  }
   const task = JSON.parse(record.request) as InferenceTask;
   const log = deps.logger.child({ taskUUID });
   const started = deps.clock.now();
-  await deps.store.setTaskStatus(taskUUID, 'running', started);
+  const fence = await deps.store.claimTask(taskUUID, started);
+  if (fence === undefined) return;
+  taskUUID = record.taskUUID;
+  log.info({ claim: fence }, 'task claimed');
   const pending = (await deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'pending');
   let failedCount = 0;
   const followUps: Promise<ApiError[]>[] = [];
@@ -45,8 +58,8 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     const body = error.toJSON();
     const target = { taskUUID, apiKeyId: record.apiKeyId, now: deps.clock.now() };
     const webhooks = task.webhookURL === undefined ? [] : [webhookForError(target, task.webhookURL, body)];
-    await deps.store.settleGeneration(taskUUID, generation.index, { status: 'error', error: JSON.stringify(body), finishedAt: target.now }, webhooks);
-    deps.events.emit({ type: 'error', taskUUID, error });
+    await deps.store.settleGeneration(taskUUID, generation.index, { status: 'error', error: JSON.stringify(body), finishedAt: target.now }, webhooks, fence);
+    await deps.events.emit({ type: 'error', taskUUID, error });
     await deps.delivery?.dispatch(webhooks);
   };
 
@@ -83,9 +96,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
         if (!generation || settled.has(image.index)) return;
         settled.add(image.index);
         try {
-          followUps.push((await finishImage(deps, record, task, generation, image, engine)).followUp);
+          followUps.push((await finishImage(deps, record, task, generation, image, engine, fence)).followUp);
         } catch (thrown) {
-          if (signal.aborted) throw thrown;
+          if (mustStop(signal, thrown)) throw thrown;
           await fail(generation, thrown);
         }
       };
@@ -108,7 +121,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           signal,
           checkpoint: {
             load: () => deps.store.loadEngineState(taskUUID, start),
-            save: (value) => deps.store.saveEngineState(taskUUID, start, value),
+            save: (value) => deps.store.saveEngineState(taskUUID, start, value, fence),
           },
           includeCost: task.includeCost,
           onImage: finish,
@@ -120,27 +133,28 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           if (!settled.has(g.index)) await fail(g, new Error(`engine ${engine.name} returned no image for slot ${g.index}`));
         }
       } catch (thrown) {
-        if (signal.aborted) throw thrown;
+        if (mustStop(signal, thrown)) throw thrown;
         for (const g of batch) if (!settled.has(g.index)) await fail(g, thrown);
       }
     });
   } catch (thrown) {
-    if (signal.aborted) {
-      log.info('task interrupted; it resumes at the next start');
-      return;
+    if (mustStop(signal, thrown)) {
+      log.info({ reason: thrown instanceof ClaimLostError ? 'claim lost' : 'aborted' }, 'task interrupted; it resumes on its next attempt');
+      throw thrown;
     }
     // A task-wide failure (an input that cannot be resolved): every image still pending fails with it.
     const done = new Set((await deps.store.listGenerations(taskUUID)).filter((g) => g.status !== 'pending').map((g) => g.index));
     for (const g of pending) if (!done.has(g.index)) await fail(g, thrown);
   }
   const notices = (await Promise.all(followUps)).flat();
-  if (signal.aborted) return;
-  for (const error of notices) deps.events.emit({ type: 'notice', taskUUID, error });
+  signal.throwIfAborted();
+  for (const error of notices) await deps.events.emit({ type: 'notice', taskUUID, error });
   const ended = deps.clock.now();
   const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
-  await deps.store.setTaskStatus(taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs);
+  await deps.store.setTaskStatus(taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
+  await deps.admission.release(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
   log.info({ ms: ended - started, images: pending.length, failed: failedCount }, 'task finished');
-  deps.events.emit({ type: 'end', taskUUID });
+  await deps.events.emit({ type: 'end', taskUUID });
 }
 
 /** Operator option: classify reference images too; under the block policy a flagged one fails the task. */
@@ -166,6 +180,7 @@ async function finishImage(
   generation: GenerationRecord,
   image: GeneratedImage,
   engine: ImageEngine,
+  fence: number,
 ): Promise<{ followUp: Promise<ApiError[]> }> {
   const format = FORMAT[task.outputFormat];
   const source = image.pixels ?? image.encoded;
@@ -228,9 +243,10 @@ async function finishImage(
     generation.index,
     { status: 'success', imageUUID, cost, seed: image.seed, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
     deliveries,
+    fence,
   );
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
-  deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
+  await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
   // Uploads may retry for a while: the engine slot is not held for them; the task ends after
   // them, and their failures are reported after every result (they never hide a result).
   const followUp = (async () => {

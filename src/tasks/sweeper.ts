@@ -11,9 +11,19 @@ export interface SweeperDeps {
   readonly intervalMs: number;
   /** Finished delivery records are kept this long (like the tasks they report on). */
   readonly retentionMs: number;
+  /** This process's name in the `sweeper` lease: one process sweeps at a time across a cluster. */
+  readonly owner: string;
+  /** Extra repairs run by the lease holder after each sweep (requeue lost tasks, free stale admissions). */
+  reconcile?(): Promise<void>;
 }
 
-/** Deletes expired images (URL TTLs, upload retention) with their bytes, and expired task records. */
+const LEASE = 'sweeper';
+
+/**
+ * Deletes expired images (URL TTLs, upload retention) with their bytes, expired task records
+ * and old delivery records. One process at a time does it: each pass first takes or renews
+ * the `sweeper` lease in the store (a process that dies loses it after two intervals).
+ */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -25,8 +35,11 @@ export class Sweeper {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops sweeping and gives the lease up (another process takes over at once). */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
+    await this.running;
+    await this.deps.store.releaseLease(LEASE, this.deps.owner).catch(() => undefined);
   }
 
   /** One pass; concurrent calls share the pass in progress. Returns when it is done. */
@@ -40,6 +53,8 @@ export class Sweeper {
   private async pass(): Promise<void> {
     const { store, objects, clock, logger } = this.deps;
     try {
+      const now = clock.now();
+      if (!(await store.acquireLease(LEASE, this.deps.owner, now + 2 * this.deps.intervalMs, now))) return;
       let images = 0;
       for (;;) {
         const expired = await store.listExpiredImages(clock.now(), 200);
@@ -53,6 +68,7 @@ export class Sweeper {
       const tasks = await store.deleteExpiredTasks(clock.now());
       const deliveries = await store.deleteSettledDeliveries(clock.now() - this.deps.retentionMs);
       if (images + tasks + deliveries > 0) logger.info({ images, tasks, deliveries }, 'swept expired records');
+      await this.deps.reconcile?.();
     } catch (error) {
       logger.error({ err: error }, 'sweep failed');
     }

@@ -1,7 +1,10 @@
-import { ApiError, taskNotFound, uploadFailed } from '../errors/index.ts';
+import type { Readable } from 'node:stream';
+import { ApiError, queueFull, serviceUnavailable, taskNotFound, uploadFailed } from '../errors/index.ts';
+import type { TaskEventBus, TaskListener } from '../events/task-events.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { Admission } from '../queue/admission.ts';
 import type { TaskQueue } from '../queue/task-queue.ts';
 import type { Clock } from '../shared/clock.ts';
 import { newUuid, randomSeed } from '../shared/ids.ts';
@@ -10,7 +13,6 @@ import type { ObjectStore } from '../store/object-store.ts';
 import { TaskConflictError, type GenerationRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
 import { runTask } from './run-task.ts';
-import { TaskEvents, type TaskListener } from './task-events.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
 
@@ -23,11 +25,13 @@ export interface TaskServiceDeps {
   readonly store: TaskStore;
   readonly objects: ObjectStore;
   readonly queue: TaskQueue;
+  /** The cluster-wide bound on images waiting or running. */
+  readonly admission: Admission;
   readonly engines: EngineRegistry;
   readonly inputs: ImageInputs;
   readonly safety?: SafetyChecker;
   readonly delivery?: ResultDelivery;
-  readonly events: TaskEvents;
+  readonly events: TaskEventBus;
   readonly metrics?: Metrics;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -37,7 +41,7 @@ export interface TaskServiceDeps {
   readonly retentionMs: number;
   /** How long an uploaded image lives after its last use. */
   readonly uploadRetentionMs: number;
-  /** Tasks waiting or running past which new ones get 429. */
+  /** Images waiting or running past which new tasks get 429 (for the error's `limit`). */
   readonly queueCapacity: number;
   /** Whether a webhook / upload URL may be delivered to; the problem in words, or undefined. */
   checkDeliveryTarget(url: string): Promise<string | undefined>;
@@ -48,12 +52,10 @@ export interface TaskServiceDeps {
  * `getResponse` from the store, and stores uploads.
  */
 export class TaskService {
-  private reserved = 0;
-
   constructor(private readonly deps: TaskServiceDeps) {}
 
-  /** Subscribe to a task's events (results as they finish, errors, end). */
-  watch(taskUUID: string, listener: TaskListener): () => void {
+  /** Subscribe to a task's events (results as they finish, errors, end); resolves once the subscription is live. */
+  watch(taskUUID: string, listener: TaskListener): Promise<() => void> {
     return this.deps.events.watch(taskUUID, listener);
   }
 
@@ -62,38 +64,85 @@ export class TaskService {
     return this.deps.engines.forModel(model).name;
   }
 
-  /** Starts running queued tasks, after re-enqueueing those a previous run left unfinished. */
-  async start(concurrency: number): Promise<number> {
-    const unfinished = await this.deps.store.listUnfinishedTasks();
-    for (const task of unfinished) await this.deps.queue.enqueue({ id: task.taskUUID }, { force: true });
-    this.deps.queue.process((job, signal) => runTask(this.deps, job.id, signal), { concurrency });
-    if (unfinished.length > 0) this.deps.logger.info({ tasks: unfinished.length }, 'resuming unfinished tasks');
+  /**
+   * Enqueues every task the store holds unfinished (after a restart, or whose enqueue was lost
+   * when an API process died between storing and enqueueing) and gives each its admission
+   * reservation back. Enqueueing is idempotent, so tasks already queued or running elsewhere
+   * are untouched. `olderThan` leaves alone tasks younger than that (ms since epoch), which
+   * their API process is still enqueueing.
+   */
+  async requeueUnfinished(olderThan = Number.POSITIVE_INFINITY): Promise<number> {
+    const unfinished = (await this.deps.store.listUnfinishedTasks()).filter((task) => task.createdAt < olderThan);
+    for (const task of unfinished) {
+      await this.deps.admission.reserve(task.taskUUID, task.imageCount);
+      await this.deps.queue.enqueue({ id: task.taskUUID });
+    }
     return unfinished.length;
   }
 
+  /** Starts running queued tasks in this process (worker role), after re-enqueueing those a previous run left unfinished. */
+  async start(concurrency: number): Promise<number> {
+    const unfinished = await this.requeueUnfinished();
+    this.deps.queue.process((job, signal) => runTask(this.deps, job.id, signal), { concurrency });
+    if (unfinished > 0) this.deps.logger.info({ tasks: unfinished }, 'resuming unfinished tasks');
+    return unfinished;
+  }
+
   /**
-   * Persists and enqueues an inference task. Throws `conflictTaskUUID` or `queueFull`.
-   * `onAccepted` runs once the task is stored and before it can start (to subscribe to it).
+   * Frees admission reservations whose task ended or never got stored (an API process that
+   * died between reserving and storing). Reservations younger than `before` are left alone.
    */
-  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => void): Promise<void> {
-    // Slots are reserved synchronously, so concurrent submissions cannot overshoot the bound
-    // while they wait for target checks and the insert.
-    if (this.deps.queue.size() + this.reserved >= this.deps.queueCapacity) {
-      throw new ApiError('queueFull', 'The server is at capacity. Retry after a short delay.', {
-        taskUUID: task.taskUUID,
-        taskType: task.taskType,
-        retryable: true,
-      });
+  async reconcileAdmission(before: number): Promise<number> {
+    let freed = 0;
+    for (const taskUUID of await this.deps.admission.listOlderThan(before)) {
+      const task = await this.deps.store.getTask(taskUUID);
+      if (task && (task.status === 'queued' || task.status === 'running')) continue;
+      await this.deps.admission.release(taskUUID);
+      freed++;
     }
-    this.reserved++;
+    return freed;
+  }
+
+  /**
+   * Persists and enqueues an inference task. Throws `conflictTaskUUID`, `queueFull`, or a
+   * retryable `serviceUnavailable` when Redis or the database cannot take it (then nothing was
+   * accepted: the task is not stored and its taskUUID stays free). `onAccepted` runs once the
+   * task is stored and before it can start (to subscribe to it; its promise is awaited).
+   */
+  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>): Promise<void> {
+    const images = imageCount(task);
+    // The reservation comes first, so concurrent submissions on any API process cannot
+    // overshoot the bound while they wait for target checks and the insert.
+    let admitted: boolean;
+    try {
+      admitted = await this.deps.admission.reserve(task.taskUUID, images);
+    } catch (error) {
+      throw this.unavailable(error, task) ?? error;
+    }
+    if (!admitted) throw queueFull(task.taskUUID, task.taskType, this.deps.queueCapacity);
+    let stored = false;
     try {
       await this.persist(task, principal);
-      onAccepted?.();
-      await this.deps.queue.enqueue({ id: task.taskUUID }, { force: true });
-    } finally {
-      this.reserved--;
+      stored = true;
+      await onAccepted?.();
+      await this.deps.queue.enqueue({ id: task.taskUUID });
+    } catch (error) {
+      // Nothing half-accepted stays behind: the client hears an error, so the task must not run.
+      if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
+      await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
+  }
+
+  /** A retryable 503 for errors that mean a shared service is out of reach. */
+  private unavailable(error: unknown, task: InferenceTask): ApiError | undefined {
+    const name = error instanceof Error ? error.name : '';
+    if (name === 'QueueUnavailableError' || name === 'AdmissionUnavailableError' || name === 'EventBusUnavailableError') {
+      this.deps.logger.warn({ taskUUID: task.taskUUID, err: error }, 'a shared service is unavailable; task refused');
+      return serviceUnavailable(task.taskUUID, task.taskType, name === 'EventBusUnavailableError' ? 'events' : 'queue');
+    }
+    return undefined;
   }
 
   private async persist(task: InferenceTask, principal: Principal): Promise<void> {
@@ -161,7 +210,7 @@ export class TaskService {
   }
 
   /** Full current state of every generation of a task, in index order (runware-protocol.md §4.4). */
-  async getResponse(taskUUID: string, principal: Principal): Promise<{ data: Record<string, unknown>[]; errors: ApiError[] }> {
+  async getResponse(taskUUID: string, principal: Principal): Promise<{ data: Record<string, unknown>[]; errors: ApiError[]; ended: boolean }> {
     const record = await this.deps.store.getTask(taskUUID);
     const now = this.deps.clock.now();
     if (!record || record.apiKeyId !== principal.apiKeyId || (record.expiresAt !== null && record.expiresAt <= now)) {
@@ -188,7 +237,7 @@ export class TaskService {
       const error = uploadFailed(taskUUID, upload.imageUUID ?? '', upload.lastError);
       errors.push(new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, status: 'error' } }));
     }
-    return { data, errors };
+    return { data, errors, ended: record.status === 'done' || record.status === 'failed' };
   }
 
   private async successItem(task: InferenceTask, g: GenerationRecord): Promise<Record<string, unknown>> {
@@ -240,13 +289,16 @@ export class TaskService {
     return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID, imageURL: this.deps.imageUrl(objectKey) };
   }
 
-  /** Bytes and type of a servable image, or `undefined` (unknown, expired, or not a URL output). */
-  async readServableImage(imageUUID: string, extension: string): Promise<{ bytes: Buffer; format: string } | undefined> {
+  /**
+   * A stream of a servable image with its length and type, or `undefined` (unknown, expired,
+   * or not a URL output). The caller consumes or destroys the stream.
+   */
+  async openServableImage(imageUUID: string, extension: string): Promise<{ stream: Readable; bytes: number; format: string } | undefined> {
     const image = await this.deps.store.getImage(imageUUID);
     const now = this.deps.clock.now();
     if (!image || !image.servable || image.format !== extension) return undefined;
     if (image.expiresAt !== null && image.expiresAt <= now) return undefined;
-    const bytes = await this.deps.objects.get(image.objectKey);
-    return bytes && { bytes, format: image.format };
+    const object = await this.deps.objects.open(image.objectKey);
+    return object && { ...object, format: image.format };
   }
 }

@@ -4,16 +4,18 @@ import { TEST_KEY } from './kiln-server.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Kiln as a real child process (`node --import tsx src/main.ts serve`), for kill and restart tests. */
+/** Kiln as a real child process (`node --import tsx src/main.ts <role>`), for kill, restart and cluster tests. */
 export class ChildServer {
   private constructor(
     readonly child: ChildProcess,
+    /** Every JSON log line the child has written so far (it keeps growing). */
+    readonly logs: Record<string, unknown>[],
     readonly url: string,
     readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
   ) {}
 
-  static async start(dataDir: string, env: Record<string, string> = {}): Promise<ChildServer> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+  static async start(dataDir: string, env: Record<string, string> = {}, role: 'serve' | 'api' | 'worker' = 'serve'): Promise<ChildServer> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', role], {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -31,21 +33,30 @@ export class ChildServer {
     );
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const logs: Record<string, unknown>[] = [];
     const url = await new Promise<string>((resolve, reject) => {
       let buffer = '';
       const timer = setTimeout(() => reject(new Error(`child did not start: ${stderr}`)), 30_000);
       child.stdout?.on('data', (chunk: Buffer) => {
         buffer += chunk.toString();
-        for (const line of buffer.split('\n')) {
-          if (!line.includes('kiln is listening')) continue;
-          const { url: logged } = JSON.parse(line) as { url: string };
+        const lines = buffer.split('\n');
+        buffer = lines.pop() ?? '';
+        for (const line of lines) {
+          let parsed: Record<string, unknown>;
+          try {
+            parsed = JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            continue;
+          }
+          logs.push(parsed);
+          if (parsed.msg !== 'kiln is listening') continue;
           clearTimeout(timer);
-          resolve(logged.replace('localhost', '127.0.0.1'));
+          resolve(String(parsed.url).replace('localhost', '127.0.0.1'));
         }
       });
       void exited.then(() => reject(new Error(`child exited early: ${stderr}`)));
     });
-    return new ChildServer(child, url, exited);
+    return new ChildServer(child, logs, url, exited);
   }
 
   kill(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

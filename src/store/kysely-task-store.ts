@@ -1,0 +1,375 @@
+import type { Kysely, Transaction } from 'kysely';
+import {
+  fromDelivery,
+  fromGeneration,
+  fromImage,
+  fromTask,
+  taskKey,
+  toApiKey,
+  toDelivery,
+  toGeneration,
+  toImage,
+  toTask,
+  type StoreSchema,
+} from './schema.ts';
+import {
+  ClaimLostError,
+  TaskConflictError,
+  type ApiKeyRecord,
+  type DeliveryRecord,
+  type DeliveryUpdate,
+  type GenerationRecord,
+  type GenerationUpdate,
+  type ImageRecord,
+  type TaskRecord,
+  type TaskStatus,
+  type TaskStore,
+} from './task-store.ts';
+
+type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
+
+/**
+ * `TaskStore` on SQLite or PostgreSQL through kysely: every statement is written once and runs
+ * on both (built by `openTaskStore`, which also migrates the schema).
+ *
+ * Fenced writes start their transaction by re-writing the task row where its claim token still
+ * matches. On PostgreSQL that row lock orders them against `claimTask` (a claim committed
+ * meanwhile makes the fence match no row); on SQLite it takes the write lock before anything is
+ * read, so a transaction never has to upgrade a stale read snapshot.
+ */
+export class KyselyTaskStore implements TaskStore {
+  constructor(private readonly db: Kysely<StoreSchema>) {}
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    const r = await this.db.selectFrom('api_keys').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return r && toApiKey(r);
+  }
+
+  async findApiKeyById(id: string): Promise<ApiKeyRecord | undefined> {
+    const r = await this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toApiKey(r);
+  }
+
+  async insertApiKey(k: ApiKeyRecord): Promise<void> {
+    await this.db
+      .insertInto('api_keys')
+      .values({ id: k.id, hash: k.hash, label: k.label, webhook_secret: k.webhookSecret, created_at: k.createdAt })
+      .onConflict((oc) => oc.column('hash').doNothing())
+      .execute();
+  }
+
+  async countApiKeys(): Promise<number> {
+    const r = await this.db.selectFrom('api_keys').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
+  async insertTask(t: TaskRecord, generations: readonly GenerationRecord[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('tasks')
+        .values(fromTask(t))
+        .onConflict((oc) => oc.column('task_uuid').doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw new TaskConflictError(taskKey(t.taskUUID));
+      if (generations.length > 0) await trx.insertInto('generations').values(generations.map(fromGeneration)).execute();
+    });
+  }
+
+  async getTask(taskUUID: string): Promise<TaskRecord | undefined> {
+    const r = await this.db.selectFrom('tasks').selectAll().where('task_uuid', '=', taskKey(taskUUID)).executeTakeFirst();
+    return r && toTask(r);
+  }
+
+  async listGenerations(taskUUID: string): Promise<GenerationRecord[]> {
+    const rows = await this.db
+      .selectFrom('generations')
+      .selectAll()
+      .where('task_uuid', '=', taskKey(taskUUID))
+      .orderBy('idx')
+      .execute();
+    return rows.map(toGeneration);
+  }
+
+  async setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number): Promise<void> {
+    const key = taskKey(taskUUID);
+    const ended = status === 'done' || status === 'failed';
+    await this.db.transaction().execute(async (trx) => {
+      const updated = await trx
+        .updateTable('tasks')
+        .set({
+          status,
+          updated_at: at,
+          ...(ended ? { finished_at: at } : {}),
+          ...(expiresAt === undefined ? {} : { expires_at: expiresAt }),
+        })
+        .where('task_uuid', '=', key)
+        .$if(fence !== undefined, (q) => q.where('claim_token', '=', fence as number))
+        .executeTakeFirst();
+      if (fence !== undefined && Number(updated.numUpdatedRows) === 0) throw new ClaimLostError(key);
+      if (expiresAt !== undefined && expiresAt !== null) {
+        // Images delivered inline (not by URL) exist for getResponse, so they live as long as the task record.
+        await trx
+          .updateTable('images')
+          .set({ expires_at: expiresAt })
+          .where('task_uuid', '=', key)
+          .where('kind', '=', 'generated')
+          .where('servable', '=', 0)
+          .execute();
+      }
+    });
+  }
+
+  async claimTask(taskUUID: string, at: number): Promise<number | undefined> {
+    const r = await this.db
+      .updateTable('tasks')
+      .set((eb) => ({ claim_token: eb('claim_token', '+', 1), status: 'running', claimed_at: at, updated_at: at }))
+      .where('task_uuid', '=', taskKey(taskUUID))
+      .where('status', 'in', ['queued', 'running'])
+      .returning('claim_token')
+      .executeTakeFirst();
+    return r?.claim_token;
+  }
+
+  async settleGeneration(
+    taskUUID: string,
+    index: number,
+    u: GenerationUpdate,
+    deliveries: readonly DeliveryRecord[],
+    fence?: number,
+  ): Promise<void> {
+    const key = taskKey(taskUUID);
+    await this.db.transaction().execute(async (trx) => {
+      if (fence !== undefined) await holdFence(trx, key, fence);
+      const updated = await trx
+        .updateTable('generations')
+        .set({
+          status: u.status,
+          finished_at: u.finishedAt,
+          ...(u.imageUUID === undefined ? {} : { image_uuid: u.imageUUID }),
+          ...(u.error === undefined ? {} : { error: u.error }),
+          ...(u.cost === undefined ? {} : { cost: u.cost }),
+          ...(u.nsfw === undefined ? {} : { nsfw: Number(u.nsfw) }),
+          ...(u.seed === undefined ? {} : { seed: u.seed }),
+        })
+        .where('task_uuid', '=', key)
+        .where('idx', '=', index)
+        // A fenced run settles a generation once: a second outcome would announce a second image.
+        .$if(fence !== undefined, (q) => q.where('status', '=', 'pending'))
+        .executeTakeFirst();
+      if (fence !== undefined && Number(updated.numUpdatedRows) === 0) throw new ClaimLostError(key);
+      if (deliveries.length > 0) await trx.insertInto('deliveries').values(deliveries.map(fromDelivery)).execute();
+    });
+  }
+
+  async loadEngineState(taskUUID: string, index: number): Promise<string | undefined> {
+    const r = await this.db
+      .selectFrom('generations')
+      .select('engine_state')
+      .where('task_uuid', '=', taskKey(taskUUID))
+      .where('idx', '=', index)
+      .executeTakeFirst();
+    return r?.engine_state ?? undefined;
+  }
+
+  async saveEngineState(taskUUID: string, index: number, value: string, fence?: number): Promise<void> {
+    const key = taskKey(taskUUID);
+    const save = (db: Db) =>
+      db.updateTable('generations').set({ engine_state: value }).where('task_uuid', '=', key).where('idx', '=', index).execute();
+    if (fence === undefined) {
+      await save(this.db);
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await holdFence(trx, key, fence);
+      await save(trx);
+    });
+  }
+
+  async deleteTask(taskUUID: string): Promise<void> {
+    const key = taskKey(taskUUID);
+    // Task row first, as every fenced write locks it first: one lock order, no deadlock.
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('tasks').where('task_uuid', '=', key).execute();
+      await trx.deleteFrom('generations').where('task_uuid', '=', key).execute();
+    });
+  }
+
+  async listUnfinishedTasks(): Promise<TaskRecord[]> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('status', 'in', ['queued', 'running'])
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toTask);
+  }
+
+  async deleteExpiredTasks(now: number): Promise<number> {
+    // Generations go with their task (ON DELETE CASCADE).
+    const r = await this.db.deleteFrom('tasks').where('expires_at', 'is not', null).where('expires_at', '<=', now).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async insertDeliveries(deliveries: readonly DeliveryRecord[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    await this.db.insertInto('deliveries').values(deliveries.map(fromDelivery)).execute();
+  }
+
+  async updateDelivery(id: string, u: DeliveryUpdate, follow: readonly DeliveryRecord[] = []): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('deliveries')
+        .set({
+          status: u.status,
+          attempts: u.attempts,
+          next_attempt_at: u.nextAttemptAt,
+          last_error: u.lastError,
+          lease_owner: null,
+          lease_until: null,
+        })
+        .where('id', '=', id)
+        .execute();
+      if (follow.length > 0) await trx.insertInto('deliveries').values(follow.map(fromDelivery)).execute();
+    });
+  }
+
+  async listPendingDeliveries(): Promise<DeliveryRecord[]> {
+    const rows = await this.db.selectFrom('deliveries').selectAll().where('status', '=', 'pending').orderBy('next_attempt_at').execute();
+    return rows.map(toDelivery);
+  }
+
+  async listDueDeliveries(now: number, limit: number): Promise<DeliveryRecord[]> {
+    const rows = await this.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('next_attempt_at')
+      .limit(limit)
+      .execute();
+    return rows.map(toDelivery);
+  }
+
+  async claimDelivery(id: string, owner: string, leaseUntil: number, now: number): Promise<DeliveryRecord | undefined> {
+    // One conditional UPDATE: on PostgreSQL a concurrent claimer waits for the row, then
+    // re-checks the condition against the winner's lease and updates nothing.
+    const r = await this.db
+      .updateTable('deliveries')
+      .set({ lease_owner: owner, lease_until: leaseUntil })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now), eb('lease_owner', '=', owner)]))
+      .returningAll()
+      .executeTakeFirst();
+    return r && toDelivery(r);
+  }
+
+  async deleteSettledDeliveries(before: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom('deliveries')
+      .where('status', 'in', ['done', 'failed'])
+      .where('created_at', '<', before)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async listFailedUploads(taskUUID: string): Promise<DeliveryRecord[]> {
+    const rows = await this.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('task_uuid', '=', taskKey(taskUUID))
+      .where('kind', '=', 'upload')
+      .where('status', '=', 'failed')
+      .orderBy('created_at')
+      .execute();
+    return rows.map(toDelivery);
+  }
+
+  async acquireLease(name: string, owner: string, until: number, now: number): Promise<boolean> {
+    // Insert, or take over an expired (or renew one's own) lease, in one statement; a row comes
+    // back only when `owner` holds the lease afterwards.
+    const r = await this.db
+      .insertInto('leases')
+      .values({ name, owner, until })
+      .onConflict((oc) =>
+        oc
+          .column('name')
+          .doUpdateSet((eb) => ({ owner: eb.ref('excluded.owner'), until: eb.ref('excluded.until') }))
+          .where((eb) => eb.or([eb('leases.until', '<', now), eb('leases.owner', '=', owner)])),
+      )
+      .returning('owner')
+      .executeTakeFirst();
+    return r?.owner === owner;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.db.deleteFrom('leases').where('name', '=', name).where('owner', '=', owner).execute();
+  }
+
+  async insertImage(i: ImageRecord): Promise<void> {
+    await this.db.insertInto('images').values(fromImage(i)).execute();
+  }
+
+  async getImage(imageUUID: string): Promise<ImageRecord | undefined> {
+    const r = await this.db.selectFrom('images').selectAll().where('image_uuid', '=', imageUUID).executeTakeFirst();
+    return r && toImage(r);
+  }
+
+  async touchImage(imageUUID: string, expiresAt: number): Promise<void> {
+    // Only ever later: a touch never shortens a life, and an image without expiry keeps none.
+    await this.db
+      .updateTable('images')
+      .set({ expires_at: expiresAt })
+      .where('image_uuid', '=', imageUUID)
+      .where('expires_at', '<', expiresAt)
+      .execute();
+  }
+
+  async listExpiredImages(now: number, limit: number): Promise<ImageRecord[]> {
+    const rows = await this.db
+      .selectFrom('images')
+      .selectAll()
+      .where('images.expires_at', 'is not', null)
+      .where('images.expires_at', '<=', now)
+      // An upload still retrying needs the bytes even after the URL expired.
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('deliveries')
+              .select('deliveries.id')
+              .whereRef('deliveries.image_uuid', '=', 'images.image_uuid')
+              .where('deliveries.kind', '=', 'upload')
+              .where('deliveries.status', '=', 'pending'),
+          ),
+        ),
+      )
+      .orderBy('images.expires_at')
+      .limit(limit)
+      .execute();
+    return rows.map(toImage);
+  }
+
+  async deleteImage(imageUUID: string): Promise<void> {
+    await this.db.deleteFrom('images').where('image_uuid', '=', imageUUID).execute();
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+/**
+ * Re-writes the task row where its claim token is still `fence` (a no-op write that locks the
+ * row on PostgreSQL); no such row means another run claimed the task: `ClaimLostError`, and the
+ * surrounding transaction rolls back.
+ */
+async function holdFence(trx: Transaction<StoreSchema>, key: string, fence: number): Promise<void> {
+  const held = await trx
+    .updateTable('tasks')
+    .set((eb) => ({ claim_token: eb.ref('claim_token') }))
+    .where('task_uuid', '=', key)
+    .where('claim_token', '=', fence)
+    .executeTakeFirst();
+  if (Number(held.numUpdatedRows) === 0) throw new ClaimLostError(key);
+}

@@ -1,0 +1,190 @@
+/**
+ * The task store's schema history, as kysely migrations held in code (the build compiles them
+ * to dist/, so nothing is read from disk at run time). Each migration is written with kysely's
+ * schema builder and runs on SQLite and PostgreSQL alike; where the two must differ (an
+ * auto-increment key, old SQLite data), the dialect is passed in.
+ *
+ * Never edit a migration that has shipped: add the next one.
+ */
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Logger } from '../shared/logger.ts';
+import type { StoreDialect } from './schema.ts';
+
+/** Where kysely records the migrations it ran (and its lock row, in `kiln_migrations_lock`). */
+export const MIGRATION_TABLE = 'kiln_migrations';
+export const MIGRATION_LOCK_TABLE = 'kiln_migrations_lock';
+
+// Epoch milliseconds pass 2^31, so every timestamp is `bigint` (INTEGER affinity on SQLite).
+const TIME = 'bigint';
+
+/**
+ * Migration 1: the schema the store had before migrations existed. `ifNotExists` everywhere, so
+ * a SQLite file made by the old ad-hoc DDL (same tables, same index names) is adopted as it is.
+ */
+function initial(dialect: StoreDialect): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('api_keys')
+        .ifNotExists()
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hash', 'text', (c) => c.notNull().unique())
+        .addColumn('label', 'text', (c) => c.notNull())
+        .addColumn('webhook_secret', 'text')
+        .addColumn('created_at', TIME, (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('tasks')
+        .ifNotExists()
+        .addColumn('task_uuid', 'text', (c) => c.primaryKey())
+        .addColumn('api_key_id', 'text', (c) => c.notNull())
+        .addColumn('task_type', 'text', (c) => c.notNull())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('request', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('image_count', 'integer', (c) => c.notNull())
+        .addColumn('created_at', TIME, (c) => c.notNull())
+        .addColumn('updated_at', TIME, (c) => c.notNull())
+        .addColumn('finished_at', TIME)
+        .addColumn('expires_at', TIME)
+        .execute();
+      await db.schema.createIndex('tasks_status').ifNotExists().on('tasks').columns(['status', 'created_at']).execute();
+      await db.schema.createIndex('tasks_expiry').ifNotExists().on('tasks').column('expires_at').execute();
+
+      await db.schema
+        .createTable('generations')
+        .ifNotExists()
+        .addColumn('task_uuid', 'text', (c) => c.notNull().references('tasks.task_uuid').onDelete('cascade'))
+        .addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('seed', 'bigint', (c) => c.notNull())
+        .addColumn('series_index', 'integer')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('image_uuid', 'text')
+        .addColumn('error', 'text')
+        // Not `real`: on PostgreSQL that is float4, and 0.028 would come back as 0.02800000086.
+        .addColumn('cost', 'double precision')
+        .addColumn('nsfw', 'integer')
+        .addColumn('finished_at', TIME)
+        .addColumn('engine_state', 'text')
+        .addPrimaryKeyConstraint('generations_pkey', ['task_uuid', 'idx'])
+        .execute();
+
+      let images = db.schema.createTable('images').ifNotExists();
+      // SQLite's rowid alias must be spelled exactly `integer primary key`.
+      images =
+        dialect === 'sqlite'
+          ? images.addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+          : images.addColumn('seq', 'bigserial', (c) => c.primaryKey());
+      await images
+        .addColumn('image_uuid', 'text', (c) => c.notNull().unique())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('task_uuid', 'text')
+        .addColumn('api_key_id', 'text')
+        .addColumn('format', 'text', (c) => c.notNull())
+        .addColumn('width', 'integer', (c) => c.notNull())
+        .addColumn('height', 'integer', (c) => c.notNull())
+        .addColumn('bytes', 'bigint', (c) => c.notNull())
+        .addColumn('object_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', TIME, (c) => c.notNull())
+        .addColumn('expires_at', TIME)
+        .addColumn('servable', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('images_expiry').ifNotExists().on('images').column('expires_at').execute();
+
+      // Deliveries outlive their task record on purpose (a webhook may still be retrying): no foreign key.
+      await db.schema
+        .createTable('deliveries')
+        .ifNotExists()
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('task_uuid', 'text', (c) => c.notNull())
+        .addColumn('api_key_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('image_uuid', 'text')
+        .addColumn('body', 'text')
+        .addColumn('object_key', 'text')
+        .addColumn('notify_url', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', TIME, (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', TIME, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('deliveries_pending').ifNotExists().on('deliveries').columns(['status', 'next_attempt_at']).execute();
+      await db.schema.createIndex('deliveries_task').ifNotExists().on('deliveries').column('task_uuid').execute();
+    },
+  };
+}
+
+/**
+ * Migration 2: what several processes sharing one database need (claim tokens, delivery
+ * leases, named leases), the indexes per-task statements were missing, and lower-case taskUUIDs.
+ */
+function claimsAndLeases(dialect: StoreDialect): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      // One ADD COLUMN per statement: SQLite takes no more.
+      await db.schema.alterTable('tasks').addColumn('claim_token', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('tasks').addColumn('claimed_at', TIME).execute();
+      await db.schema.alterTable('deliveries').addColumn('lease_owner', 'text').execute();
+      await db.schema.alterTable('deliveries').addColumn('lease_until', TIME).execute();
+
+      await db.schema
+        .createTable('leases')
+        .ifNotExists()
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('until', TIME, (c) => c.notNull())
+        .execute();
+
+      // Ending a task sets the expiry of its inline images by task_uuid (a full scan per task before).
+      await db.schema.createIndex('images_task').ifNotExists().on('images').column('task_uuid').execute();
+      // listExpiredImages asks, per expired image, whether an upload of it is still pending.
+      await db.schema.createIndex('deliveries_image').ifNotExists().on('deliveries').column('image_uuid').execute();
+      // deleteSettledDeliveries cuts by created_at; by status alone it read every settled delivery.
+      await db.schema.createIndex('deliveries_settled').ifNotExists().on('deliveries').columns(['status', 'created_at']).execute();
+
+      if (dialect === 'sqlite') {
+        // Files from before this migration kept taskUUIDs as sent, matched with COLLATE NOCASE
+        // (which images.task_uuid lacked). The store now keeps the lower-case form. Parents
+        // first: under NOCASE the children still match them. PostgreSQL never held older data.
+        for (const table of ['tasks', 'generations', 'images', 'deliveries'] as const) {
+          await db
+            .updateTable(table)
+            .set((eb) => ({ task_uuid: eb.fn('lower', [eb.ref('task_uuid')]) }))
+            .execute();
+        }
+      }
+    },
+  };
+}
+
+/** The migrations, by name (kysely runs them in name order). */
+export function migrations(dialect: StoreDialect): Record<string, Migration> {
+  return {
+    '0001_initial': initial(dialect),
+    '0002_claims_and_leases': claimsAndLeases(dialect),
+  };
+}
+
+/**
+ * Brings the database to the latest schema. On PostgreSQL kysely holds an advisory lock (and a
+ * transaction) for the whole run, so processes starting together migrate once; on SQLite the
+ * caller holds the write lock (see `openTaskStore`).
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: StoreDialect, logger?: Logger): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations(dialect)) };
+  const migrator = new Migrator({ db, provider, migrationTableName: MIGRATION_TABLE, migrationLockTableName: MIGRATION_LOCK_TABLE });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  for (const result of results) {
+    if (result.status === 'Success') logger?.info({ migration: result.migrationName, dialect }, 'task store migrated');
+  }
+  if (error !== undefined) {
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    const reason = error instanceof Error ? error.message : String(error);
+    const which = failed === undefined ? 'task store migration' : `task store migration ${failed}`;
+    throw new Error(`${which} failed: ${reason}`, { cause: error });
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * A real Kiln cluster for tests and `npm run cluster`: N `kiln api` and M `kiln worker` child
+ * processes on one Redis (its own db index and key prefix), a fresh PostgreSQL database and an
+ * S3 server (s3rver) on loopback.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { ChildServer } from './child-server.ts';
+import { TEST_KEY } from './kiln-server.ts';
+import { startS3Server, type S3Server } from './s3-server.ts';
+import { freshPostgresDatabase, REDIS_DB, redisUrl, uniquePrefix } from './services.ts';
+
+export interface Cluster {
+  readonly apis: ChildServer[];
+  readonly workers: ChildServer[];
+  readonly s3: S3Server;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly redisPrefix: string;
+  /** The environment every process of the cluster runs with. */
+  readonly env: Record<string, string>;
+  /** Starts one more worker (e.g. after one was killed). */
+  addWorker(): Promise<ChildServer>;
+  close(): Promise<void>;
+}
+
+/** A port nothing listens on right now (for KILN_PUBLIC_URL, which must be known before start). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export async function startCluster(options: { apis?: number; workers?: number; env?: Record<string, string> } = {}): Promise<Cluster> {
+  const s3 = await startS3Server();
+  const database = await freshPostgresDatabase('cluster');
+  const redis = redisUrl(REDIS_DB.cluster);
+  const prefix = uniquePrefix('cluster');
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-cluster-'));
+  const ports = await Promise.all(Array.from({ length: options.apis ?? 2 }, () => freePort()));
+  const env: Record<string, string> = {
+    ...s3.env,
+    KILN_DATABASE_URL: database.url,
+    KILN_REDIS_URL: redis,
+    KILN_REDIS_PREFIX: prefix,
+    // The first API process stands in for the load balancer.
+    KILN_PUBLIC_URL: `http://127.0.0.1:${ports[0]}`,
+    KILN_API_KEYS: TEST_KEY,
+    KILN_ALLOW_PRIVATE_URLS: 'true',
+    KILN_STUDIO_THREADS: '1',
+    KILN_QUEUE_LOCK_SECONDS: '3',
+    KILN_SHUTDOWN_DRAIN_SECONDS: '2',
+    KILN_RETRY_BASE_MS: '100',
+    KILN_RETRY_MAX_MS: '400',
+    ...options.env,
+  };
+  const children: ChildServer[] = [];
+  const start = async (role: 'api' | 'worker', port = 0): Promise<ChildServer> => {
+    const child = await ChildServer.start(dataDir, { ...env, KILN_PORT: String(port) }, role);
+    children.push(child);
+    return child;
+  };
+  try {
+    const apis = await Promise.all(ports.map((port) => start('api', port)));
+    const workers = await Promise.all(Array.from({ length: options.workers ?? 2 }, () => start('worker')));
+    return {
+      apis,
+      workers,
+      s3,
+      databaseUrl: database.url,
+      redisUrl: redis,
+      redisPrefix: prefix,
+      env,
+      addWorker: async () => {
+        const worker = await start('worker');
+        workers.push(worker);
+        return worker;
+      },
+      close: () => stop(children, { s3, database, redis, prefix, dataDir }),
+    };
+  } catch (error) {
+    await stop(children, { s3, database, redis, prefix, dataDir });
+    throw error;
+  }
+}
+
+async function stop(
+  children: readonly ChildServer[],
+  parts: { s3: S3Server; database: { drop(): Promise<void> }; redis: string; prefix: string; dataDir: string },
+): Promise<void> {
+  await Promise.all(children.map((child) => (child.child.exitCode === null && child.child.signalCode === null ? child.kill('SIGTERM') : child.exited)));
+  await parts.s3.close();
+  await parts.database.drop();
+  const client = new Redis(parts.redis, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${parts.prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await client.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+  await rm(parts.dataDir, { recursive: true, force: true });
+}
