@@ -207,15 +207,17 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     await service.start(config.queueConcurrency);
   }
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const listening = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   const routing = Object.fromEntries([...MODELS.keys()].map((id) => [id, engines.forModel(id).name]));
-  logger.info({ url: baseUrl, engines: routing, role }, 'kiln is listening');
+  // `url` is what clients are told (KILN_PUBLIC_URL when set); `listening` is this process.
+  logger.info({ url: baseUrl, listening, engines: routing, role }, 'kiln is listening');
 
   let closing: Promise<void> | undefined;
   return {
     app,
     service,
     apiKeys,
-    url: `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`,
+    url: listening,
     createdKey,
     sweep: () => sweeper.sweep(),
     close(drainMs = 10_000) {

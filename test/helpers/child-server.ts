@@ -51,7 +51,8 @@ export class ChildServer {
           logs.push(parsed);
           if (parsed.msg !== 'kiln is listening') continue;
           clearTimeout(timer);
-          resolve(String(parsed.url).replace('localhost', '127.0.0.1'));
+          // The process's own address, not KILN_PUBLIC_URL (which names the load balancer).
+          resolve(String(parsed.listening ?? parsed.url).replace('localhost', '127.0.0.1'));
         }
       });
       void exited.then(() => reject(new Error(`child exited early: ${stderr}`)));

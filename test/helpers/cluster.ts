@@ -27,13 +27,16 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-/** A port nothing listens on right now (for KILN_PUBLIC_URL, which must be known before start). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+/**
+ * `count` distinct ports nothing listens on right now (KILN_PUBLIC_URL must be known before
+ * start). All are held until every one is picked, so none is handed out twice.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => net.createServer());
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  return ports;
 }
 
 export async function startCluster(options: { apis?: number; workers?: number; env?: Record<string, string> } = {}): Promise<Cluster> {
@@ -42,7 +45,7 @@ export async function startCluster(options: { apis?: number; workers?: number; e
   const redis = redisUrl(REDIS_DB.cluster);
   const prefix = uniquePrefix('cluster');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-cluster-'));
-  const ports = await Promise.all(Array.from({ length: options.apis ?? 2 }, () => freePort()));
+  const ports = await freePorts(options.apis ?? 2);
   const env: Record<string, string> = {
     ...s3.env,
     KILN_DATABASE_URL: database.url,
