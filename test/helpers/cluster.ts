@@ -39,10 +39,12 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export async function startCluster(options: { apis?: number; workers?: number; env?: Record<string, string> } = {}): Promise<Cluster> {
+export async function startCluster(
+  options: { apis?: number; workers?: number; env?: Record<string, string>; redisUrl?: string } = {},
+): Promise<Cluster> {
   const s3 = await startS3Server();
   const database = await freshPostgresDatabase('cluster');
-  const redis = redisUrl(REDIS_DB.cluster);
+  const redis = options.redisUrl ?? redisUrl(REDIS_DB.cluster);
   const prefix = uniquePrefix('cluster');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-cluster-'));
   const ports = await freePorts(options.apis ?? 2);
