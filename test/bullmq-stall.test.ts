@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -18,7 +17,7 @@ import { Redis } from 'ioredis';
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts';
 import { QueueUnavailableError } from '../src/queue/task-queue.ts';
 import { deferred } from '../src/shared/deferred.ts';
-import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from './helpers/services.ts';
+import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys } from './helpers/services.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STALL_WORKER = fileURLToPath(new URL('./helpers/bullmq-stall-worker.ts', import.meta.url));
@@ -34,7 +33,7 @@ describe('BullmqQueue: a worker killed while holding a job', { skip: redisProble
   after(async () => {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await Promise.all(queues.map((queue) => queue.close()));
-    await deleteKeys(url, `${prefix}:*`);
+    await deleteRedisKeys(url, `${prefix}:*`);
   });
 
   it('another worker runs the job to completion once the dead worker’s lock expires', async () => {
@@ -83,7 +82,7 @@ describe('BullmqQueue: a run whose job lock is lost', { skip: redisProblem }, ()
   let queue: BullmqQueue | undefined;
   after(async () => {
     await queue?.close();
-    await deleteKeys(url, `${prefix}:*`);
+    await deleteRedisKeys(url, `${prefix}:*`);
   });
 
   it('is aborted, and the job runs again', async () => {
@@ -224,24 +223,3 @@ async function within<T>(promise: Promise<T>, ms: number, what: () => string): P
   }
 }
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function deleteKeys(url: string, pattern: string): Promise<void> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await client.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
-  }
-}

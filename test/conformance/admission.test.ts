@@ -5,14 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { AdmissionUnavailableError, type Admission } from '../../src/queue/admission.ts';
 import { MemoryAdmission } from '../../src/queue/memory-admission.ts';
 import { RedisAdmission } from '../../src/queue/redis-admission.ts';
 import { ManualClock, type Clock } from '../../src/shared/clock.ts';
-import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from '../helpers/services.ts';
+import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys } from '../helpers/services.ts';
 
 interface AdmissionAdapter {
   readonly name: string;
@@ -54,7 +52,7 @@ function redisAdapter(): AdmissionAdapter {
     },
     async teardown() {
       await Promise.all(opened.map((admission) => admission.close()));
-      await deleteKeys(url, `${prefix}:*`);
+      await deleteRedisKeys(url, `${prefix}:*`);
     },
   };
 }
@@ -156,24 +154,3 @@ describe('RedisAdmission when Redis cannot be reached', () => {
 });
 
 /** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function deleteKeys(url: string, pattern: string): Promise<void> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await client.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
-  }
-}

@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { ApiError } from '../../src/errors/index.ts';
@@ -13,7 +12,7 @@ import { RedisTaskEvents } from '../../src/events/redis-task-events.ts';
 import { EventBusUnavailableError, MemoryTaskEvents, type TaskEvent, type TaskEventBus } from '../../src/events/task-events.ts';
 import type { Logger } from '../../src/shared/logger.ts';
 import { deferred } from '../../src/shared/deferred.ts';
-import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from '../helpers/services.ts';
+import { closedPort, REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from '../helpers/services.ts';
 
 interface Pair {
   /** Where clients wait (an API process). */
@@ -255,15 +254,6 @@ function memoryLogger(): Logger & { lines: { level: string; obj: object | string
     child: () => logger,
   };
   return logger;
-}
-
-/** A loopback port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('RedisTaskEvents: Redis specifics', { skip: redisSkip }, () => {

@@ -6,15 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { BullmqQueue } from '../../src/queue/bullmq-queue.ts';
 import { MemoryQueue } from '../../src/queue/memory-queue.ts';
 import { QueueUnavailableError, type JobHandler, type QueueCounts, type QueueJob, type TaskQueue } from '../../src/queue/task-queue.ts';
 import { deferred } from '../../src/shared/deferred.ts';
-import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from '../helpers/services.ts';
+import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys } from '../helpers/services.ts';
 
 interface ContextOptions {
   readonly maxAttempts?: number;
@@ -79,7 +77,7 @@ function bullmqAdapter(): QueueAdapter {
       };
     },
     async teardown() {
-      await deleteKeys(url, `${prefix}:*`);
+      await deleteRedisKeys(url, `${prefix}:*`);
     },
   };
 }
@@ -387,24 +385,3 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
 }
 
 /** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function deleteKeys(url: string, pattern: string): Promise<void> {
-  const client = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await client.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
-  }
-}

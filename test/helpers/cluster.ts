@@ -7,11 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { ChildServer } from './child-server.ts';
 import { TEST_KEY } from './kiln-server.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
-import { freshPostgresDatabase, REDIS_DB, redisUrl, uniquePrefix } from './services.ts';
+import { deleteRedisKeys, freshPostgresDatabase, REDIS_DB, redisUrl, uniquePrefix } from './services.ts';
 
 export interface Cluster {
   readonly apis: ChildServer[];
@@ -101,16 +100,6 @@ async function stop(
   await Promise.all(children.map((child) => (child.child.exitCode === null && child.child.signalCode === null ? child.kill('SIGTERM') : child.exited)));
   await parts.s3.close();
   await parts.database.drop();
-  const client = new Redis(parts.redis, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${parts.prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await client.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
-  }
+  await deleteRedisKeys(parts.redis, `${parts.prefix}*`);
   await rm(parts.dataDir, { recursive: true, force: true });
 }
