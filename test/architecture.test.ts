@@ -27,7 +27,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   store: ['shared', 'errors'],
   inputs: ['store', 'imaging', 'errors', 'shared', 'net', 'engines/spec', 'config', 'protocol'],
   delivery: ['store', 'net', 'shared', 'errors', 'metrics'],
-  tasks: ['engines/spec', 'imaging', 'protocol', 'queue', 'store', 'events', 'shared', 'errors', 'models', 'metrics'],
+  tasks: ['engines/spec', 'imaging', 'protocol', 'queue', 'store', 'events', 'delivery', 'shared', 'errors', 'models', 'metrics'],
   api: ['tasks', 'protocol', 'events', 'errors', 'config', 'shared', 'metrics'],
 };
 

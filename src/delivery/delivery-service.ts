@@ -6,7 +6,7 @@ import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { uploadFailed } from '../errors/index.ts';
-import { webhookForError } from '../store/delivery-records.ts';
+import { webhookForError } from './delivery-records.ts';
 import type { DeliveryRecord, TaskStore } from '../store/task-store.ts';
 import { backoffDelay, type RetryPolicy } from './retry-policy.ts';
 

@@ -1,5 +1,5 @@
 import { newUuid } from '../shared/ids.ts';
-import type { DeliveryRecord } from './task-store.ts';
+import type { DeliveryRecord } from '../store/task-store.ts';
 
 interface Target {
   readonly taskUUID: string;
