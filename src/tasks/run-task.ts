@@ -7,7 +7,7 @@ import type { InferenceTask } from '../protocol/task-types.ts';
 import { newUuid } from '../shared/ids.ts';
 import { runLimited } from '../shared/limit.ts';
 import { ClaimLostError, type GenerationRecord, type TaskRecord } from '../store/task-store.ts';
-import { uploadOf, webhookForError, webhookForItem } from '../store/delivery-records.ts';
+import { uploadOf, webhookForError, webhookForItem } from '../delivery/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
 
 const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
