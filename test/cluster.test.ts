@@ -159,6 +159,24 @@ describe('a real cluster: 2 api + 2 workers on Redis, PostgreSQL and S3', { skip
     await cluster.addWorker();
   });
 
+  test('SIGTERM of a worker mid-task hands the task back: it exits 0 and the task finishes on the other worker', async () => {
+    const t = task({ deliveryMethod: 'async', numberResults: 4, width: 4096, height: 4096, positivePrompt: 'a glacier at noon' });
+    const taskUUID = t.taskUUID as string;
+    const ack = await post(cluster.apis[0]!, [t]);
+    assert.equal(ack.status, 200, JSON.stringify(ack.body));
+    const claimedBy = (worker: Cluster['workers'][0]): boolean => worker.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === taskUUID);
+    const running = await until('a worker to claim the task', async () => cluster.workers.find(claimedBy));
+    await successes(cluster.apis[0]!, taskUUID, 1, 120_000);
+    const exit = await running.kill('SIGTERM');
+    assert.equal(exit.code, 0);
+    const survivor = cluster.workers.find((w) => w !== running)!;
+    const done = await successes(cluster.apis[0]!, taskUUID, 4, 180_000);
+    assert.equal(new Set(done.map((item) => item.imageUUID)).size, 4);
+    assert.ok(claimedBy(survivor), 'the other worker took the task over');
+    cluster.workers.splice(cluster.workers.indexOf(running), 1);
+    await cluster.addWorker();
+  });
+
   test('SIGKILL of the API process holding a sync WebSocket client: the session resumes on the other one', async () => {
     const doomed = cluster.apis[1]!;
     const client = await RawWsClient.connect(`${doomed.url.replace(/^http/, 'ws')}/v1`);
