@@ -7,6 +7,7 @@
  * images, render whole, one per worker, which is the cheapest way to keep every core busy.
  */
 import { Worker } from 'node:worker_threads';
+import { workerEntry } from '../../shared/worker-entry.ts';
 import { stripBounds } from './renderer.ts';
 import type { RenderJob, RenderRequest, RenderResponse } from './render-job.ts';
 
@@ -70,17 +71,10 @@ export function abortError(signal: AbortSignal | undefined): Error {
   return error;
 }
 
-/**
- * Starts the worker file next to this module. Compiled (`.js`) it is loaded directly. Under tsx
- * (`.ts`), Node 20 does not apply the inherited `--import tsx` hooks to a worker's entry module,
- * so a two-line bootstrap registers tsx inside the worker first, then imports the entry.
- */
+/** Starts one render worker: the compiled `render-worker.js` from the build, or the `.ts` one through tsx (see `workerEntry`). */
 function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./render-worker.js', import.meta.url));
-  const entry = new URL('./render-worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true });
+  const entry = workerEntry(import.meta.url, 'render-worker');
+  return new Worker(entry.filename, { eval: entry.eval });
 }
 
 export class WorkerPool {

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { deferred, type Deferred } from '../../shared/deferred.ts';
+import { workerEntry } from '../../shared/worker-entry.ts';
 import type { ClassifyRequest, NsfwProbabilities, WorkerMessage, WorkerOptions } from './safety-protocol.ts';
 
 /** What the worker returns for one image. */
@@ -17,19 +18,6 @@ interface Job {
   readonly signal: AbortSignal | undefined;
   readonly onAbort: () => void;
 }
-
-// Under tsx the worker file is TypeScript. Inheriting `--import tsx` through execArgv does not
-// work on Node 20 (the worker's entry is resolved before tsx's hooks exist there: "Unknown file
-// extension .ts"), so a tiny CommonJS bootstrap registers tsx's ESM hooks itself, then imports
-// the entry. A build to .js would skip the registration. tsx is resolved here, not in the
-// bootstrap, whose imports would resolve from the current directory.
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-const start = workerData.tsxApi
-  ? import(workerData.tsxApi).then((api) => { api.register(); })
-  : Promise.resolve();
-start.then(() => import(workerData.entry));
-`;
 
 /**
  * Owns the one classifier worker: starts it lazily, feeds it one image at a time (FIFO), keeps
@@ -106,12 +94,15 @@ export class WorkerClient {
     ready.promise.catch(() => {}); // observed through start() or fail()
     this.ready = ready;
     this.isReady = false;
-    const entry = new URL(`./safety-worker${path.extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+    // The compiled safety-worker.js from the build, or the .ts one through a tsx bootstrap.
+    const entry = workerEntry(import.meta.url, 'safety-worker');
     const options: WorkerOptions = { wasmDirectory: wasmDirectory(), warmUpRuns: this.options.warmUpRuns };
-    const worker = new Worker(BOOTSTRAP, {
-      eval: true,
-      execArgv: [],
-      workerData: { entry: entry.href, tsxApi: entry.pathname.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : undefined, options },
+    const worker = new Worker(entry.filename, {
+      eval: entry.eval,
+      // The bootstrap registers tsx itself; the parent's `--import tsx` is not passed on to it.
+      // Compiled, the worker inherits the parent's flags (--enable-source-maps).
+      ...(entry.compiled ? {} : { execArgv: [] }),
+      workerData: { options },
     });
     this.worker = worker;
     worker.on('message', (message: WorkerMessage) => this.onMessage(message));
