@@ -109,14 +109,14 @@ describe('kiln api and kiln worker against real services', { skip: (await servic
   test('a worker serves /health and /metrics only, and exits 0 on SIGTERM', async () => {
     const worker = await ChildServer.start(dataDir, env(), 'worker');
     try {
-      const health = await (await fetch(`${worker.url}/health`)).json();
+      const health = (await (await fetch(`${worker.url}/health`)).json()) as Record<string, unknown>;
       assert.deepEqual(health, { status: 'ok', role: 'worker' });
       const metrics = await fetch(`${worker.url}/metrics`);
       assert.equal(metrics.status, 200);
       assert.match(await metrics.text(), /kiln_images_total/);
       const v1 = await fetch(`${worker.url}/v1`, { method: 'POST', body: '[]' });
       assert.equal(v1.status, 404);
-      assert.equal((await v1.json()).errors[0].code, 'notFound');
+      assert.equal(((await v1.json()) as { errors: { code: string }[] }).errors[0]?.code, 'notFound');
     } finally {
       const exit = await worker.kill('SIGTERM');
       assert.equal(exit.code, 0);
