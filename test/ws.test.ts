@@ -108,9 +108,16 @@ describe('WebSocket /v1 protocol', () => {
     const second = await RawWsClient.connect(server.wsUrl);
     const resumed = await second.authenticate(TEST_KEY, session);
     assert.equal(resumed.data[0].connectionSessionUUID, session);
-    const a = await second.next(second.forTask(t.taskUUID));
-    const b = await second.next(second.forTask(t.taskUUID));
-    assert.notEqual(a.data[0].imageUUID, b.data[0].imageUUID);
+    // This server closes sockets idle for 2 s; a 4K render can take longer on a busy machine, so
+    // the client pings as the real SDK does.
+    const keepAlive = setInterval(() => second.send([{ taskType: 'ping', ping: true }]), 500);
+    try {
+      const a = await second.next(second.forTask(t.taskUUID), 90_000);
+      const b = await second.next(second.forTask(t.taskUUID), 90_000);
+      assert.notEqual(a.data[0].imageUUID, b.data[0].imageUUID);
+    } finally {
+      clearInterval(keepAlive);
+    }
     second.close();
   });
 
