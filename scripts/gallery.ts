@@ -1,6 +1,6 @@
 /**
  * Renders the studio engine's gallery into docs/gallery/: the seed file's four example prompts,
- * a dozen more (with references, a series and an element) and a contact sheet.
+ * a dozen more (with references, a series and an element), prompts with named subjects and a contact sheet.
  * Run with `npx tsx scripts/gallery.ts` (or `npm run gallery`).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -30,6 +30,20 @@ const MORE: readonly [string, string][] = [
   ['12-tropical-islands-noon', 'tropical islands with palms in a turquoise sea, sailboats, noon, vibrant'],
   ['13-aurora-tundra', 'aurora borealis over frozen tundra and a glacier, stars, minimal'],
   ['14-zqx-plorb', 'zqx plorb vantish meddle'],
+];
+
+/** Prompts whose subject must be in the picture, in the colour the prompt gives it. */
+const SUBJECTS: readonly [string, string][] = [
+  ['18-crimson-lighthouse-emerald-cliffs', 'a crimson lighthouse on emerald cliffs above a turquoise sea at noon'],
+  ['19-three-sailboats-sunset', 'three crimson sailboats on a calm sea at sunset'],
+  ['20-balloon-above-castle', 'a red hot-air balloon above a white castle at golden hour'],
+  ['21-golden-pagoda-cherry-tree', 'a golden pagoda beside a cherry tree, misty mountains, dawn'],
+  ['22-pair-of-deer-pine', 'a pair of deer beside a pine tree in a snowy valley'],
+  ['23-windmill-under-moon', 'a yellow windmill under a huge full moon at night'],
+  ['24-whale-volcano-sunset', 'a whale in the ocean near a volcano at sunset'],
+  ['25-blue-train-stone-bridge', 'a blue train crossing a stone bridge over a river, autumn afternoon'],
+  ['26-crowd-marble-temple', 'a crowd in front of a marble temple at noon'],
+  ['27-violet-castle-hill', 'a violet castle on a hill beside a palm tree, morning'],
 ];
 
 function call(prompt: string, seed: number, extra: Partial<GenerateCall> = {}): GenerateCall {
@@ -72,6 +86,7 @@ async function main(): Promise<void> {
     await one(tidal![0], call(tidal![1], 426554814, { referenceImages: [input(refB), input(refA)] }));
     let seed = 1000;
     for (const [name, prompt] of MORE) await one(name, call(prompt, seed++));
+    for (const [name, prompt] of SUBJECTS) await one(name, call(prompt, seed++));
     await one('15-with-reference-image-2', call('snowy mountains above a pine forest, in the light of <<<image_1>>>', 2024, { referenceImages: [input(refA)] }));
     for (let i = 0; i < 4; i++) {
       await one(`16-series-${i}`, call('a harbor town with boats and gulls at golden hour, cinematic', 5000 + i, { taskSeed: 5000, seriesAmount: 4, images: [{ index: i, seed: 5000 + i, seriesIndex: i }] }));

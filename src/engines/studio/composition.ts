@@ -121,7 +121,7 @@ export function composeLayers(c: SceneContext): LayerPlan[] {
       : cliffLine(view, world.fork(39), midBase + height * 0.02, height * world.range(0.12, 0.22), world.range(1.2, 2.4));
     if (has('islands')) for (let x = 0; x < width; x++) top[x] = Math.min(midBase + height * 0.06, top[x]!);
     if (has('islands') || has('palms')) addTrees(view, world.fork(40), top, height * 0.05, 0.12, 'palm', 0.35);
-    layers.push(make(top, { ...midStyle, shade: 4 }));
+    layers.push(make(top, { ...midStyle, shade: 4 }, has('cliffs') ? { role: 'cliffs' } : {}));
   }
   if (has('dunes')) {
     layers.push(make(duneLine(view, world.fork(41), midBase + height * 0.05, height * world.range(0.06, 0.12), world.range(1.2, 2)), { ...midStyle, shade: 6 }));
@@ -169,7 +169,7 @@ export function composeLayers(c: SceneContext): LayerPlan[] {
 
   // Near ground.
   const nearFlat = has('plaza') || has('railway') || has('canopy');
-  const worldNear = !water || world.chance(0.75) || c.intent.people > 0 || has('garden') || c.intent.colours.length > 2;
+  const worldNear = !water || world.chance(0.75) || c.intent.people > 0 || has('garden') || has('standing') || c.intent.colours.length > 2;
   const showNear = c.foreground === 'close' || (c.foreground === 'as-world' && worldNear);
   // Drawn even when unused, so that every shot of a series consumes the world's stream alike.
   const worldGround = world.range(0.84, 0.92);
@@ -179,7 +179,7 @@ export function composeLayers(c: SceneContext): LayerPlan[] {
     if (has('garden') || has('flowers')) addTrees(view, world.fork(53), top, height * 0.07, 0.08, 'round', 0.8);
     else if (has('forest') || has('trees')) addTrees(view, world.fork(54), top, height * 0.2, 0.12, has('forest') ? 'conifer' : 'round', 0.5);
     if (has('palms')) addTrees(view, world.fork(55), top, height * 0.28, 0.4, 'palm', 0.6);
-    layers.push(make(top, { colour: nearFlat ? mixRgb(palette.near, palette.accent, 0.2) : palette.near, bottom: palette.ground, fog: 0.03, mist: 0, rim: 1.4, shade: 2 }));
+    layers.push(make(top, { colour: nearFlat ? mixRgb(palette.near, palette.accent, 0.2) : palette.near, bottom: palette.ground, fog: 0.03, mist: 0, rim: 1.4, shade: 2 }, { role: 'near' }));
   }
 
   // Framing architecture in front of everything.

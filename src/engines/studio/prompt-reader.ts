@@ -61,7 +61,7 @@ function lookup<T>(table: Readonly<Record<string, T>>, word: string): T | undefi
   return undefined;
 }
 
-function applyModifier(rgb: Rgb, modifier: string | undefined): Rgb {
+export function applyModifier(rgb: Rgb, modifier: string | undefined): Rgb {
   switch (modifier) {
     case 'deep':
       return adjustLab(rgb, -18, 1.05);

@@ -1,6 +1,6 @@
 /**
  * The rasteriser: turns a `ScenePlan` into RGB bytes. The image is drawn in bands of rows, each
- * band going through every stage (sky, stars and sky bodies, layers, sprites, grade) while it is
+ * band going through every stage (sky, stars and sky bodies, backdrop sprites, layers, sprites, grade) while it is
  * still in the cache; smooth fields (sky, grade) are computed at low resolution or per row and
  * column. Typed arrays only, nothing allocated per pixel.
  *
@@ -12,7 +12,7 @@
  */
 import { blend, drawSprite, spriteColumns, spriteRows, type Canvas } from './raster.ts';
 import { Random } from './random.ts';
-import type { ElementPlan, ScenePlan, SkyBody } from './scene-types.ts';
+import type { ElementPlan, ScenePlan, SkyBody, Sprite } from './scene-types.ts';
 import { renderSkyField, skyScale, type SkyField } from './sky-field.ts';
 import { gradeBand, prepareGrade } from './grade.ts';
 import { drawLayerRow, horizontalReach, prepareLayers } from './layer-raster.ts';
@@ -83,11 +83,12 @@ export function renderScene(plan: ScenePlan, target?: RenderTarget): Uint8Array 
   const bands = Math.ceil(height / BAND);
   const stars = bucket(placeStars(plan, skyLimit), bands, (s) => [Math.floor(s.y - s.r - 2), Math.ceil(s.y + s.r + 2)]);
   const bodies = bucket(plan.bodies, bands, (b) => bodyRows(b));
-  const inStrip = stride === width ? plan.sprites : plan.sprites.filter((sprite) => {
+  const visible = (list: readonly Sprite[]): readonly Sprite[] => stride === width ? list : list.filter((sprite) => {
     const [a, b] = spriteColumns(sprite);
     return !(b < left || a >= right);
   });
-  const sprites = bucket(inStrip, bands, spriteRows);
+  const sprites = bucket(visible(plan.sprites), bands, spriteRows);
+  const backdrop = bucket(visible(plan.backdrop ?? []), bands, spriteRows);
   const data = scratch(stride * BAND);
   for (let band = 0; band < bands; band++) {
     const top = band * BAND;
@@ -96,6 +97,7 @@ export function renderScene(plan: ScenePlan, target?: RenderTarget): Uint8Array 
     for (let y = top; y < Math.min(bottom, maxSky); y++) sky.draw(data, (y - top) * stride, y, skyLimit);
     for (const star of stars[band]!) drawStar(canvas, star);
     for (const body of bodies[band]!) drawBody(canvas, body);
+    for (const sprite of backdrop[band]!) drawSprite(canvas, sprite);
     for (let y = top; y < bottom; y++) drawLayerRow(data, (y - top) * stride, layers, y);
     for (const sprite of sprites[band]!) drawSprite(canvas, sprite);
     gradeBand(data, stride, left, out, out32, grade, top, bottom, x0, x1);

@@ -1,5 +1,5 @@
 /** The composer: reads the prompt and the inputs and decides, from the seeds, what goes where. */
-import { mixRgb, scaleRgb, type Rgb } from './colour.ts';
+import { adjustLab, mixRgb, scaleRgb, type Rgb } from './colour.ts';
 import { elementRect } from './elements.ts';
 import type { TimeOfDay } from './lexicon.ts';
 import { adaptToScene, applyNamedColours, basePalette, pullToward, styleChroma, varyHue, type Palette } from './palette.ts';
@@ -11,6 +11,8 @@ import type { RenderJob } from './render-job.ts';
 import type { ElementPlan, LayerPlan, ScenePlan, SkyBody, Sprite } from './scene-types.ts';
 import type { View } from './terrain.ts';
 import { composeLayers } from './composition.ts';
+import { placeSubjects } from './subjects/place-subjects.ts';
+import { readSubjects, type SubjectReading } from './subjects/subject-reader.ts';
 
 const TIME_WEIGHTS: readonly [TimeOfDay, number][] = [
   ['golden', 3], ['sunset', 2.2], ['morning', 2], ['sunrise', 2], ['dusk', 1.4], ['day', 1.2], ['night', 0.8], ['overcast', 0.5],
@@ -52,7 +54,8 @@ export interface SceneContext {
 }
 
 export function planScene(job: RenderJob): ScenePlan {
-  const intent = readPrompt(job.prompt);
+  const reading = readSubjects(job.prompt);
+  const intent = withSubjects(readPrompt(job.prompt), reading);
   const { width, height } = job;
   const inSeries = job.seriesAmount !== undefined && job.seriesIndex !== undefined;
   const seriesIndex = job.seriesIndex ?? 0;
@@ -88,6 +91,7 @@ export function planScene(job: RenderJob): ScenePlan {
   if (intent.colours.length === 0 && references.length === 0) varyHue(palette, world.fork(2), 22);
   applyNamedColours(palette, intent, world.fork(3), exposure);
   styleChroma(palette, 1 + style('vibrant') * 0.25 + style('neon') * 0.3 - style('editorial') * 0.12 - style('pastel') * 0.35 - style('vintage') * 0.3 - style('noir') * 0.85, style('pastel') * 10 - style('moody') * 6);
+  colourScenery(palette, reading, exposure);
   if (references.length > 0) {
     const merged: PaletteEntry[] = references.flatMap((r) => r.palette);
     pullToward(palette, merged, 0.85);
@@ -122,7 +126,8 @@ export function planScene(job: RenderJob): ScenePlan {
 
   const context: SceneContext = { width, height, intent, palette, time, world, moment, view, horizon, sunX, sunY, reference: first, foreground: shot?.foreground ?? 'as-world', feature, style };
   const layers = composeLayers(context);
-  const sprites = placeProps(context, layers);
+  const placed = placeSubjects(context, layers, reading.subjects);
+  const sprites = [...placed.sprites, ...placeProps(context, layers)];
   const fogColour = mixRgb(palette.skyHorizon, palette.far, 0.25);
   const warmLight = time === 'golden' || time === 'sunset' || time === 'sunrise';
   const clouds = storm > 0.4 ? 0.95 : Math.min(0.95, Math.max(0, ({ sunrise: 0.45, morning: 0.35, day: 0.3, golden: 0.42, sunset: 0.55, dusk: 0.4, night: 0.25, overcast: 0.95 } as const)[time] + (intent.atmosphere['clouds'] ?? 0) * 0.3 + world.range(-0.2, 0.15) - style('minimal') * 0.3));
@@ -136,7 +141,7 @@ export function planScene(job: RenderJob): ScenePlan {
       ring: feature('orbit') > 0 || world.chance(0.35) ? 0.75 : 0, ringTilt: world.range(0.18, 0.32), ringColour: mixRgb(palette.cloudLit, palette.sun, 0.4),
     });
   }
-  if (time === 'night' || feature('moon') > 0) {
+  if ((time === 'night' || feature('moon') > 0) && !placed.bodies.length) {
     bodies.push({ x: sunX, y: Math.max(height * 0.1, sunY), r: height * 0.035, colour: [236, 238, 228], shadow: [120, 126, 150], lightAngle: 0.6, bands: 0, ring: 0, ringTilt: 0.3, ringColour: [0, 0, 0] });
   }
   const sunDisc = time === 'overcast' || time === 'night' || time === 'dusk' ? 0 : 1;
@@ -144,6 +149,7 @@ export function planScene(job: RenderJob): ScenePlan {
   if (sunDisc > 0 && bodies.length === 0 || (sunDisc > 0 && feature('planet') > 0)) {
     bodies.push({ x: sunX, y: sunY, r: height * (style('retro') > 0.5 || style('minimal') > 0.5 ? 0.09 : 0.032), colour: mixRgb(palette.sun, [255, 250, 235], 0.5), shadow: mixRgb(palette.sun, [255, 250, 235], 0.4), lightAngle: 0, bands: 0, ring: 0, ringTilt: 0.3, ringColour: [0, 0, 0] });
   }
+  bodies.push(...placed.bodies);
   const starsAmount = (intent.atmosphere['stars'] ?? 0) + (time === 'night' ? 1 : time === 'dusk' ? 0.35 : 0) + (feature('space') > 0 ? 1 : 0);
   const cinematic = style('cinematic');
   const vintage = style('vintage');
@@ -181,7 +187,58 @@ export function planScene(job: RenderJob): ScenePlan {
       seed: combine(job.seed, 5),
     },
     elements,
+    backdrop: placed.backdrop,
+    subjects: placed.placements,
   };
+}
+
+/**
+ * The prompt's reading with its subjects taken out of the scene: colours bound to a subject no
+ * longer tint the scene, the layers' own stand-ins for a subject (spires for a lighthouse, boats
+ * for a sailboat) give way to it, and what a subject needs (water under a ship) is added.
+ */
+function withSubjects(intent: SceneIntent, reading: SubjectReading): SceneIntent {
+  if (reading.subjects.length === 0) return intent;
+  const scene: Record<string, number> = { ...intent.scene };
+  let people = intent.people;
+  for (const subject of reading.subjects) {
+    for (const name of subject.entry.suppress ?? []) delete scene[name];
+    for (const [name, amount] of Object.entries(subject.entry.needs ?? {})) scene[name] = Math.max(scene[name] ?? 0, amount);
+    if (subject.entry.people) people = 0;
+    // Something standing on the ground needs near ground to stand on (not the far shore across the water).
+    const onCliffs = subject.relation?.type === 'on' && reading.subjects[subject.relation.target]?.entry.scenery === 'cliffs';
+    if ((subject.entry.anchor ?? 'ground') === 'ground' && !subject.entry.scenery && !subject.entry.far && !onCliffs) scene['standing'] = 1;
+  }
+  return { ...intent, scene, people, colours: intent.colours.filter((c) => !reading.bound.has(c.name) && !reading.nouns.has(c.name)) };
+}
+
+/** Colours bound to scenery ("emerald cliffs", "a turquoise sea") go to the palette roles that draw it. */
+function colourScenery(palette: Palette, reading: SubjectReading, exposure: number): void {
+  for (const subject of reading.subjects) {
+    const scenery = subject.entry.scenery;
+    if (!scenery || !subject.colour) continue;
+    const rgb = exposure < 0.8 ? adjustLab(subject.colour, -(1 - exposure) * 40) : subject.colour;
+    switch (scenery) {
+      case 'cliffs':
+      case 'dunes':
+        palette.mid = rgb;
+        break;
+      case 'water':
+        palette.water = rgb;
+        break;
+      case 'hills':
+        palette.mid = rgb;
+        palette.near = mixRgb(rgb, palette.near, 0.25);
+        break;
+      case 'mountains':
+        palette.far = rgb;
+        break;
+      case 'sky':
+        palette.skyTop = rgb;
+        palette.skyMid = mixRgb(rgb, palette.skyHorizon, 0.4);
+        break;
+    }
+  }
 }
 
 function placeElements(job: RenderJob, width: number, height: number): ElementPlan[] {

@@ -5,6 +5,8 @@ import type { Rgb } from './colour.ts';
 export interface LayerPlan {
   /** `solid`: covers rows from `top` down; `water`: reflects what is above `waterY`; `frame`: covers rows above `bottom`. */
   readonly kind: 'solid' | 'water' | 'frame';
+  /** What the layer is, where subjects need to know (a lighthouse stands on the `cliffs`). */
+  readonly role?: 'cliffs' | 'near';
   readonly top: Float32Array;
   readonly bottom?: Float32Array;
   /** Openings (arches) through a solid layer: rows holeTop ≤ y < holeBottom are not covered. */
@@ -115,6 +117,21 @@ export interface ElementPlan {
   readonly border: number;
 }
 
+/** Where a subject of the prompt was drawn (image pixels), for the composition and for tests. */
+export interface SubjectPlacement {
+  readonly kind: string;
+  /** Bounding box of the silhouette. */
+  readonly x0: number;
+  readonly y0: number;
+  readonly x1: number;
+  readonly y1: number;
+  /** A box inside the silhouette that its own colour fills. */
+  readonly core: readonly [number, number, number, number];
+  /** The subject's colour before the scene's light (the bound colour, or its default). */
+  readonly colour: Rgb;
+  readonly bound: boolean;
+}
+
 export interface ScenePlan {
   readonly width: number;
   readonly height: number;
@@ -127,4 +144,8 @@ export interface ScenePlan {
   readonly sprites: readonly Sprite[];
   readonly grade: GradePlan;
   readonly elements: readonly ElementPlan[];
+  /** Sprites drawn behind the layers (far subjects: a mountain, a volcano), which the layers in front hide. */
+  readonly backdrop?: readonly Sprite[];
+  /** The prompt's subjects as drawn (their sprites are in `sprites`); empty when it names none. */
+  readonly subjects: readonly SubjectPlacement[];
 }
