@@ -9,19 +9,21 @@ import { buildOpsServer, buildServer } from './api/server.ts';
 import { ConfigError, type Config } from './config/config.ts';
 import type { ImageEngine } from './engines/spec/image-engine.ts';
 import { createRunwareEngine } from './engines/runware/runware-engine.ts';
-import { createStudioEngine } from './engines/studio/studio-engine.ts';
+import { createStudioEngine, type StudioEngine } from './engines/studio/studio-engine.ts';
+import { encodeRaw } from './imaging/encode.ts';
 import { createSafetyChecker } from './imaging/safety/safety-checker.ts';
 import { createSafetyClassifier } from './imaging/safety/safety-classifier.ts';
 import { DeliveryService } from './delivery/delivery-service.ts';
 import { checkDeliveryTarget } from './delivery/target-check.ts';
 import { createImageInputs } from './inputs/image-inputs.ts';
+import { portProblem } from './net/port-rule.ts';
 import { createSafeFetch } from './net/safe-fetch.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { KILN_STUDIO, KLING_O3, MODELS } from './models/model-registry.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import type { Logger } from './shared/logger.ts';
-import { openServices } from './open-services.ts';
-import { ApiKeys, generateApiKey, generateWebhookSecret } from './tasks/api-keys.ts';
+import { openKeyHasher, openServices } from './open-services.ts';
+import { ApiKeys } from './tasks/api-keys.ts';
 import type { EngineRegistry } from './tasks/ports.ts';
 import { Sweeper } from './tasks/sweeper.ts';
 import { TaskService } from './tasks/task-service.ts';
@@ -45,6 +47,12 @@ export interface ComposeOptions {
   readonly clock?: Clock;
   /** A pino destination (tests pass a silent or captured one). */
   readonly logStream?: pino.DestinationStream;
+  /**
+   * Engines that serve these model ids in place of the configured routes. For tests and the
+   * bench only (a test engine lives in test code, never in the model registry); they are closed
+   * with the server.
+   */
+  readonly engines?: ReadonlyMap<string, ImageEngine>;
 }
 
 /**
@@ -78,19 +86,21 @@ function engineRegistry(engines: Map<string, ImageEngine>, available: ReadonlyMa
   };
 }
 
-/** Creates the key file on first start when no key exists, so a fresh `npm start` is usable. */
+/**
+ * Reconciles KILN_API_KEYS with the store, and creates a key file on first start when no
+ * valid key exists, so a fresh `npm start` is usable.
+ */
 async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger): Promise<string | undefined> {
-  for (const key of config.apiKeys) await apiKeys.add(key, 'configured (KILN_API_KEYS)', config.webhookSecret ?? null);
+  const { added, revoked } = await apiKeys.reconcile(config.apiKeys, config.webhookSecret ?? null);
+  if (added > 0 || revoked > 0) logger.info({ added, revoked }, 'KILN_API_KEYS reconciled with the stored keys');
   if ((await apiKeys.count()) > 0) return undefined;
   if (config.role !== 'serve') {
     // A cluster has no single data dir to leave a key file in: keys are configured.
-    logger.warn('No API key exists yet: set KILN_API_KEYS (or create keys with the CLI) before clients connect.');
+    logger.warn('No API key exists yet: create one with `kiln keys create` (or set KILN_API_KEYS) before clients connect.');
     return undefined;
   }
-  await mkdir(config.dataDir, { recursive: true });
-  const key = generateApiKey();
-  const secret = generateWebhookSecret();
-  await apiKeys.add(key, 'created at first start', secret);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const { key, webhookSecret: secret } = await apiKeys.create('created at first start', 'first-start');
   const file = path.join(config.dataDir, 'api-key.txt');
   await writeFile(file, `${key}\nwebhook secret: ${secret}\n`, { mode: 0o600 });
   await chmod(file, 0o600);
@@ -98,6 +108,26 @@ async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger
   // once on stderr by main.ts and kept in the 0600 file.
   logger.warn({ file }, 'No API key was configured, so one was created; it and its webhook secret are in the key file.');
   return key;
+}
+
+/** How long the start waits for the warm-up before answering; past it the warm-up stops. */
+const WARM_UP_BUDGET_MS = 3_000;
+
+/**
+ * Starts the studio workers and runs a few renders and a sharp encode, so that the first
+ * requests after a start are not paying for module loading and JIT compilation. Waits at most
+ * `WARM_UP_BUDGET_MS`, then stops it; a failed warm-up is only logged (the engine starts its workers on demand).
+ */
+async function warmUp(studio: StudioEngine, logger: Logger): Promise<void> {
+  const started = Date.now();
+  const pixels = { data: new Uint8Array(1024 * 1024 * 3).fill(128), width: 1024, height: 1024, channels: 3 } as const;
+  // Past the budget the warm-up stops (what already runs finishes), so requests do not queue behind it.
+  const budget = AbortSignal.timeout(WARM_UP_BUDGET_MS);
+  const warming = Promise.all([studio.warm(budget), encodeRaw(pixels, 'jpg', 95), encodeRaw(pixels, 'png', 90)]).then(
+    () => logger.info({ ms: Date.now() - started }, 'engines warmed up'),
+    (error: unknown) => logger.warn({ err: error }, 'warm-up failed; workers start on first use'),
+  );
+  await Promise.race([warming, new Promise<void>((resolve) => budget.addEventListener('abort', () => resolve(), { once: true }))]);
 }
 
 /** The one place that wires concrete classes from the config; `config.role` picks what runs here. */
@@ -112,16 +142,21 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const studio = createStudioEngine({ threads: config.studioThreads });
   const available = new Map<string, ImageEngine>([['studio', studio]]);
   if (config.runware) available.set('runware', createRunwareEngine({ ...config.runware, logger }));
-  const engines = engineRegistry(routeModels(config, available), available);
+  const routes = routeModels(config, available);
+  for (const [model, engine] of options.engines ?? []) {
+    routes.set(model, engine);
+    available.set(`${engine.name}:${model}`, engine);
+  }
+  const engines = engineRegistry(routes, available);
   const services = await openServices(config, logger);
   const { store, objects, queue, admission, events } = services;
   // Leases (deliveries, sweeper) name their holder; a lone `serve` keeps one name across
   // restarts, so it takes its own leases back at once.
   const owner = config.redisUrl ? `${role}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` : 'serve';
-  const apiKeys = new ApiKeys(store, clock);
+  const apiKeys = new ApiKeys(store, clock, await openKeyHasher(config, logger));
   const createdKey = await ensureInitialKey(config, apiKeys, logger);
   let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;
-  const http = createSafeFetch({ allowPrivate: config.allowPrivateUrls, userAgent: 'Kiln' });
+  const http = createSafeFetch({ allowPrivate: config.allowPrivateUrls, allowedPorts: config.outboundPorts, userAgent: 'Kiln' });
   const inputs = createImageInputs({ store, objects, clock, config, http });
   const metrics = createMetrics();
   // Loaded lazily on the first check, so servers that never check pay nothing.
@@ -151,7 +186,8 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     delivery,
     events,
     metrics,
-    checkDeliveryTarget: (url) => checkDeliveryTarget(url, config.allowPrivateUrls),
+    checkDeliveryTarget: async (url) =>
+      portProblem(url, config.allowPrivateUrls, config.outboundPorts) ?? checkDeliveryTarget(url, config.allowPrivateUrls),
     clock,
     logger,
     imageUrl: (objectKey) => `${baseUrl}/image/${objectKey}`,
@@ -177,9 +213,13 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         shutdown: shutdown.signal,
         sessionDirectory: services.sessions,
         health,
+        limits: config.limits,
+        authThrottle: services.authThrottle,
+        metricsToken: config.metricsToken,
       })
     : undefined;
-  const app = api?.app ?? (await buildOpsServer({ metrics, health, logger }));
+  const app = api?.app ?? (await buildOpsServer({ metrics, health, logger, metricsToken: config.metricsToken, limits: config.limits }));
+  if (runsTasks && config.warmUp) await warmUp(studio, logger);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

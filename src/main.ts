@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, ROLES, type Role } from './config/config.ts';
 import { startKiln } from './compose.ts';
+import { runKeysCommand } from './cli/keys-command.ts';
 
-const USAGE = `Usage: kiln [serve|api|worker]
+const USAGE = `Usage: kiln [serve|api|worker|keys]
 
   serve    everything in one process (default): API, tasks, deliveries, sweeper
   api      transports only: REST and WebSocket on /v1, images, /health, /metrics
            (needs KILN_REDIS_URL, KILN_DATABASE_URL and KILN_S3_BUCKET)
   worker   runs tasks, deliveries and the sweeper; serves only /health and /metrics
            (same services as api; KILN_QUEUE_CONCURRENCY tasks at once)
+  keys     manage API keys in the store: create, list, revoke, rotate,
+           rotate-webhook-secret (kiln keys help)
 
 Settings are environment variables: see docs/configuration.md.
 `;
@@ -60,6 +63,13 @@ async function run(role: Role): Promise<void> {
 const command = process.argv[2] ?? 'serve';
 if ((ROLES as readonly string[]).includes(command)) {
   await run(command as Role);
+} else if (command === 'keys') {
+  const code = await runKeysCommand(process.argv.slice(3), {
+    env: process.env,
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+  });
+  process.exit(code);
 } else if (command === 'help' || command === '--help' || command === '-h') {
   process.stdout.write(USAGE);
 } else {

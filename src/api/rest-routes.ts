@@ -1,10 +1,25 @@
+import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError, invalidApiKey, toApiError } from '../errors/index.ts';
+import type { Limits } from '../config/config.ts';
+import {
+  ApiError,
+  invalidApiKey,
+  jsonTooDeep,
+  preAuthTooLarge,
+  responseTooLarge,
+  toApiError,
+  tooManyAuthFailures,
+  tooManyImages,
+} from '../errors/index.ts';
+import type { AuthThrottle } from '../events/auth-throttle.ts';
 import { isPlainObject } from '../protocol/field-rules.ts';
 import { parseEnvelope } from '../protocol/validate-task.ts';
 import { newUuid } from '../shared/ids.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
 import type { Principal } from '../tasks/task-service.ts';
+import { nestsDeeperThan } from './json-depth.ts';
+import { dedupeGetResponse, requestedMegapixels } from './request-limits.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
 
 export interface RestOptions {
@@ -16,6 +31,9 @@ export interface RestOptions {
   /** Engine names for `X-Kiln-Engine`: of a model, and the default. */
   engineOf(model: unknown): string | undefined;
   readonly defaultEngine: string;
+  readonly limits: Limits;
+  readonly authThrottle: AuthThrottle;
+  readonly logger: Logger;
 }
 
 /** Runware's error envelope, with the `data: []` that live error bodies carry. */
@@ -31,39 +49,114 @@ function bearer(request: FastifyRequest): string | undefined {
   return match?.[1]?.trim();
 }
 
+/** The caller a request's `Authorization` header proved, set before its body is read. */
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** Answers a throttled address: 429 with `Retry-After`, the key unchecked. */
+function sendThrottled(reply: FastifyReply, retryAfterMs: number): FastifyReply {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return sendErrors(reply.header('Retry-After', String(seconds)), [tooManyAuthFailures(seconds)]);
+}
+
+/** Ends the connection after an answer sent before the body was read, so the body is never read. */
+function closeAfter(reply: FastifyReply): FastifyReply {
+  return reply.header('Connection', 'close');
+}
+
+/** A stream that fails once more than `limit` bytes went through it. */
+function capped(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen > limit) done(preAuthTooLarge(limit));
+      else done(null, chunk);
+    },
+  });
+}
+
 /** `POST /v1` (and `/v1/`): a JSON array of tasks in, `{data, errors}` out. */
 export function registerRestRoutes(app: FastifyInstance, options: RestOptions): void {
+  const { limits, authThrottle } = options;
+
+  // Before the body is read: a throttled address is refused, a key in the header is checked,
+  // and a caller without one may send only a small body (which can hold an authentication task).
+  const onRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const blocked = await authThrottle.blockedFor(request.ip);
+    if (blocked > 0) return sendThrottled(closeAfter(reply), blocked);
+    const key = bearer(request);
+    if (key !== undefined) {
+      const principal = await options.apiKeys.verify(key);
+      if (!principal) {
+        await authThrottle.fail(request.ip);
+        return sendErrors(closeAfter(reply), [invalidApiKey()]);
+      }
+      principals.set(request, principal);
+      return undefined;
+    }
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limits.preAuthMaxBytes) return sendErrors(closeAfter(reply), [preAuthTooLarge(limits.preAuthMaxBytes)]);
+    return undefined;
+  };
+  // A chunked body without a length is cut off as it streams past the pre-auth cap.
+  const preParsing = async (request: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> => {
+    if (principals.has(request)) return payload;
+    const limited = capped(limits.preAuthMaxBytes);
+    payload.on('error', (error) => limited.destroy(error));
+    return payload.pipe(limited);
+  };
+
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-    const envelope = parseEnvelope(typeof request.body === 'string' ? request.body : '');
-    if (!envelope.ok) return sendErrors(reply.header('X-Kiln-Engine', options.defaultEngine), [envelope.error]);
-    const tasks = envelope.tasks;
+    const body = typeof request.body === 'string' ? request.body : '';
+    reply.header('X-Kiln-Engine', options.defaultEngine);
+    if (nestsDeeperThan(body, limits.maxJsonDepth)) return sendErrors(reply, [jsonTooDeep(limits.maxJsonDepth)]);
+    const envelope = parseEnvelope(body);
+    if (!envelope.ok) return sendErrors(reply, [envelope.error]);
+    const tasks = dedupeGetResponse(envelope.tasks);
     const engines = new Set(
       tasks.flatMap((t) => (isPlainObject(t) && t.taskType === 'imageInference' ? [options.engineOf(t.model)] : [])),
     );
     engines.delete(undefined);
     reply.header('X-Kiln-Engine', engines.size > 0 ? [...engines].join(',') : options.defaultEngine);
 
-    let principal: Principal | undefined;
-    const headerKey = bearer(request);
-    if (headerKey !== undefined) {
-      principal = await options.apiKeys.verify(headerKey);
-      if (!principal) return sendErrors(reply, [invalidApiKey()]);
-    }
+    let principal: Principal | undefined = principals.get(request);
     const first = tasks[0];
     const authFirst = isPlainObject(first) && first.taskType === 'authentication';
     if (!principal && !authFirst) return sendErrors(reply, [invalidApiKey()]);
+    const megapixels = requestedMegapixels(tasks);
+    if (megapixels > limits.maxRequestMegapixels) return sendErrors(reply, [tooManyImages(megapixels, limits.maxRequestMegapixels)]);
 
     const data: Record<string, unknown>[] = [];
     const errors: ApiError[] = [];
+    // Bytes the reply carries so far; items past the cap are dropped and their task told why.
+    let replyBytes = 0;
+    const overflowed = new Set<string>();
+    const fits = (items: readonly Record<string, unknown>[]): boolean => {
+      const size = items.reduce((sum, item) => sum + JSON.stringify(item).length, 0);
+      if (replyBytes + size > limits.maxReplyBytes) return false;
+      replyBytes += size;
+      return true;
+    };
+    const overflow = (item: Record<string, unknown> | undefined, taskType: string): void => {
+      const taskUUID = typeof item?.taskUUID === 'string' ? item.taskUUID : undefined;
+      const key = taskUUID ?? '';
+      if (overflowed.has(key)) return;
+      overflowed.add(key);
+      errors.push(responseTooLarge(limits.maxReplyBytes, taskUUID, taskType));
+    };
     // A getResponse that found its task answered, even when it reports failed images.
     let answered = false;
     const sink: ReplySink = {
-      data: (item) => data.push(item),
+      data: (item) => {
+        if (fits([item])) data.push(item);
+        else overflow(item, typeof item.taskType === 'string' ? item.taskType : 'imageInference');
+      },
       error: (error) => errors.push(error),
       notice: (error) => errors.push(error),
       batch: (items, errs) => {
         answered = true;
-        data.push(...items);
+        if (fits(items)) data.push(...items);
+        else overflow(items[0], 'getResponse');
         errors.push(...errs);
       },
     };
@@ -80,8 +173,17 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
         {
           principal: async () => principal,
           authenticate: async (task) => {
+            // Several authentication tasks in one body are several guesses: each counts.
+            const blocked = await authThrottle.blockedFor(request.ip);
+            if (blocked > 0) {
+              reply.header('Retry-After', String(Math.max(1, Math.ceil(blocked / 1000))));
+              throw tooManyAuthFailures(Math.max(1, Math.ceil(blocked / 1000)));
+            }
             const verified = await options.apiKeys.verify(task.apiKey);
-            if (!verified) throw invalidApiKey();
+            if (!verified) {
+              await authThrottle.fail(request.ip);
+              throw invalidApiKey();
+            }
             principal ??= verified;
             return { taskType: 'authentication', connectionSessionUUID: task.connectionSessionUUID ?? newUuid() };
           },
@@ -104,6 +206,5 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     const producedData = answered || data.some((item) => item.taskType !== 'authentication');
     return reply.code(producedData ? 200 : (errors[0]?.status ?? 500)).send({ data, errors: errors.map((e) => e.toJSON()) });
   };
-  app.post('/v1', handler);
-  app.post('/v1/', handler);
+  for (const url of ['/v1', '/v1/']) app.post(url, { onRequest, preParsing }, handler);
 }

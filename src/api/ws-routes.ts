@@ -1,9 +1,14 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
-import { ApiError, invalidApiKey } from '../errors/index.ts';
+import type { Limits } from '../config/config.ts';
+import { ApiError, invalidApiKey, jsonTooDeep, tooManyAuthFailures, tooManyImages } from '../errors/index.ts';
+import type { AuthThrottle } from '../events/auth-throttle.ts';
 import { parseEnvelope } from '../protocol/validate-task.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
+import { nestsDeeperThan } from './json-depth.ts';
+import { dedupeGetResponse, requestedMegapixels } from './request-limits.ts';
+import { sendPlayground, wantsPage } from './playground-page.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
 import type { FrameTag, WsSession, WsSessions } from './ws-sessions.ts';
 
@@ -11,6 +16,10 @@ export interface WsOptions {
   readonly dispatcher: TaskDispatcher;
   readonly apiKeys: ApiKeys;
   readonly sessions: WsSessions;
+  readonly limits: Limits;
+  readonly authThrottle: AuthThrottle;
+  /** Largest frame once the socket authenticated (`KILN_MAX_BODY_MB`). */
+  readonly maxFrameBytes: number;
   readonly idleMs: number;
   readonly syncTimeoutMs: number;
   readonly logger: Logger;
@@ -20,10 +29,29 @@ export interface WsOptions {
 
 const frame = (body: Record<string, unknown>): string => JSON.stringify(body);
 
+/**
+ * Sets the largest frame this socket accepts from now on. `ws` has one `maxPayload` per server;
+ * its receiver keeps the value per socket, so an unauthenticated socket gets a small one and
+ * an authenticated one the full size. (The server-wide `maxPayload` stays the outer bound
+ * should `ws` ever rename this field.)
+ */
+function setMaxFrame(socket: WebSocket, bytes: number): void {
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+  if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
+}
+
 /** The WebSocket transport on `/v1` and `/`: same dispatcher as REST, one frame per answer. */
 export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void {
   const handler = (socket: WebSocket, request: FastifyRequest): void => {
     const dryRun = /(?:^|[?&])dryRun=(?:1|true)(?:&|$)/.test(request.url.split('?')[1] ?? '');
+    const address = request.ip;
+    const { limits, authThrottle } = options;
+    // Until it authenticates a socket may send only small frames, and only for a short while.
+    setMaxFrame(socket, limits.preAuthMaxBytes);
+    let authDeadline: NodeJS.Timeout | undefined = setTimeout(() => {
+      if (!session) socket.close(1008, 'authentication timeout');
+    }, limits.wsAuthTimeoutMs);
+    authDeadline.unref();
     let session: WsSession | undefined;
     let idle: NodeJS.Timeout | undefined;
     const touch = (): void => {
@@ -37,7 +65,11 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     const send = (body: Record<string, unknown>, tag?: FrameTag): void => {
       const text = frame(body);
       if (session) session.send(text, tag);
-      else if (socket.readyState === socket.OPEN) socket.send(text);
+      else if (socket.readyState === socket.OPEN) {
+        // A client that does not read its answers is cut off instead of buffered without bound.
+        if (socket.bufferedAmount + text.length > limits.wsMaxBufferedBytes) socket.terminate();
+        else socket.send(text);
+      }
       touch();
     };
     // Sessions opened on another API process that died: their sync waits continue here.
@@ -86,13 +118,23 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
       },
       authenticate: (task: { apiKey: string; connectionSessionUUID?: string }) => {
         const check = (async () => {
+          const blocked = await authThrottle.blockedFor(address);
+          if (blocked > 0) throw tooManyAuthFailures(Math.max(1, Math.ceil(blocked / 1000)));
           const principal = await options.apiKeys.verify(task.apiKey);
-          if (!principal) throw invalidApiKey();
+          if (!principal) {
+            await authThrottle.fail(address);
+            throw invalidApiKey();
+          }
           if (session) options.sessions.detach(session, socket);
           const attached = await options.sessions.attach(socket, principal, task.connectionSessionUUID);
           session = attached.session;
+          clearTimeout(authDeadline);
+          authDeadline = undefined;
+          setMaxFrame(socket, options.maxFrameBytes);
           adopted = [...(attached.adopted?.tasks ?? new Map<string, ReadonlySet<string>>())].map(([taskUUID, sent]) => ({ taskUUID, sent }));
-          return { taskType: 'authentication', connectionSessionUUID: session.id };
+          // Frames a detached session had to drop (its buffer is bounded) are named, not hidden.
+          const dropped = session.takeDropped();
+          return { taskType: 'authentication', connectionSessionUUID: session.id, ...(dropped > 0 ? { droppedFrames: dropped } : {}) };
         })();
         authenticating = check.catch(() => undefined);
         return check;
@@ -105,29 +147,43 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     socket.on('message', (data: RawData, isBinary: boolean) => {
       touch();
       const text = isBinary ? '' : Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
+      if (nestsDeeperThan(text, limits.maxJsonDepth)) {
+        sink.error(jsonTooDeep(limits.maxJsonDepth));
+        return;
+      }
       const envelope = parseEnvelope(text);
       if (!envelope.ok) {
         sink.error(envelope.error);
         return;
       }
+      const tasks = dedupeGetResponse(envelope.tasks);
+      const megapixels = requestedMegapixels(tasks);
+      if (megapixels > limits.maxRequestMegapixels) {
+        sink.error(tooManyImages(megapixels, limits.maxRequestMegapixels));
+        return;
+      }
       // Not awaited: a sync task must not hold up pings or other tasks on the same socket.
-      options.dispatcher.dispatch(envelope.tasks, context, sink).catch((error: unknown) => {
+      options.dispatcher.dispatch(tasks, context, sink).catch((error: unknown) => {
         options.logger.error({ err: error }, 'websocket dispatch failed');
         sink.error(new ApiError('internalServerError', 'An internal error occurred while processing the task.'));
       });
     });
     socket.on('close', () => {
       clearTimeout(idle);
+      clearTimeout(authDeadline);
       if (session) options.sessions.detach(session, socket);
     });
     socket.on('error', (error) => options.logger.debug({ err: error }, 'websocket error'));
   };
   // A plain GET (a browser, a health probe) gets a short description instead of a bare 404.
-  const about = async () => ({
+  // A browser opening `/` gets the playground (api/playground-page.ts).
+  const about = async (request: FastifyRequest, reply: FastifyReply) =>
+    request.url.split('?')[0] === '/' && wantsPage(request) ? sendPlayground(request, reply) : {
     name: 'Kiln',
     description: 'Runware-compatible image inference for klingai:kling-image@o3',
     rest: 'POST /v1 with a JSON array of tasks (Authorization: Bearer <key>)',
     websocket: 'connect to /v1, then send [{"taskType":"authentication","apiKey":"<key>"}]',
-  });
+    playground: 'open / in a browser', openapi: '/openapi.json', docs: '/docs',
+  };
   for (const url of ['/v1', '/v1/', '/']) app.route({ method: 'GET', url, handler: about, wsHandler: handler });
 }

@@ -22,6 +22,8 @@ export class WsSession {
   socket: WebSocket | undefined;
   private readonly buffer: { frame: string; tag: FrameTag | undefined }[] = [];
   private buffered = 0;
+  /** Frames dropped from the buffer (oldest first) since the client last heard of it. */
+  private dropped = 0;
   private readonly errorCounts = new Map<string, number>();
   expiry: NodeJS.Timeout | undefined;
   /** Set when the session expired: later frames (of tasks still running) are dropped. */
@@ -32,6 +34,8 @@ export class WsSession {
     readonly principal: Principal,
     private readonly maxBufferedBytes: number,
     private readonly onSent: (session: WsSession, tag: FrameTag) => void,
+    /** Bytes queued on the socket (the client not reading) past which it is cut off. */
+    private readonly maxSocketBufferedBytes: number = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Sync tasks this session waits for (lower case): only their frames are tracked for a takeover. */
@@ -54,12 +58,44 @@ export class WsSession {
 
   send(frame: string, tag?: FrameTag): void {
     const socket = this.socket;
-    if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) this.write(socket, frame, tag);
-    else if (!this.ended && this.buffered + frame.length <= this.maxBufferedBytes) {
-      // Results stay readable through getResponse; the buffer only saves a client the poll.
-      this.buffer.push({ frame, tag });
-      this.buffered += frame.length;
+    if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) {
+      if (socket.bufferedAmount + frame.length <= this.maxSocketBufferedBytes) {
+        this.write(socket, frame, tag);
+        return;
+      }
+      // A client that does not read is cut off rather than buffered without bound; the frame
+      // waits in the (bounded) resume buffer like any frame of a detached session.
+      socket.terminate();
     }
+    this.keep(frame, tag);
+  }
+
+  /**
+   * Keeps a frame for the resume, within `maxBufferedBytes`: the oldest frames make room and
+   * are counted, so the resumed client is told (`droppedFrames`). Results stay readable through
+   * getResponse; the buffer only saves a client the poll.
+   */
+  private keep(frame: string, tag: FrameTag | undefined): void {
+    if (this.ended) return;
+    if (frame.length > this.maxBufferedBytes) {
+      this.dropped++;
+      return;
+    }
+    this.buffer.push({ frame, tag });
+    this.buffered += frame.length;
+    while (this.buffered > this.maxBufferedBytes) {
+      const oldest = this.buffer.shift();
+      if (!oldest) break;
+      this.buffered -= oldest.frame.length;
+      this.dropped++;
+    }
+  }
+
+  /** How many frames were dropped since the last call (0 when none). */
+  takeDropped(): number {
+    const dropped = this.dropped;
+    this.dropped = 0;
+    return dropped;
   }
 
   /** Sends what was buffered while detached (after the authentication answer). */
@@ -82,8 +118,10 @@ export interface WsSessionsOptions {
   readonly resumeMs: number;
   readonly directory: SessionDirectory;
   readonly logger: Logger;
-  /** Bytes a detached session may hold for replay. */
+  /** Bytes a detached session may hold for replay (oldest dropped first). Default 8 MB. */
   readonly maxBufferedBytes?: number;
+  /** Bytes queued on a socket its client does not read, past which it is cut off. Default 16 MB. */
+  readonly maxSocketBufferedBytes?: number;
 }
 
 export class WsSessions {
@@ -150,15 +188,41 @@ export class WsSessions {
     session.expiry.unref();
   }
 
+  /**
+   * Ends the sessions of keys that are no longer valid (revoked): their sockets are closed with
+   * `1008 API key revoked` and nothing is kept for a resume.
+   */
+  async closeRevoked(isActive: (apiKeyId: string) => Promise<boolean>): Promise<number> {
+    const verdicts = new Map<string, boolean>();
+    let closed = 0;
+    for (const session of [...this.sessions.values()]) {
+      const id = session.principal.apiKeyId;
+      if (!verdicts.has(id)) verdicts.set(id, await isActive(id).catch(() => true));
+      if (verdicts.get(id)) continue;
+      session.ended = true;
+      clearTimeout(session.expiry);
+      this.sessions.delete(session.id);
+      session.socket?.close(1008, 'API key revoked');
+      closed++;
+    }
+    return closed;
+  }
+
   close(): void {
     for (const session of this.sessions.values()) clearTimeout(session.expiry);
     this.sessions.clear();
   }
 
   private create(id: string, principal: Principal): WsSession {
-    const session = new WsSession(id, principal, this.options.maxBufferedBytes ?? 256 * 1024 * 1024, (s, tag) => {
-      void this.options.directory.sent(s.id, tag.taskUUID, tag.key, this.options.resumeMs);
-    });
+    const session = new WsSession(
+      id,
+      principal,
+      this.options.maxBufferedBytes ?? 8 * 1024 * 1024,
+      (s, tag) => {
+        void this.options.directory.sent(s.id, tag.taskUUID, tag.key, this.options.resumeMs);
+      },
+      this.options.maxSocketBufferedBytes ?? 16 * 1024 * 1024,
+    );
     this.sessions.set(id, session);
     return session;
   }

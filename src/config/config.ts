@@ -25,9 +25,12 @@ const envSchema = z.object({
   KILN_API_KEYS: list.optional(),
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KILN_MAX_BODY_MB: int(1, 1024).default(64),
-  KILN_QUEUE_CONCURRENCY: int(1, 64).default(2),
+  // Tasks in progress at once; rendering and encoding have their own per-core slots inside
+  // (tasks/stage-slots.ts), so more tasks than cores keep every stage fed.
+  KILN_QUEUE_CONCURRENCY: int(1, 64).default(Math.min(64, 4 * Math.max(1, availableParallelism()))),
   KILN_QUEUE_MAX: int(1, 10_000_000).default(1000),
   KILN_QUEUE_LOCK_SECONDS: int(2, 3600).default(30),
+  KILN_WARMUP: bool.default(true),
   KILN_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/./, 'must be a postgres:// URL').optional(),
   KILN_DATABASE_POOL: int(1, 200).default(10),
   KILN_REDIS_URL: z.string().regex(/^rediss?:\/\/./, 'must be a redis:// or rediss:// URL').optional(),
@@ -59,6 +62,28 @@ const envSchema = z.object({
   KILN_SAFETY_POLICY: z.enum(['flag', 'block']).default('flag'),
   KILN_SAFETY_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
   KILN_SAFETY_CHECK_INPUTS: bool.default(false),
+  // Limits for untrusted clients (docs/security.md).
+  KILN_REQUEST_TIMEOUT_SECONDS: int(1, 3600).default(30),
+  KILN_HEADERS_TIMEOUT_SECONDS: int(1, 600).default(10),
+  KILN_KEEPALIVE_TIMEOUT_SECONDS: int(1, 600).default(5),
+  KILN_MAX_CONNECTIONS: int(1, 1_000_000).default(10_000),
+  KILN_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(256),
+  KILN_PREAUTH_MAX_KB: int(1, 1024).default(64),
+  KILN_WS_AUTH_TIMEOUT_SECONDS: int(1, 3600).default(10),
+  KILN_MAX_JSON_DEPTH: int(2, 10_000).default(64),
+  KILN_AUTH_FAILURES_PER_MINUTE: int(1, 1_000_000).default(20),
+  KILN_MAX_REPLY_MB: z.coerce.number().min(0.001).max(4096).default(64),
+  KILN_MAX_REQUEST_MEGAPIXELS: int(1, 1_000_000).default(400),
+  KILN_WS_RESUME_BUFFER_MB: int(0, 4096).default(8),
+  KILN_WS_MAX_BUFFERED_MB: int(1, 4096).default(16),
+  KILN_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  KILN_KEY_HASH_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+  KILN_OUTBOUND_PORTS: z
+    .string()
+    .regex(/^\s*\d{1,5}\s*(,\s*\d{1,5}\s*)*$/, 'must be a comma-separated list of ports')
+    .transform((v) => v.split(',').map((p) => Number(p.trim())))
+    .refine((ports) => ports.every((p) => p >= 1 && p <= 65535), 'ports are 1-65535')
+    .default([80, 443]),
   RUNWARE_API_KEY: z.string().min(1).optional(),
   KILN_RUNWARE_URL: z
     .string()
@@ -87,6 +112,8 @@ export interface Config {
   readonly queueConcurrency: number;
   /** Images waiting or running, cluster-wide, past which new tasks get `429 queueFull`. */
   readonly queueMax: number;
+  /** Warm the studio workers and sharp at start (≤ 3 s), so the first requests are not cold. */
+  readonly warmUp: boolean;
   /** BullMQ job lock: a worker that dies loses its tasks to another worker after this long. */
   readonly queueLockMs: number;
   /** PostgreSQL task store; absent → SQLite in the data dir. */
@@ -126,10 +153,48 @@ export interface Config {
     /** Classify uploads and reference images too. */
     readonly checkInputs: boolean;
   };
+  /** Limits that keep untrusted clients from holding or exhausting the server (docs/security.md). */
+  readonly limits: Limits;
+  /** Bearer token `/metrics` requires; without one `/metrics` answers loopback clients only. */
+  readonly metricsToken: string | undefined;
+  /** Secret of the HMAC-SHA256 key hashes; absent → `<data dir>/key-hash-secret` (SQLite). */
+  readonly keyHashSecret: string | undefined;
+  /** Ports outbound fetches, webhooks and uploads may use (lifted by `allowPrivateUrls`). */
+  readonly outboundPorts: readonly number[];
   /** The upstream Runware engine; set when RUNWARE_API_KEY is (it then serves klingai:kling-image@o3). */
   readonly runware: { readonly apiKey: string; readonly url: string } | undefined;
   /** Explicit model → engine routes (KILN_ROUTES), applied over the defaults. */
   readonly routes: Readonly<Record<string, string>>;
+}
+
+/** Limits for untrusted clients; every one is documented in `docs/security.md`. */
+export interface Limits {
+  /** Time for a whole request (headers and body) to arrive. */
+  readonly requestTimeoutMs: number;
+  /** Time for the request headers to arrive. */
+  readonly headersTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  readonly keepAliveTimeoutMs: number;
+  /** Open connections per process (HTTP and WebSocket). */
+  readonly maxConnections: number;
+  /** Open connections per client address per process. */
+  readonly maxConnectionsPerAddress: number;
+  /** Largest body or WebSocket frame accepted before the caller authenticated. */
+  readonly preAuthMaxBytes: number;
+  /** A WebSocket that has not authenticated within this time is closed. */
+  readonly wsAuthTimeoutMs: number;
+  /** Deepest JSON nesting accepted (checked before parsing). */
+  readonly maxJsonDepth: number;
+  /** Failed authentications per client address per minute before it gets 429. */
+  readonly authFailuresPerMinute: number;
+  /** Bytes one REST reply may carry. */
+  readonly maxReplyBytes: number;
+  /** Images × megapixels one request (or WebSocket frame) may ask for. */
+  readonly maxRequestMegapixels: number;
+  /** Bytes a detached WebSocket session keeps for its resume (oldest dropped first). */
+  readonly wsResumeBufferBytes: number;
+  /** Bytes queued on a WebSocket the client does not read, past which the socket is closed. */
+  readonly wsMaxBufferedBytes: number;
 }
 
 /** Delivery retry settings (see `delivery/retry-policy.ts`). */
@@ -198,6 +263,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     queueConcurrency: e.KILN_QUEUE_CONCURRENCY,
     queueMax: e.KILN_QUEUE_MAX,
     queueLockMs: e.KILN_QUEUE_LOCK_SECONDS * 1000,
+    warmUp: e.KILN_WARMUP,
     databaseUrl: e.KILN_DATABASE_URL,
     databasePool: e.KILN_DATABASE_POOL,
     redisUrl: e.KILN_REDIS_URL,
@@ -238,6 +304,24 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
       maxDelayMs: e.KILN_RETRY_MAX_MS,
     }),
     safety: Object.freeze({ policy: e.KILN_SAFETY_POLICY, threshold: e.KILN_SAFETY_THRESHOLD, checkInputs: e.KILN_SAFETY_CHECK_INPUTS }),
+    limits: Object.freeze({
+      requestTimeoutMs: e.KILN_REQUEST_TIMEOUT_SECONDS * 1000,
+      headersTimeoutMs: e.KILN_HEADERS_TIMEOUT_SECONDS * 1000,
+      keepAliveTimeoutMs: e.KILN_KEEPALIVE_TIMEOUT_SECONDS * 1000,
+      maxConnections: e.KILN_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: e.KILN_MAX_CONNECTIONS_PER_ADDRESS,
+      preAuthMaxBytes: e.KILN_PREAUTH_MAX_KB * 1024,
+      wsAuthTimeoutMs: e.KILN_WS_AUTH_TIMEOUT_SECONDS * 1000,
+      maxJsonDepth: e.KILN_MAX_JSON_DEPTH,
+      authFailuresPerMinute: e.KILN_AUTH_FAILURES_PER_MINUTE,
+      maxReplyBytes: Math.floor(e.KILN_MAX_REPLY_MB * 1024 * 1024),
+      maxRequestMegapixels: e.KILN_MAX_REQUEST_MEGAPIXELS,
+      wsResumeBufferBytes: e.KILN_WS_RESUME_BUFFER_MB * 1024 * 1024,
+      wsMaxBufferedBytes: e.KILN_WS_MAX_BUFFERED_MB * 1024 * 1024,
+    }),
+    metricsToken: e.KILN_METRICS_TOKEN,
+    keyHashSecret: e.KILN_KEY_HASH_SECRET,
+    outboundPorts: Object.freeze([...e.KILN_OUTBOUND_PORTS]),
     runware: e.RUNWARE_API_KEY === undefined ? undefined : Object.freeze({ apiKey: e.RUNWARE_API_KEY, url: e.KILN_RUNWARE_URL }),
     routes: Object.freeze(
       Object.fromEntries(

@@ -80,3 +80,61 @@ export function serviceUnavailable(taskUUID: string | undefined, taskType: strin
     retryable: true,
   });
 }
+
+/** Too many failed authentications from one client address: the key is not even checked. */
+export function tooManyAuthFailures(retryAfterSeconds: number): ApiError {
+  return new ApiError(
+    'tooManyRequests',
+    `Too many failed authentications from this address. Retry after ${retryAfterSeconds} seconds.`,
+    { taskType: 'authentication', retryable: true, extra: { retryAfter: retryAfterSeconds } },
+  );
+}
+
+/** A body larger than an unauthenticated caller may send, refused unread (`invalidApiKey`, 401). */
+export function preAuthTooLarge(limitBytes: number): ApiError {
+  // 401, not 413: the size is fine for a caller with a key, which is what is missing.
+  return new ApiError(
+    'invalidApiKey',
+    `Requests without a valid API key may carry at most ${limitBytes} bytes. Send Authorization: Bearer <key> (or authenticate the WebSocket first) for larger requests.`,
+    { parameter: 'apiKey', taskType: 'authentication', retryable: false },
+  );
+}
+
+/** A body larger than the configured maximum. */
+export function requestTooLarge(limitBytes: number): ApiError {
+  return new ApiError('requestTooLarge', `The request body is larger than ${limitBytes} bytes.`, { retryable: false });
+}
+
+/** JSON nested deeper than the server accepts; refused before it is parsed. */
+export function jsonTooDeep(maxDepth: number): ApiError {
+  return new ApiError('invalidRequestBody', `The request body is nested deeper than ${maxDepth} levels.`, { retryable: false });
+}
+
+/** A REST reply would carry more than the configured number of bytes. */
+export function responseTooLarge(limitBytes: number, taskUUID: string | undefined, taskType: string | undefined): ApiError {
+  return new ApiError(
+    'responseTooLarge',
+    `The reply would be larger than ${limitBytes} bytes. Use outputType "URL", send fewer tasks per request, or use the WebSocket API.`,
+    {
+      ...(taskUUID === undefined ? {} : { taskUUID }),
+      ...(taskType === undefined ? {} : { taskType }),
+      parameter: 'outputType',
+      retryable: false,
+      extra: { limit: limitBytes },
+    },
+  );
+}
+
+/** One request asks for more images × megapixels than the server accepts at once. */
+export function tooManyImages(requestedMegapixels: number, limitMegapixels: number): ApiError {
+  return new ApiError(
+    'tooManyImages',
+    `The request asks for ${Math.ceil(requestedMegapixels)} megapixels of images (numberResults × width × height over all tasks); at most ${limitMegapixels} are accepted per request. Send fewer or smaller images per request.`,
+    { parameter: 'numberResults', retryable: false, extra: { limit: limitMegapixels } },
+  );
+}
+
+/** The caller may not read this resource (`/metrics` without its token). */
+export function forbidden(what: string): ApiError {
+  return new ApiError('forbidden', `${what} is not available to this client.`, { retryable: false });
+}

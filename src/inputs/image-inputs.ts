@@ -112,7 +112,8 @@ export function createImageInputs(deps: ImageInputsDeps): ImageInputs {
         }
         if (parsed.kind !== 'uuid') continue;
         const record = await findStoredImage(parsed.imageUUID);
-        if (!record || (record.apiKeyId !== null && record.apiKeyId !== apiKeyId)) {
+        // An image no key owns (none should exist) is nobody's to reuse either.
+        if (!record || record.apiKeyId !== apiKeyId) {
           throw toItemError(
             new ReferenceProblem('invalid', `No image with imageUUID '${parsed.imageUUID}' exists: upload it with imageUpload first, or it has expired.`),
             parameter,

@@ -5,7 +5,10 @@ export interface Metrics {
   readonly registry: Registry;
   readonly tasks: Counter<'model' | 'delivery'>;
   readonly images: Counter<'model' | 'outcome'>;
+  /** Engine time per call, rendering only (handing images to the encode stage is left out). */
   readonly renderSeconds: Histogram<'engine'>;
+  /** Time per image in the stages after rendering: `encode` (with the safety check beside it), `store` (object + rows), `deliver` (events). */
+  readonly stageSeconds: Histogram<'stage'>;
   readonly safetyChecks: Counter<'verdict'>;
   readonly safetySeconds: Histogram;
   readonly webhookAttempts: Counter<'outcome'>;
@@ -22,9 +25,16 @@ export function createMetrics(): Metrics {
     images: new Counter({ name: 'kiln_images_total', help: 'Images finished, by outcome', labelNames: ['model', 'outcome'], registers }),
     renderSeconds: new Histogram({
       name: 'kiln_render_seconds',
-      help: 'Engine time per image call',
+      help: 'Engine time per call, rendering only (encode, store and delivery are in kiln_stage_seconds)',
       labelNames: ['engine'],
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    stageSeconds: new Histogram({
+      name: 'kiln_stage_seconds',
+      help: 'Time per image in the stages after rendering (encode, store, deliver)',
+      labelNames: ['stage'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers,
     }),
     safetyChecks: new Counter({ name: 'kiln_safety_checks_total', help: 'Safety checks, by verdict', labelNames: ['verdict'], registers }),

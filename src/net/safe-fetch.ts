@@ -14,6 +14,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { checkAddress, isIpLiteral } from './address-guard.ts';
 import { FetchError } from './fetch-error.ts';
+import { portProblem } from './port-rule.ts';
 import { blockedAddress, createGuardedLookup } from './guarded-lookup.ts';
 import { toFetchError, type FailureContext } from './to-fetch-error.ts';
 
@@ -31,6 +32,11 @@ export interface SafeFetchDefaults {
   readonly maxRedirects?: number;
   /** `User-Agent` sent unless the request sets one. Default `Kiln`. */
   readonly userAgent?: string;
+  /**
+   * Ports a URL (and every redirect hop) may name. Default 80 and 443, so a URL cannot aim
+   * Kiln at a mail server or a database on a public host. Lifted by `allowPrivate`.
+   */
+  readonly allowedPorts?: readonly number[];
 }
 
 /** One outbound request. Unset fields fall back to the `SafeFetchDefaults`. */
@@ -76,6 +82,7 @@ export const SAFE_FETCH_DEFAULTS = {
   maxBytes: 10 * 1024 * 1024,
   maxRedirects: 3,
   userAgent: 'Kiln',
+  allowedPorts: [80, 443] as readonly number[],
 } as const satisfies Required<SafeFetchDefaults>;
 
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
@@ -120,6 +127,7 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
     };
 
     for (let redirects = 0; ; redirects++) {
+      await checkPort(current, options.allowPrivate, options.allowedPorts);
       const context: FailureContext = {
         url: current.href,
         timeout,
@@ -206,6 +214,26 @@ function parseTarget(text: string, allowPrivate: boolean): URL {
     }
   }
   return url;
+}
+
+/**
+ * The port rule (`allowedPorts`), checked after the address rule so that a loopback or private
+ * target is reported as such whatever its port: a host name on a refused port is resolved
+ * (through the same guarded lookup) before the port error is raised.
+ */
+async function checkPort(url: URL, allowPrivate: boolean, allowedPorts: readonly number[]): Promise<void> {
+  const refused = portProblem(url.href, allowPrivate, allowedPorts);
+  if (!refused) return;
+  if (!isIpLiteral(url.hostname)) {
+    const lookup = createGuardedLookup(allowPrivate);
+    await new Promise<void>((resolve, reject) =>
+      lookup(url.hostname, { all: true }, (error) => {
+        if (error instanceof FetchError) reject(new FetchError(error.reason, error.message, { url: url.href, ...(error.address === undefined ? {} : { address: error.address }) }));
+        else resolve();
+      }),
+    );
+  }
+  throw new FetchError('badUrl', refused, { url: url.href });
 }
 
 function resolveLocation(location: string, base: URL): string {

@@ -18,7 +18,8 @@ export const MAX_TTL_SECONDS = 2_592_000;
 const MAX_SEED = 2 ** 31 - 1;
 const MAX_IMAGE_STRING = 100 * 1024 * 1024;
 
-const RULES = {
+/** The field rules of `imageInference` (also the source of the OpenAPI schemas, protocol/request-schemas.ts). */
+export const RULES = {
   numberResults: intRule('invalidNumberResults', 1, 20),
   outputType: enumRule('invalidOutputType', ['URL', 'dataURI', 'base64Data'] as const),
   outputFormat: enumRule('invalidOutputFormat', ['JPG', 'PNG', 'WEBP'] as const),
@@ -44,14 +45,14 @@ const RULES = {
 } as const satisfies Record<string, FieldRule<unknown>>;
 
 /** Fields documented for the model (runware-protocol.md §4.3.1), plus Kiln's extensions. */
-const KNOWN = new Set([
+export const KNOWN = new Set([
   'taskType', 'taskUUID', 'model', 'positivePrompt', 'width', 'height', 'inputs', 'referenceImages',
   'numberResults', 'outputType', 'outputFormat', 'outputQuality', 'webhookURL', 'deliveryMethod',
   'uploadEndpoint', 'safety', 'ttl', 'includeCost', 'seed', 'providerSettings', 'checkNSFW',
 ]);
 
 /** Fields the real clients send that the model ignores (§4.3.2): accepted, logged. */
-const TOLERATED = new Set(['negativePrompt', 'steps', 'scheduler', 'CFGScale', 'clipSkip', 'promptWeighting']);
+export const TOLERATED = new Set(['negativePrompt', 'steps', 'scheduler', 'CFGScale', 'clipSkip', 'promptWeighting']);
 
 function rejectUnknownKeys(object: Record<string, unknown>, allowed: readonly string[], prefix: string): void {
   for (const key of Object.keys(object)) {

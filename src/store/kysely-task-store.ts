@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { SqliteAdapter, type Kysely, type Transaction } from 'kysely';
 import {
   fromDelivery,
   fromGeneration,
@@ -15,6 +15,7 @@ import {
 import {
   ClaimLostError,
   TaskConflictError,
+  type ApiKeyPatch,
   type ApiKeyRecord,
   type DeliveryRecord,
   type DeliveryUpdate,
@@ -38,7 +39,12 @@ type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
  * read, so a transaction never has to upgrade a stale read snapshot.
  */
 export class KyselyTaskStore implements TaskStore {
-  constructor(private readonly db: Kysely<StoreSchema>) {}
+  /** SQLite runs every statement under one write lock, which lets some fenced writes skip their transaction. */
+  private readonly sqlite: boolean;
+
+  constructor(private readonly db: Kysely<StoreSchema>) {
+    this.sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
+  }
 
   async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
     const r = await this.db.selectFrom('api_keys').selectAll().where('hash', '=', hash).executeTakeFirst();
@@ -53,9 +59,45 @@ export class KyselyTaskStore implements TaskStore {
   async insertApiKey(k: ApiKeyRecord): Promise<void> {
     await this.db
       .insertInto('api_keys')
-      .values({ id: k.id, hash: k.hash, label: k.label, webhook_secret: k.webhookSecret, created_at: k.createdAt })
+      .values({
+        id: k.id,
+        hash: k.hash,
+        label: k.label,
+        webhook_secret: k.webhookSecret,
+        created_at: k.createdAt,
+        hash_kind: k.hashKind ?? 'sha256',
+        revoked_at: k.revokedAt ?? null,
+        source: k.source ?? null,
+        hint: k.hint ?? null,
+        previous_webhook_secret: k.previousWebhookSecret ?? null,
+        previous_webhook_secret_until: k.previousWebhookSecretUntil ?? null,
+      })
       .onConflict((oc) => oc.column('hash').doNothing())
       .execute();
+  }
+
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const rows = await this.db.selectFrom('api_keys').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toApiKey);
+  }
+
+  async revokeApiKey(id: string, at: number): Promise<boolean> {
+    const result = await this.db.updateTable('api_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async updateApiKey(id: string, patch: ApiKeyPatch): Promise<boolean> {
+    const set = {
+      ...(patch.hash === undefined ? {} : { hash: patch.hash }),
+      ...(patch.hashKind === undefined ? {} : { hash_kind: patch.hashKind }),
+      ...(patch.webhookSecret === undefined ? {} : { webhook_secret: patch.webhookSecret }),
+      ...(patch.hint === undefined ? {} : { hint: patch.hint }),
+      ...(patch.previousWebhookSecret === undefined ? {} : { previous_webhook_secret: patch.previousWebhookSecret }),
+      ...(patch.previousWebhookSecretUntil === undefined ? {} : { previous_webhook_secret_until: patch.previousWebhookSecretUntil }),
+    };
+    if (Object.keys(set).length === 0) return (await this.findApiKeyById(id)) !== undefined;
+    const result = await this.db.updateTable('api_keys').set(set).where('id', '=', id).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async countApiKeys(): Promise<number> {
@@ -138,19 +180,26 @@ export class KyselyTaskStore implements TaskStore {
     fence?: number,
   ): Promise<void> {
     const key = taskKey(taskUUID);
+    if (fence !== undefined && deliveries.length === 0 && this.sqlite) {
+      // SQLite runs one statement under its write lock, fence check included: no transaction needed.
+      const updated = await this.db
+        .updateTable('generations')
+        .set(generationUpdate(u))
+        .where('task_uuid', '=', key)
+        .where('idx', '=', index)
+        .where('status', '=', 'pending')
+        .where(({ exists, selectFrom }) =>
+          exists(selectFrom('tasks').select('tasks.task_uuid').where('tasks.task_uuid', '=', key).where('tasks.claim_token', '=', fence)),
+        )
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 0) throw new ClaimLostError(key);
+      return;
+    }
     await this.db.transaction().execute(async (trx) => {
       if (fence !== undefined) await holdFence(trx, key, fence);
       const updated = await trx
         .updateTable('generations')
-        .set({
-          status: u.status,
-          finished_at: u.finishedAt,
-          ...(u.imageUUID === undefined ? {} : { image_uuid: u.imageUUID }),
-          ...(u.error === undefined ? {} : { error: u.error }),
-          ...(u.cost === undefined ? {} : { cost: u.cost }),
-          ...(u.nsfw === undefined ? {} : { nsfw: Number(u.nsfw) }),
-          ...(u.seed === undefined ? {} : { seed: u.seed }),
-        })
+        .set(generationUpdate(u))
         .where('task_uuid', '=', key)
         .where('idx', '=', index)
         // A fenced run settles a generation once: a second outcome would announce a second image.
@@ -357,6 +406,19 @@ export class KyselyTaskStore implements TaskStore {
   async close(): Promise<void> {
     await this.db.destroy();
   }
+}
+
+/** The columns a generation's outcome sets. */
+function generationUpdate(u: GenerationUpdate) {
+  return {
+    status: u.status,
+    finished_at: u.finishedAt,
+    ...(u.imageUUID === undefined ? {} : { image_uuid: u.imageUUID }),
+    ...(u.error === undefined ? {} : { error: u.error }),
+    ...(u.cost === undefined ? {} : { cost: u.cost }),
+    ...(u.nsfw === undefined ? {} : { nsfw: Number(u.nsfw) }),
+    ...(u.seed === undefined ? {} : { seed: u.seed }),
+  };
 }
 
 /**

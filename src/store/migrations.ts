@@ -161,11 +161,35 @@ function claimsAndLeases(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * Migration 3: the key lifecycle. Keys can be revoked (`revoked_at`), name where they came from
+ * (`source`: KILN_API_KEYS keys are reconciled at start), carry a short `hint` for operators,
+ * and keep the previous webhook secret for a while after a rotation. `hash_kind` tells bare
+ * SHA-256 hashes (every key stored before this migration) from HMAC-SHA256 ones: old rows are
+ * re-hashed the first time their key is used, since the key itself was never stored.
+ */
+function keyLifecycle(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('api_keys').addColumn('hash_kind', 'text', (c) => c.notNull().defaultTo('sha256')).execute();
+      await db.schema.alterTable('api_keys').addColumn('revoked_at', TIME).execute();
+      await db.schema.alterTable('api_keys').addColumn('source', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('hint', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('previous_webhook_secret', 'text').execute();
+      await db.schema.alterTable('api_keys').addColumn('previous_webhook_secret_until', TIME).execute();
+      // Keys that came from KILN_API_KEYS before sources were recorded, by the label they got.
+      await db.updateTable('api_keys').set({ source: 'config' }).where('label', '=', 'configured (KILN_API_KEYS)').execute();
+      await db.updateTable('api_keys').set({ source: 'first-start' }).where('label', '=', 'created at first start').execute();
+    },
+  };
+}
+
 /** The migrations, by name (kysely runs them in name order). */
 export function migrations(dialect: StoreDialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_claims_and_leases': claimsAndLeases(dialect),
+    '0003_key_lifecycle': keyLifecycle(),
   };
 }
 

@@ -15,6 +15,13 @@ export interface ApiKeysTable {
   label: string;
   webhook_secret: string | null;
   created_at: number;
+  // Migration 0003 (key lifecycle).
+  hash_kind: Generated<string>;
+  revoked_at: number | null;
+  source: string | null;
+  hint: string | null;
+  previous_webhook_secret: string | null;
+  previous_webhook_secret_until: number | null;
 }
 export interface TasksTable {
   task_uuid: string;
@@ -104,6 +111,14 @@ export const toApiKey = (r: Selectable<ApiKeysTable>): ApiKeyRecord => ({
   label: r.label,
   webhookSecret: r.webhook_secret,
   createdAt: r.created_at,
+  // Lifecycle fields (migration 0003) only when they differ from their defaults, so a record
+  // reads back as it was inserted.
+  ...(r.hash_kind === 'hmac' ? { hashKind: 'hmac' as const } : {}),
+  ...(r.revoked_at === null ? {} : { revokedAt: Number(r.revoked_at) }),
+  ...(r.source === 'config' || r.source === 'cli' || r.source === 'first-start' ? { source: r.source } : {}),
+  ...(r.hint === null ? {} : { hint: r.hint }),
+  ...(r.previous_webhook_secret === null ? {} : { previousWebhookSecret: r.previous_webhook_secret }),
+  ...(r.previous_webhook_secret_until === null ? {} : { previousWebhookSecretUntil: Number(r.previous_webhook_secret_until) }),
 });
 
 export const fromDelivery = (d: DeliveryRecord): Insertable<DeliveriesTable> => ({

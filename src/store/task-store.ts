@@ -13,12 +13,36 @@ export type ImageKind = 'generated' | 'upload';
 
 export interface ApiKeyRecord {
   readonly id: string;
-  /** SHA-256 of the key, hex. The key itself is never stored. */
+  /** Hash of the key, hex: HMAC-SHA256 with the server's key-hash secret (`hashKind: 'hmac'`), or bare SHA-256 for keys stored before it existed. The key itself is never stored. */
   readonly hash: string;
   readonly label: string;
   /** `whsec_…` secret for signing webhooks, if the key has one. */
   readonly webhookSecret: string | null;
   readonly createdAt: number;
+  /** How `hash` was made. Default `sha256` (records from before migration 0003). */
+  readonly hashKind?: ApiKeyHashKind;
+  /** When the key was revoked; `null` while it is valid. */
+  readonly revokedAt?: number | null;
+  /** Where the key came from: `config` (KILN_API_KEYS, reconciled at start), `cli`, `first-start`. */
+  readonly source?: ApiKeySource | null;
+  /** The key's first characters (`kiln_AbC1…`), so an operator can tell keys apart. */
+  readonly hint?: string | null;
+  /** The webhook secret replaced by the last rotation, still valid until `previousWebhookSecretUntil`. */
+  readonly previousWebhookSecret?: string | null;
+  readonly previousWebhookSecretUntil?: number | null;
+}
+
+export type ApiKeyHashKind = 'hmac' | 'sha256';
+export type ApiKeySource = 'config' | 'cli' | 'first-start';
+
+/** Fields of a key record that may change after it was made. */
+export interface ApiKeyPatch {
+  readonly hash?: string;
+  readonly hashKind?: ApiKeyHashKind;
+  readonly webhookSecret?: string | null;
+  readonly hint?: string | null;
+  readonly previousWebhookSecret?: string | null;
+  readonly previousWebhookSecretUntil?: number | null;
 }
 
 export interface TaskRecord {
@@ -139,6 +163,12 @@ export interface TaskStore {
   findApiKeyById(id: string): Promise<ApiKeyRecord | undefined>;
   insertApiKey(record: ApiKeyRecord): Promise<void>;
   countApiKeys(): Promise<number>;
+  /** Every key, revoked ones included, oldest first. */
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** Marks a key revoked at `at`; false when no such key exists or it was already revoked. */
+  revokeApiKey(id: string, at: number): Promise<boolean>;
+  /** Changes a key (a rotation, a re-hash, a new webhook secret); false when no such key exists. */
+  updateApiKey(id: string, patch: ApiKeyPatch): Promise<boolean>;
 
   /** Inserts the task and its pending generations atomically; throws `TaskConflictError` if the UUID is taken. */
   insertTask(task: TaskRecord, generations: readonly GenerationRecord[]): Promise<void>;

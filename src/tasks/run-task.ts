@@ -1,3 +1,4 @@
+import { MessageChannel } from 'node:worker_threads';
 import type { GeneratedImage, ImageEngine, ImageSlot, InputImage } from '../engines/spec/image-engine.ts';
 import { ApiError, toApiError, uploadFailed } from '../errors/index.ts';
 import { encodeRaw, ensureFormat } from '../imaging/encode.ts';
@@ -6,11 +7,31 @@ import { buildResultItem } from '../protocol/result-items.ts';
 import type { InferenceTask } from '../protocol/task-types.ts';
 import { newUuid } from '../shared/ids.ts';
 import { runLimited } from '../shared/limit.ts';
+import { stageSlots } from './stage-slots.ts';
 import { ClaimLostError, type GenerationRecord, type TaskRecord } from '../store/task-store.ts';
 import { uploadOf, webhookForError, webhookForItem } from '../delivery/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
 
 const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
+
+/**
+ * Frees an engine's raw pixels once they are encoded, instead of leaving tens of megabytes per
+ * large image to the garbage collector (which lets several of them pile up: V8 sees a small
+ * heap). Moving the buffer into a message that is never delivered detaches it and releases its
+ * memory at once. Only a buffer the image owns whole is freed (never a shared or borrowed one);
+ * the pixels an engine hands to `tasks/` are not read again by anyone after the encode.
+ */
+const RELEASE_BYTES = 8 * 2 ** 20;
+
+function releasePixels(image: GeneratedImage): void {
+  const data = image.pixels?.data;
+  // Small images are left to the collector: a message channel costs more than they weigh.
+  if (!data || data.byteLength < RELEASE_BYTES || !(data.buffer instanceof ArrayBuffer) || data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) return;
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(null, [data.buffer]);
+  port1.close();
+  port2.close();
+}
 
 /** Size rule of kiln-extensions.md: the request's size, else the 1K size closest to the first reference's aspect, else 1024×1024. */
 export function resolveSize(task: InferenceTask, firstReference: InputImage | undefined): Size {
@@ -47,7 +68,16 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   if (fence === undefined) return;
   taskUUID = record.taskUUID;
   log.info({ claim: fence }, 'task claimed');
-  const pending = (await deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'pending');
+  const generations = await deps.store.listGenerations(taskUUID);
+  const pending = generations.filter((g) => g.status === 'pending');
+  // Encoding and storing run beside the engine (their own slots), so the next render starts
+  // while the last image is encoded; every one of them is awaited before the task ends.
+  const storing: Promise<unknown>[] = [];
+  const stored = async (): Promise<void> => {
+    const outcomes = await Promise.all(storing.splice(0));
+    const stop = outcomes.find((outcome) => outcome !== undefined);
+    if (stop !== undefined) throw stop;
+  };
   let failedCount = 0;
   const followUps: Promise<ApiError[]>[] = [];
   const fail = async (generation: GenerationRecord, thrown: unknown): Promise<void> => {
@@ -88,21 +118,39 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
       byRange.set(start, [...(byRange.get(start) ?? []), g]);
     }
     const batches = [...byRange].map(([start, generations]) => ({ start, generations }));
-    const taskSeed = (await deps.store.listGenerations(taskUUID))[0]?.seed ?? 1;
+    const taskSeed = generations[0]?.seed ?? 1;
+    const slots = stageSlots(deps, engine);
     await runLimited(batches, engine.concurrency, async ({ start, generations: batch }) => {
       const settled = new Set<number>();
+      // Time spent handing images over, taken out of the render time.
+      let handingOverMs = 0;
       const finish = async (image: GeneratedImage): Promise<void> => {
         const generation = bySlot.get(image.index);
         if (!generation || settled.has(image.index)) return;
         settled.add(image.index);
-        try {
-          followUps.push((await finishImage(deps, record, task, generation, image, engine, fence)).followUp);
-        } catch (thrown) {
-          if (mustStop(signal, thrown)) throw thrown;
-          await fail(generation, thrown);
-        }
+        const handOver = performance.now();
+        // Waiting for an encode slot holds the engine call (and its render slot): the raw images
+        // alive are bounded by the two stages' slots, whatever the task's numberResults.
+        const release = await slots.encode.acquire();
+        handingOverMs += performance.now() - handOver;
+        storing.push(
+          (async () => {
+            try {
+              followUps.push((await finishImage(deps, record, task, generation, image, engine, fence)).followUp);
+            } catch (thrown) {
+              if (mustStop(signal, thrown)) throw thrown;
+              await fail(generation, thrown);
+            } finally {
+              release();
+            }
+          })().then(
+            () => undefined,
+            (thrown: unknown) => thrown ?? new Error('image storing failed'),
+          ),
+        );
       };
-      const stopTimer = deps.metrics?.renderSeconds.startTimer({ engine: engine.name });
+      const releaseRender = await slots.render.acquire();
+      const renderStarted = performance.now();
       try {
         const result = await engine.generate({
           model: task.model,
@@ -126,18 +174,27 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           includeCost: task.includeCost,
           onImage: finish,
         });
-        stopTimer?.();
+        deps.metrics?.renderSeconds.observe({ engine: engine.name }, Math.max(0, performance.now() - renderStarted - handingOverMs) / 1000);
+        releaseRender();
         for (const warning of result.warnings) log.warn({ engine: engine.name }, warning);
         for (const image of result.images) await finish(image);
         for (const g of batch) {
           if (!settled.has(g.index)) await fail(g, new Error(`engine ${engine.name} returned no image for slot ${g.index}`));
         }
       } catch (thrown) {
+        releaseRender();
         if (mustStop(signal, thrown)) throw thrown;
         for (const g of batch) if (!settled.has(g.index)) await fail(g, thrown);
       }
     });
+    await stored();
   } catch (thrown) {
+    // Images already handed to the encode stage finish (or stop) before anything else is decided.
+    const stop = await stored().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    if (stop !== undefined) thrown = stop;
     if (mustStop(signal, thrown)) {
       log.info({ reason: thrown instanceof ClaimLostError ? 'claim lost' : 'aborted' }, 'task interrupted; it resumes on its next attempt');
       throw thrown;
@@ -185,6 +242,12 @@ async function finishImage(
   const format = FORMAT[task.outputFormat];
   const source = image.pixels ?? image.encoded;
   if (!source) throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
+  const stage = (name: 'encode' | 'store' | 'deliver', since: number): number => {
+    const now = performance.now();
+    deps.metrics?.stageSeconds.observe({ stage: name }, (now - since) / 1000);
+    return now;
+  };
+  let mark = performance.now();
   // The safety check reads the same pixels as the encoder: the two run side by side.
   const [encoded, verdict] = await Promise.all([
     image.pixels ? encodeRaw(image.pixels, format, task.outputQuality) : ensureFormat(image.encoded!, format, task.outputQuality),
@@ -192,6 +255,8 @@ async function finishImage(
       ? deps.safety.classify(source, { taskUUID: record.taskUUID, what: `image ${generation.index}` })
       : undefined,
   ]);
+  mark = stage('encode', mark);
+  releasePixels(image);
   const nsfw = verdict?.nsfw;
   if (nsfw && deps.safety?.policy === 'block') {
     throw new ApiError('nsfwContentDetected', 'The generated image was withheld because the safety check flagged it.', {
@@ -245,8 +310,10 @@ async function finishImage(
     deliveries,
     fence,
   );
+  mark = stage('store', mark);
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
   await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
+  stage('deliver', mark);
   // Uploads may retry for a while: the engine slot is not held for them; the task ends after
   // them, and their failures are reported after every result (they never hide a result).
   const followUp = (async () => {

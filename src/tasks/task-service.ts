@@ -260,6 +260,16 @@ export class TaskService {
 
   /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */
   async uploadImage(task: ImageUploadTask, principal: Principal, signal: AbortSignal): Promise<Record<string, unknown>> {
+    // An imageUUID as `image` copies a stored image: only the key that owns it may do that
+    // (otherwise any key could publish another tenant's private image under a public URL).
+    await this.deps.inputs.precheck([task.image], [], principal.apiKeyId).catch((error: unknown) => {
+      if (!(error instanceof ApiError)) throw error;
+      throw new ApiError('invalidImage', error.message.replace(/'inputs\.referenceImages\[0\]'/, "'image'"), {
+        parameter: 'image',
+        taskUUID: task.taskUUID,
+        taskType: task.taskType,
+      });
+    });
     const encoded = await this.deps.inputs.normaliseUpload(task.image, signal);
     const safety = this.deps.safety;
     if (safety?.checkInputs) {

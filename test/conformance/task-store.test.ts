@@ -603,7 +603,7 @@ describe('TaskStore on SQLite', () => {
     const check = new Database(oldFile, { readonly: true });
     try {
       const ran = check.prepare('SELECT name FROM kiln_migrations ORDER BY name').all() as { name: string }[];
-      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases']);
+      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle']);
     } finally {
       check.close();
     }
@@ -654,6 +654,8 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
       const types = Object.fromEntries(rows.map((r) => [`${r.table_name}.${r.column_name}`, r.data_type]));
       const bigint = [
         'api_keys.created_at',
+        'api_keys.previous_webhook_secret_until',
+        'api_keys.revoked_at',
         'deliveries.created_at',
         'deliveries.lease_until',
         'deliveries.next_attempt_at',
@@ -698,7 +700,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
       await client.connect();
       try {
         const { rows } = await client.query<{ name: string }>('SELECT name FROM kiln_migrations ORDER BY name');
-        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases']);
+        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle']);
       } finally {
         await client.end();
       }

@@ -24,6 +24,7 @@ export class ChildServer {
         KILN_DATA_DIR: dataDir,
         KILN_API_KEYS: TEST_KEY,
         KILN_LOG_LEVEL: 'info',
+        KILN_WARMUP: 'false',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

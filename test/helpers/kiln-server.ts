@@ -43,6 +43,8 @@ export async function startTestServer(
     KILN_API_KEYS: TEST_KEY,
     KILN_LOG_LEVEL: 'info',
     KILN_STUDIO_THREADS: '2',
+    // Suites start dozens of servers; the warm-up is measured by the bench, not paid by each.
+    KILN_WARMUP: 'false',
     ...env,
   });
   const kiln = await startKiln(config, { logStream, ...(options.clock ? { clock: options.clock } : {}) });

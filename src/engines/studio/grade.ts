@@ -121,6 +121,70 @@ function packGrain(grain: Int32Array): { words: Uint32Array; min: number; span: 
   return { words, min: min - CLAMP_OFFSET, span: max - min };
 }
 
+/** The parts of a grade that do not depend on the seed (tone curves, the vignette's factors and the curves multiplied by them). */
+interface SeedFreeGrade {
+  readonly lutR: Int32Array;
+  readonly lutG: Int32Array;
+  readonly lutB: Int32Array;
+  /** Set when the factors have no paper noise (the common case): they then depend on the size and vignette only. */
+  readonly factors: { readonly kx: Int32Array; readonly ky: Int32Array; readonly curves: Int16Array; readonly levelX: Float32Array; readonly levelY: Float32Array } | undefined;
+}
+
+/**
+ * Recently used seed-free parts, by the values they are computed from. Images of one prompt and
+ * size share them, so a small image does not pay a few hundred microseconds of tables each time;
+ * the tables are only read, and the same inputs give the same numbers, so the output is unchanged.
+ */
+const seedFree = new Map<string, SeedFreeGrade>();
+const SEED_FREE_ENTRIES = 32;
+
+function seedFreeKey(grade: GradePlan, width: number, height: number): string {
+  const { exposure, contrast, lift, shadowTint: s, highlightTint: h, vignette, paper } = grade;
+  return `${width}x${height}|${exposure}|${contrast}|${lift}|${s[0]},${s[1]},${s[2]}|${h[0]},${h[1]},${h[2]}|${vignette}|${paper > 0 ? 'paper' : ''}`;
+}
+
+/** The columns' and rows' brightness factors (vignette and paper). */
+function factors(grade: GradePlan, width: number, height: number, paperNoise: Noise1D | undefined): { kx: Int32Array; ky: Int32Array } {
+  const invH = 1 / height;
+  const aspect = width / height;
+  const vig = grade.vignette;
+  const kx = new Int32Array(width);
+  for (let x = 0; x < width; x++) {
+    const u = (x / width) * 2 - 1;
+    kx[x] = Math.round((-vig * u * u * aspect * 0.25 + (grade.paper > 0 ? (paperNoise!.fbm(x * invH * 9, 3) - 0.5) * grade.paper : 0)) * 256);
+  }
+  const ky = new Int32Array(height);
+  for (let y = 0; y < height; y++) {
+    const v = (y / height) * 2 - 1;
+    ky[y] = Math.round((1 - vig * v * v * 0.5 + (grade.paper > 0 ? (paperNoise!.at(y * invH * 9 + 300) - 0.5) * grade.paper : 0)) * 256);
+  }
+  return { kx, ky };
+}
+
+function seedFreeGrade(grade: GradePlan, width: number, height: number): SeedFreeGrade {
+  const key = seedFreeKey(grade, width, height);
+  const cached = seedFree.get(key);
+  if (cached) {
+    // Most recently used last, so the oldest entry is the first one dropped.
+    seedFree.delete(key);
+    seedFree.set(key, cached);
+    return cached;
+  }
+  const curve = (channel: 0 | 1 | 2): Int32Array => Int32Array.from(toneCurve(grade, channel), (v) => Math.round(v * 256));
+  const lutR = curve(0);
+  const lutG = curve(1);
+  const lutB = curve(2);
+  let shared: SeedFreeGrade['factors'];
+  if (!(grade.paper > 0)) {
+    const { kx, ky } = factors(grade, width, height, undefined);
+    shared = { kx, ky, ...multipliedCurves([lutR, lutG, lutB], kx, ky) };
+  }
+  const entry: SeedFreeGrade = { lutR, lutG, lutB, factors: shared };
+  seedFree.set(key, entry);
+  if (seedFree.size > SEED_FREE_ENTRIES) seedFree.delete(seedFree.keys().next().value as string);
+  return entry;
+}
+
 export function prepareGrade(grade: GradePlan, width: number, height: number): PreparedGrade {
   const random = new Random(grade.seed);
   // Grain scales with the image so a thumbnail and a 4K render look alike.
@@ -128,42 +192,38 @@ export function prepareGrade(grade: GradePlan, width: number, height: number): P
   for (let i = 0; i < grain.length; i++) grain[i] = Math.round((random.next() + random.next() - 1) * grade.grain) + CLAMP_OFFSET;
   const invH = 1 / height;
   const mistNoise = new Noise1D(random.fork(7));
-  const paperNoise = new Noise1D(random.fork(8));
-  const aspect = width / height;
-  const vig = grade.vignette;
-  const kx = new Int32Array(width);
+  // Forking does not advance `random`, so the paper noise is made only when it is used.
+  const paperNoise = grade.paper > 0 ? new Noise1D(random.fork(8)) : undefined;
   const gx1 = new Int32Array(width);
   const gx2 = new Int32Array(width);
   const mistX = new Float32Array(width);
   for (let x = 0; x < width; x++) {
-    const u = (x / width) * 2 - 1;
     const dx = ((x - grade.glowX) * invH) / grade.glowRadius;
     gx1[x] = Math.round(Math.exp(-dx * dx * 4) * 256);
     gx2[x] = Math.round(Math.exp(-dx * dx * 0.6) * 256);
     mistX[x] = 0.55 + 0.45 * mistNoise.fbm(x * invH * 2.2, 3);
-    kx[x] = Math.round((-vig * u * u * aspect * 0.25 + (grade.paper > 0 ? (paperNoise.fbm(x * invH * 9, 3) - 0.5) * grade.paper : 0)) * 256);
   }
-  const ky = new Int32Array(height);
   const gy1 = new Int32Array(height);
   const gy2 = new Int32Array(height);
   const mistY = new Float32Array(height);
   for (let y = 0; y < height; y++) {
-    const v = (y / height) * 2 - 1;
     const dy = ((y - grade.glowY) * invH) / grade.glowRadius;
     gy1[y] = Math.round(Math.exp(-dy * dy * 4) * grade.glowStrength * 256);
     gy2[y] = Math.round(Math.exp(-dy * dy * 0.6) * grade.glowStrength * 0.35 * 256);
     const my = (y * invH - grade.mistY) / grade.mistHeight;
     const mist = grade.mist > 0 ? grade.mist * Math.exp(-my * my) : 0;
     mistY[y] = mist > 0.002 ? mist : 0;
-    ky[y] = Math.round((1 - vig * v * v * 0.5 + (grade.paper > 0 ? (paperNoise.at(y * invH * 9 + 300) - 0.5) * grade.paper : 0)) * 256);
   }
   const { words: grainWords, min: grainMin, span: grainSpan } = packGrain(grain);
-  const curve = (channel: 0 | 1 | 2): Int32Array => Int32Array.from(toneCurve(grade, channel), (v) => Math.round(v * 256));
-  const lutR = curve(0);
-  const lutG = curve(1);
-  const lutB = curve(2);
+  const { lutR, lutG, lutB, factors: shared } = seedFreeGrade(grade, width, height);
+  let perImage = shared;
+  if (!perImage) {
+    const { kx, ky } = factors(grade, width, height, paperNoise);
+    perImage = { kx, ky, ...multipliedCurves([lutR, lutG, lutB], kx, ky) };
+  }
+  const { kx, ky, curves, levelX, levelY } = perImage;
   return {
-    width, lutR, lutG, lutB, grain, grainWords, grainMin, grainSpan, kx, gx1, gx2, mistX, ky, gy1, gy2, mistY, ...multipliedCurves([lutR, lutG, lutB], kx, ky),
+    width, lutR, lutG, lutB, grain, grainWords, grainMin, grainSpan, kx, gx1, gx2, mistX, ky, gy1, gy2, mistY, curves, levelX, levelY,
     fog: [grade.fogColour[0], grade.fogColour[1], grade.fogColour[2]], glow: [Math.round(grade.glowColour[0]), Math.round(grade.glowColour[1]), Math.round(grade.glowColour[2])],
   };
 }

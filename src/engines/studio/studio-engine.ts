@@ -57,7 +57,31 @@ export function thumbnail(image: RawImage, maxSide = 64): Thumbnail {
   return { data, width, height, channels: 3 };
 }
 
-export function createStudioEngine(options: StudioEngineOptions = {}): ImageEngine {
+/** The studio engine, with a warm-up for the start of a server. */
+export interface StudioEngine extends ImageEngine {
+  /**
+   * Starts the workers and runs a few small renders on each (whole and in strips), so that the
+   * first requests find loaded modules and compiled render loops. Resolves when done; aborting
+   * `signal` drops what is not yet rendering (requests then go first) and resolves.
+   */
+  warm(signal?: AbortSignal): Promise<void>;
+}
+
+/** Images above this many pixels are never split (see `generate`). */
+const WHOLE_PIXELS = 8_500_000;
+
+/**
+ * What a warm-up renders: scenes that between them use most of the renderer's code paths
+ * (towns, water, mountains, forests, sky bodies, props, weather), so that their loops are compiled.
+ */
+const WARM_PROMPTS = [
+  'a harbour town at golden hour, boats, a lighthouse, mist over the water, distant hills, clouds, film grain',
+  'a festival in a hillside village plaza, lanterns, banners, a dragon kite and birds above tiled rooftops, warm sunlight',
+  'snowy mountains and a pine forest under a starry night sky with an aurora and the moon, a river, cinematic',
+  'a rainy neon city street at dusk, an airship, figures with umbrellas, reflections, watercolor, vintage',
+] as const;
+
+export function createStudioEngine(options: StudioEngineOptions = {}): StudioEngine {
   const threads = Math.max(1, options.threads ?? availableParallelism());
   let pool: WorkerPool | undefined;
   // Workers start on first use, so constructing the engine (e.g. in config checks) costs nothing.
@@ -86,12 +110,30 @@ export function createStudioEngine(options: StudioEngineOptions = {}): ImageEngi
           references,
           elements,
         };
-        const output = await getPool().render(job, call.signal);
+        // Very large images render whole: a split one lives in a SharedArrayBuffer that only
+        // garbage collections in every thread free, and a task of many of them piled hundreds of
+        // megabytes up; a whole one is transferred and freed as soon as it is encoded.
+        const whole = call.width * call.height > WHOLE_PIXELS ? 1 : undefined;
+        const output = await getPool().render(job, call.signal, undefined, whole);
         const image: GeneratedImage = { index: slot.index, seed: slot.seed, pixels: { data: output.data, width: output.width, height: output.height, channels: 3 } };
         images.push(image);
         await call.onImage?.(image);
       }
       return { images, warnings };
+    },
+    async warm(signal?: AbortSignal): Promise<void> {
+      const job = (prompt: string, width: number, height: number, seed: number): RenderJob => ({ prompt, width, height, seed, taskSeed: seed, references: [], elements: [] });
+      const workers = getPool();
+      // Every prompt whole on every worker (asked for together, so each worker takes one), then
+      // images of a typical large size split over every worker, as an idle pool draws them.
+      try {
+        for (const [i, prompt] of WARM_PROMPTS.entries()) {
+          await Promise.all(Array.from({ length: threads }, (_, t) => workers.render(job(prompt, 640, 448, i * threads + t + 1), signal, undefined, 1)));
+        }
+        for (const [i, prompt] of WARM_PROMPTS.entries()) await workers.render(job(prompt, 2496, 1664, 100 + i), signal, undefined, threads);
+      } catch (error) {
+        if (!signal?.aborted) throw error;
+      }
     },
     async close(): Promise<void> {
       await pool?.close();

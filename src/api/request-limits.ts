@@ -1,0 +1,40 @@
+/**
+ * Request-level guards shared by REST and WebSocket: work one request may ask for, counted on
+ * the raw task array before anything is validated or queued.
+ */
+import { isPlainObject } from '../protocol/field-rules.ts';
+
+/** Default size when a task names none (1024 × 1024). */
+const DEFAULT_PIXELS = 1024 * 1024;
+
+/**
+ * Drops repeated `getResponse` tasks for the same taskUUID (any case) within one request: the
+ * first is answered, the others would only copy the same (possibly large) answer.
+ */
+export function dedupeGetResponse(tasks: readonly unknown[]): unknown[] {
+  const seen = new Set<string>();
+  return tasks.filter((task) => {
+    if (!isPlainObject(task) || task.taskType !== 'getResponse' || typeof task.taskUUID !== 'string') return true;
+    const key = task.taskUUID.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+const positive = (value: unknown, fallback: number): number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 1 ? Math.floor(value) : fallback;
+
+/** Images × megapixels the inference tasks of a request ask for (invalid fields count as their default; validation refuses them later). */
+export function requestedMegapixels(tasks: readonly unknown[]): number {
+  let total = 0;
+  for (const task of tasks) {
+    if (!isPlainObject(task) || task.taskType !== 'imageInference') continue;
+    const count = Math.min(positive(task.numberResults, 1), 1_000);
+    const width = positive(task.width, 0);
+    const height = positive(task.height, 0);
+    const pixels = width > 0 && height > 0 ? Math.min(width * height, 1e9) : DEFAULT_PIXELS;
+    total += (count * pixels) / 1_000_000;
+  }
+  return total;
+}
