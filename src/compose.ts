@@ -171,7 +171,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     http,
     webhook: config.webhookRetry,
     upload: config.uploadRetry,
-    webhookSecret: async (apiKeyId) => (await store.findApiKeyById(apiKeyId))?.webhookSecret ?? null,
+    webhookSecrets: (apiKeyId) => apiKeys.webhookSecrets(apiKeyId),
     owner,
     graceMs: config.redisUrl ? 2_000 : 0,
   });

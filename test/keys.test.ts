@@ -145,6 +145,34 @@ describe('key lifecycle', () => {
     }
   });
 
+  test('rotate-webhook-secret: for the overlap, webhooks carry both signatures, so old and new secrets verify', async () => {
+    const receiver = await Receiver.start(() => 200);
+    try {
+      const created = JSON.parse((await keys(dataDir, 'create', '--json')).out);
+      const rotated = JSON.parse((await keys(dataDir, 'rotate-webhook-secret', created.id, '--json')).out);
+      assert.notEqual(rotated.webhookSecret, created.webhookSecret);
+      const task = {
+        taskType: 'imageInference',
+        taskUUID: randomUUID(),
+        model: 'kiln:studio@1',
+        positivePrompt: 'a blue door in a white wall',
+        width: 256,
+        height: 256,
+        webhookURL: `${receiver.url}/rotated`,
+      };
+      assert.equal((await post(server, [task], { key: created.key })).status, 200);
+      await receiver.waitFor(1);
+      const request = receiver.requests[0]!;
+      const headers = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k, String(v)]));
+      const body = request.body.toString('utf8');
+      assert.equal(headers['webhook-signature']!.split(' ').length, 2);
+      assert.ok(new Webhook(rotated.webhookSecret).verify(body, headers), 'the new secret verifies');
+      assert.ok(new Webhook(created.webhookSecret).verify(body, headers), 'the previous secret still verifies during the overlap');
+    } finally {
+      await receiver.close();
+    }
+  });
+
   test('`kiln keys` is dispatched by main.ts', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'keys', 'list', '--json'], {
       env: { ...process.env, KILN_DATA_DIR: dataDir },

@@ -22,8 +22,11 @@ export interface DeliveryServiceOptions {
   readonly http: SafeFetch;
   readonly webhook: RetryPolicy;
   readonly upload: RetryPolicy;
-  /** The Standard Webhooks secret of an API key, if it has one. */
-  webhookSecret(apiKeyId: string): Promise<string | null>;
+  /**
+   * The Standard Webhooks secrets that sign an API key's webhooks: the current one first, and
+   * during a rotation's overlap the previous one too (receivers accept any listed signature).
+   */
+  webhookSecrets(apiKeyId: string): Promise<readonly string[]>;
   /**
    * Who holds delivery leases: unique per process in a cluster; a fixed name for `kiln serve`,
    * so a restarted single process takes its own leases back at once.
@@ -203,11 +206,12 @@ export class DeliveryService {
     if (record.kind === 'webhook') {
       const body = record.body ?? '{}';
       const headers: Record<string, string> = { 'content-type': 'application/json', 'x-kiln-delivery': record.id };
-      const secret = await this.options.webhookSecret(record.apiKeyId);
+      const secrets = await this.options.webhookSecrets(record.apiKeyId);
       const timestamp = new Date(this.options.clock.now());
       headers['webhook-id'] = record.id;
       headers['webhook-timestamp'] = String(Math.floor(timestamp.getTime() / 1000));
-      if (secret) headers['webhook-signature'] = new Webhook(secret).sign(record.id, timestamp, body);
+      // Standard Webhooks: several signatures are space-separated in one header.
+      if (secrets.length > 0) headers['webhook-signature'] = secrets.map((secret) => new Webhook(secret).sign(record.id, timestamp, body)).join(' ');
       await this.options.http.request(record.url, { ...common, method: 'POST', headers, body });
       return;
     }
