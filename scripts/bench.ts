@@ -14,6 +14,7 @@ import type { GenerateCall, RawImage } from '../src/engines/spec/image-engine.ts
 import { postTasks, startChild } from './bench-load.ts';
 import { measureFlatStore, measureMemory, measureWarmStart } from './bench-process.ts';
 import { measureSmallTasks, type SmallTaskFigures } from './bench-small.ts';
+import { benchCluster } from './bench/cluster-bench.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 12);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -136,6 +137,8 @@ async function main(): Promise<void> {
   const warm = part('warm') ? await measureWarmStart() : undefined;
   log('flat store');
   const flat = part('store') ? await measureFlatStore(40_000, ROUNDS, Number(process.env.BENCH_SECONDS ?? 5)) : undefined;
+  log('cluster');
+  const cluster = part('cluster') ? await benchCluster(RUNS) : undefined;
   log('end to end and studio');
   const rounds: Record<string, number>[] = [];
   if (part('e2e')) for (let round = 0; round < ROUNDS; round++) rounds.push(await measureRound());
@@ -182,6 +185,8 @@ async function main(): Promise<void> {
     rows.push(['small tasks (test engine) on an empty store', `${flat.empty.toFixed(1)} /s`, '1.00× (reference)']);
     rows.push([`same after 40k stored tasks and images (prefilled through the store in ${flat.prefillSeconds.toFixed(0)} s)`, `${flat.full.toFixed(1)} /s`, `${ratio.toFixed(2)}× (target ≥ 0.85: ${verdict(ratio >= 0.85)})`]);
   }
+  if (cluster?.skipped) rows.push(['cluster figures', 'skipped', cluster.skipped]);
+  else if (cluster) rows.push(...cluster.rows);
   if (rounds.length === 0) return writeResults(rows);
   rows.push(['2496×1664 bare sharp JPG encode (q95, 4:4:4, one sharp thread)', ms('encode1'), '1.00× (reference)']);
   const e2e1 = m('e2e1') / m('encode1');
