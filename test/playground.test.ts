@@ -163,6 +163,65 @@ describe('the playground page', () => {
       await context.close();
     });
 
+    test('an element by file upload: sent by its uploaded UUID as inputs.elements[0].frontalImage, an image comes back', async () => {
+      const context = await browser.newContext({ viewport: { width: 1360, height: 1000 } });
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (error) => problems.push(error.message));
+      page.on('console', (message) => {
+        if (message.type() === 'error') problems.push(message.text());
+      });
+      await page.goto(`${server.url}/`);
+      await page.waitForSelector('body[data-ready=true]');
+      await page.getByLabel('API key').fill(TEST_KEY);
+      await page.getByLabel('Model').selectOption('kiln:studio@1');
+      await page.getByLabel('Width').fill('256');
+      await page.getByLabel('Height').fill('256');
+      await page.getByLabel('Number of images', { exact: true }).fill('1');
+      await page.getByLabel('Prompt').fill('<<<element_1>>> in a sunlit garden');
+
+      // Generating with an element but no frontal image: the error sits next to the Elements section.
+      await page.getByRole('button', { name: 'Add element' }).click();
+      assert.equal(await page.locator('#elementCount').textContent(), '1/3');
+      await page.getByRole('button', { name: 'Generate' }).click();
+      await page.locator('#elements-error').waitFor({ state: 'visible' });
+      assert.match((await page.locator('#elements-error').textContent()) ?? '', /frontal image/);
+
+      const face = await sharp({ create: { width: 320, height: 400, channels: 3, background: '#c98f6b' } }).png().toBuffer();
+      await page.getByLabel('Choose frontal image for element 1').setInputFiles({ name: 'face.png', mimeType: 'image/png', buffer: face });
+      await page.getByRole('img', { name: 'Element 1 frontal image: face.png' }).waitFor();
+      // A second element can be added and removed by keyboard.
+      await page.getByRole('button', { name: 'Add element' }).focus();
+      await page.keyboard.press('Enter');
+      assert.equal(await page.locator('#elements .element').count(), 2);
+      await page.getByRole('button', { name: 'Remove element 2' }).focus();
+      await page.keyboard.press('Enter');
+      assert.equal(await page.locator('#elements .element').count(), 1);
+
+      await page.getByRole('button', { name: 'Generate' }).click();
+      await page.waitForFunction(
+        () => [...document.querySelectorAll('#results .card:not(.pending) img')].some((img: { complete: boolean; naturalWidth: number }) => img.complete && img.naturalWidth > 0),
+        undefined,
+        { timeout: 60_000 },
+      );
+      assert.equal(await page.locator('#elements-error').textContent(), '');
+      const src = await page.locator('#results img').first().getAttribute('src');
+      const meta = await sharp(Buffer.from(await (await fetch(src!)).arrayBuffer())).metadata();
+      assert.deepEqual([meta.width, meta.height], [256, 256]);
+
+      await page.getByRole('tab', { name: 'JSON' }).click();
+      const sent = JSON.parse((await page.locator('#snippetCode').textContent()) ?? '') as { inputs?: { elements?: { frontalImage: string }[] } }[];
+      const elements = sent[0]!.inputs?.elements ?? [];
+      assert.equal(elements.length, 1);
+      assert.match(elements[0]!.frontalImage, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'the frontal image is sent by its imageUpload UUID');
+      for (const tab of ['curl', '@runware/sdk-js', 'AI SDK']) {
+        await page.getByRole('tab', { name: tab }).click();
+        assert.match((await page.locator('#snippetCode').textContent()) ?? '', new RegExp(elements[0]!.frontalImage), tab);
+      }
+      assert.deepEqual(problems, []);
+      await context.close();
+    });
+
     test('reference limit, a bad key next to its field, phone width', async () => {
       const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
       const page = await context.newPage();

@@ -15,10 +15,17 @@ const origin = location.origin;
 let models = [];
 /** Reference images: `{ id, kind: 'file'|'url'|'uuid', value, thumb, uuid? }`. */
 let references = [];
+/** Elements (Kiln extension): `{ id, frontal: image|null, views: image[] }`, images shaped like references. */
+let elements = [];
+const MAX_ELEMENTS = 3;
+const MAX_VIEWS = 3;
 let lastTasks = null;
 let snippetKind = 'json';
 const model = () => models.find((m) => m.id === $('model').value) ?? models[0];
 const maxRefs = () => model()?.maxInputImages ?? 10;
+/** Reference and element images count together against the model's limit. */
+const elementImages = () => elements.reduce((n, e) => n + (e.frontal ? 1 : 0) + e.views.length, 0);
+const roomLeft = () => maxRefs() - references.length - elementImages();
 
 const status = (text) => ($('status').textContent = text);
 
@@ -69,7 +76,8 @@ function fillSizes() {
   } else {
     $('sizeHint').textContent = m?.sizeRule?.message ?? '';
   }
-  $('refCount').textContent = `${references.length}/${maxRefs()}`;
+  renderRefs();
+  renderElements();
 }
 
 const intOrNull = (id) => {
@@ -97,13 +105,26 @@ function buildTask() {
   if ($('safety').checked) task.safety = { checkContent: true };
   if (series) task.providerSettings = { klingai: { resultType: 'series', seriesAmount: intOrNull('seriesAmount') } };
   if (references.length > 0) task.inputs = { referenceImages: references.map((r) => r.uuid ?? r.value) };
+  const withFrontal = elements.filter((e) => e.frontal);
+  if (withFrontal.length > 0) {
+    task.inputs = {
+      ...task.inputs,
+      elements: withFrontal.map((e) => ({
+        frontalImage: e.frontal.uuid ?? e.frontal.value,
+        ...(e.views.length > 0 ? { referenceImages: e.views.map((v) => v.uuid ?? v.value) } : {}),
+      })),
+    };
+  }
   task.includeCost = true;
   for (const key of Object.keys(task)) if (task[key] === undefined) delete task[key];
   return task;
 }
 
+const storedImage = (value, thumb = '') =>
+  /^https?:/i.test(value) ? { id: uuid(), kind: 'url', value, thumb: value } : { id: uuid(), kind: 'uuid', value, uuid: value, thumb };
+
 /** Puts a stored request back into the form. */
-function loadTask(task, thumbs = []) {
+function loadTask(task, thumbs = [], elementThumbs = []) {
   if (models.some((m) => m.id === task.model)) $('model').value = task.model;
   fillSizes();
   $('prompt').value = task.positivePrompt ?? '';
@@ -119,17 +140,21 @@ function loadTask(task, thumbs = []) {
   $('outputQuality').value = task.outputQuality ?? 95;
   $('seed').value = task.seed ?? '';
   $('safety').checked = Boolean(task.safety?.checkContent);
-  references = (task.inputs?.referenceImages ?? []).map((value, i) =>
-    /^https?:/i.test(value) ? { id: uuid(), kind: 'url', value, thumb: value } : { id: uuid(), kind: 'uuid', value, uuid: value, thumb: thumbs[i] ?? '' },
-  );
+  references = (task.inputs?.referenceImages ?? []).map((value, i) => storedImage(value, thumbs[i]));
+  elements = (task.inputs?.elements ?? []).map((e, i) => ({
+    id: uuid(),
+    frontal: storedImage(e.frontalImage, elementThumbs[i]?.[0]),
+    views: (e.referenceImages ?? []).map((value, j) => storedImage(value, elementThumbs[i]?.[j + 1])),
+  }));
   renderRefs();
+  renderElements();
 }
 
 // --- reference images ---------------------------------------------------------------------------
 
 function addReference(ref) {
-  if (references.length >= maxRefs()) {
-    showError({ parameter: 'inputs.referenceImages', message: `At most ${maxRefs()} reference images.` });
+  if (roomLeft() <= 0) {
+    showError({ parameter: 'inputs.referenceImages', message: `At most ${maxRefs()} reference images${elementImages() ? ' (element images count too)' : ''}.` });
     return false;
   }
   $('references-error').textContent = '';
@@ -147,13 +172,14 @@ function renderRefs() {
         h('button', { type: 'button', class: 'remove', 'aria-label': `Remove reference ${i + 1}`, onclick: () => {
           references = references.filter((r) => r.id !== ref.id);
           renderRefs();
+          renderElements();
           $('refFile').focus();
         } }, '×'),
       ),
     ),
   );
-  $('refCount').textContent = `${references.length}/${maxRefs()}`;
-  const full = references.length >= maxRefs();
+  $('refCount').textContent = `${references.length}/${maxRefs() - elementImages()}`;
+  const full = roomLeft() <= 0;
   $('refFile').disabled = full;
   $('addUrl').disabled = full;
   $('drop').classList.toggle('full', full);
@@ -172,15 +198,136 @@ async function addFiles(files) {
 
 /** Files become uploads (imageUpload) first, so the request names them by UUID and stays short. */
 async function uploadReferences(conn) {
-  for (const ref of references) {
+  const pending = [
+    ...references.map((ref) => [ref, 'inputs.referenceImages']),
+    ...elements.flatMap((e, i) => [
+      ...(e.frontal ? [[e.frontal, `inputs.elements[${i}].frontalImage`]] : []),
+      ...e.views.map((v, j) => [v, `inputs.elements[${i}].referenceImages[${j}]`]),
+    ]),
+  ];
+  for (const [ref, parameter] of pending) {
     if (ref.kind !== 'file' || ref.uuid) continue;
     const answer = await conn.request({ taskType: 'imageUpload', taskUUID: uuid(), image: ref.value }).catch((error) => {
-      throw { ...error, parameter: 'inputs.referenceImages', message: `${ref.name ?? 'A reference'}: ${error.message}` };
+      throw { ...error, parameter, message: `${ref.name ?? 'An image'}: ${error.message}` };
     });
     ref.uuid = answer.imageUUID;
     // A URL thumbnail for the history (the data URI itself is too large to keep).
     ref.remote = answer.imageURL;
   }
+}
+
+// --- elements (face / subject) -------------------------------------------------------------------
+
+function elementError(message, parameter = 'inputs.elements') {
+  showError({ parameter, message });
+}
+
+function addElement() {
+  if (elements.length >= MAX_ELEMENTS) return elementError(`At most ${MAX_ELEMENTS} elements.`);
+  elements.push({ id: uuid(), frontal: null, views: [] });
+  renderElements();
+  $(`el-front-${elements.length - 1}`)?.focus();
+}
+
+/** Image files into element `i`: the first fills an empty frontal slot (or `asFrontal`), the rest become views. */
+async function addElementFiles(i, files, asFrontal = false) {
+  const element = elements[i];
+  if (!element) return;
+  $('elements-error').textContent = '';
+  $('field-elements').classList.remove('invalid');
+  for (const file of files) {
+    if (!file.type.startsWith('image/')) {
+      elementError(`${file.name} is not an image.`, `inputs.elements[${i}]`);
+      continue;
+    }
+    const front = asFrontal || !element.frontal;
+    if (!(front && element.frontal) && roomLeft() <= 0) {
+      elementError(`At most ${maxRefs()} images in all, reference and element images together.`, `inputs.elements[${i}]`);
+      break;
+    }
+    if (!front && element.views.length >= MAX_VIEWS) {
+      elementError(`At most ${MAX_VIEWS} extra reference images per element.`, `inputs.elements[${i}].referenceImages`);
+      break;
+    }
+    const dataUri = await readFile(file);
+    const image = { id: uuid(), kind: 'file', value: dataUri, thumb: dataUri, name: file.name };
+    if (front) element.frontal = image;
+    else element.views.push(image);
+    asFrontal = false;
+  }
+  renderElements();
+  renderRefs();
+}
+
+function imageThumb(image, alt, removeLabel, onRemove) {
+  return h('li', {},
+    h('img', { src: image.thumb, alt: `${alt}${image.name ? `: ${image.name}` : ''}`, width: 72, height: 72, loading: 'lazy' }),
+    h('button', { type: 'button', class: 'remove', 'aria-label': removeLabel, onclick: onRemove }, '×'),
+  );
+}
+
+function dropZone(onFiles) {
+  return {
+    ondragover: (event) => (event.preventDefault(), event.currentTarget.classList.add('over')),
+    ondragleave: (event) => event.currentTarget.classList.remove('over'),
+    ondrop: (event) => {
+      event.preventDefault();
+      event.currentTarget.classList.remove('over');
+      const files = [...(event.dataTransfer?.files ?? [])];
+      if (files.length > 0) onFiles(files);
+    },
+  };
+}
+
+function renderElements() {
+  const full = roomLeft() <= 0;
+  $('elements').replaceChildren(
+    ...elements.map((element, i) => {
+      const n = i + 1;
+      const rerender = (focusId) => () => {
+        renderElements();
+        renderRefs();
+        $(focusId)?.focus();
+      };
+      const frontId = `el-front-${i}`;
+      const viewsId = `el-views-${i}`;
+      return h('li', { class: 'element', 'data-element': i, 'aria-labelledby': `el-title-${i}` },
+        h('div', { class: 'row spread' },
+          h('h3', { id: `el-title-${i}` }, `Element ${n}`, h('span', { class: 'muted' }, ` <<<element_${n}>>>`)),
+          h('button', { type: 'button', class: 'ghost', 'aria-label': `Remove element ${n}`, onclick: () => {
+            elements = elements.filter((e) => e.id !== element.id);
+            rerender(elements.length ? `el-front-${Math.min(i, elements.length - 1)}` : 'addElement')();
+          } }, 'Remove'),
+        ),
+        h('div', { class: 'drop', ...dropZone((files) => addElementFiles(i, files)) },
+          h('input', { id: frontId, type: 'file', accept: 'image/*', class: 'sr-only', disabled: full && !element.frontal,
+            onchange: async (event) => { await addElementFiles(i, [...event.target.files], true); $(frontId)?.focus(); } }),
+          h('label', { for: frontId, class: 'button ghost' }, element.frontal ? 'Replace frontal image' : 'Choose frontal image', h('span', { class: 'sr-only' }, ` for element ${n}`)),
+          h('span', { class: 'muted' }, 'required; drop or paste here'),
+        ),
+        h('ul', { class: 'refs', 'aria-label': `Element ${n} frontal image` },
+          element.frontal ? imageThumb(element.frontal, `Element ${n} frontal image`, `Remove element ${n} frontal image`, () => {
+            element.frontal = null;
+            rerender(frontId)();
+          }) : null,
+        ),
+        h('div', { class: `drop${full || element.views.length >= MAX_VIEWS ? ' full' : ''}`, ...dropZone((files) => addElementFiles(i, files)) },
+          h('input', { id: viewsId, type: 'file', accept: 'image/*', multiple: true, class: 'sr-only', disabled: full || element.views.length >= MAX_VIEWS,
+            onchange: async (event) => { await addElementFiles(i, [...event.target.files]); $(viewsId)?.focus(); } }),
+          h('label', { for: viewsId, class: 'button ghost' }, 'Add views', h('span', { class: 'sr-only' }, ` to element ${n}`)),
+          h('span', { class: 'muted' }, `${element.views.length}/${MAX_VIEWS} optional`),
+        ),
+        h('ul', { class: 'refs', 'aria-label': `Element ${n} reference images` },
+          element.views.map((view, j) => imageThumb(view, `Element ${n} view ${j + 1}`, `Remove element ${n} view ${j + 1}`, () => {
+            element.views = element.views.filter((v) => v.id !== view.id);
+            rerender(viewsId)();
+          })),
+        ),
+      );
+    }),
+  );
+  $('elementCount').textContent = `${elements.length}/${MAX_ELEMENTS}`;
+  $('addElement').disabled = elements.length >= MAX_ELEMENTS || (full && elements.length > 0);
 }
 
 // --- results ---------------------------------------------------------------------------------
@@ -267,8 +414,8 @@ function renderHistory() {
           h('p', { class: 'prompt' }, entry.task.positivePrompt),
           h('p', { class: 'muted' }, `${entry.task.model} · ${entry.task.width ? `${entry.task.width}×${entry.task.height}` : 'auto size'} · ${entry.results.length} image${entry.results.length === 1 ? '' : 's'} · ${new Date(entry.at).toLocaleString()}`),
           h('div', { class: 'row' },
-            h('button', { type: 'button', class: 'ghost', onclick: () => { loadTask(entry.task, entry.refThumbs); generate(); } }, 'Re-run'),
-            h('button', { type: 'button', class: 'ghost', onclick: () => { loadTask(entry.task, entry.refThumbs); $('prompt').focus(); } }, 'Edit'),
+            h('button', { type: 'button', class: 'ghost', onclick: () => { loadTask(entry.task, entry.refThumbs, entry.elementThumbs); generate(); } }, 'Re-run'),
+            h('button', { type: 'button', class: 'ghost', onclick: () => { loadTask(entry.task, entry.refThumbs, entry.elementThumbs); $('prompt').focus(); } }, 'Edit'),
           ),
         ),
       ),
@@ -289,9 +436,12 @@ async function generate() {
   const previous = [...$('results').children];
   let received = 0;
   try {
+    const missing = elements.findIndex((e) => !e.frontal);
+    if (missing >= 0) throw { code: 'invalidElements', parameter: `inputs.elements[${missing}].frontalImage`, message: `Element ${missing + 1} needs a frontal image (or remove it).` };
     status('Connecting…');
     const conn = await connect();
-    if (references.some((r) => r.kind === 'file' && !r.uuid)) status('Uploading reference images…');
+    const unsent = (r) => r.kind === 'file' && !r.uuid;
+    if (references.some(unsent) || elements.some((e) => [e.frontal, ...e.views].some(unsent))) status('Uploading images…');
     await uploadReferences(conn);
     const task = buildTask();
     lastTasks = [task];
@@ -325,8 +475,10 @@ async function generate() {
     // Thumbnails of inline images are made once they have decoded.
     await Promise.all([...$('results').querySelectorAll('img')].map((img) => img.decode().catch(() => {})));
     const { taskUUID: _fresh, ...stored } = task;
-    const refThumbs = references.map((r) => (r.kind === 'file' ? (r.remote ?? '') : r.thumb));
-    saveHistory([{ at: Date.now(), task: stored, results: saved, refThumbs }, ...loadHistory()]);
+    const thumbOf = (r) => (r.kind === 'file' ? (r.remote ?? '') : r.thumb);
+    const refThumbs = references.map(thumbOf);
+    const elementThumbs = elements.filter((e) => e.frontal).map((e) => [e.frontal, ...e.views].map(thumbOf));
+    saveHistory([{ at: Date.now(), task: stored, results: saved, refThumbs, elementThumbs }, ...loadHistory()]);
     renderHistory();
   } catch (error) {
     if (received === 0) $('results').replaceChildren(...previous);
@@ -387,7 +539,9 @@ function wire() {
     const files = [...(event.clipboardData?.files ?? [])].filter((f) => f.type.startsWith('image/'));
     if (files.length > 0) {
       event.preventDefault();
-      addFiles(files);
+      const target = document.activeElement?.closest?.('[data-element]');
+      if (target) addElementFiles(Number(target.dataset.element), files);
+      else addFiles(files);
     }
   });
   const addUrl = () => {
@@ -399,6 +553,7 @@ function wire() {
     if (addReference({ kind: 'url', value: url, thumb: url })) $('refUrl').value = '';
   };
   $('addUrl').addEventListener('click', addUrl);
+  $('addElement').addEventListener('click', addElement);
   $('refUrl').addEventListener('keydown', (event) => {
     if (event.key === 'Enter') {
       event.preventDefault();

@@ -7,13 +7,14 @@ export function fieldFor(error) {
   if (error.code === 'invalidApiKey' || parameter === 'apiKey') return 'apiKey';
   if (typeof parameter !== 'string') return error.code === 'unsupportedDimensions' ? 'size' : 'general';
   if (parameter === 'width' || parameter === 'height') return 'size';
+  if (/^inputs\.elements/.test(parameter)) return 'elements';
   if (/^(inputs\.)?referenceImages|^inputs(\.|$)|^image$/.test(parameter)) return 'references';
   if (parameter.startsWith('providerSettings')) return 'series';
   if (parameter.startsWith('safety') || parameter === 'checkNSFW') return 'safety';
   return $(`${parameter}-error`) ? parameter : 'general';
 }
 
-const INPUT_OF = { apiKey: 'apiKey', positivePrompt: 'prompt', size: 'size', references: 'refFile', series: 'seriesAmount', safety: 'safety' };
+const INPUT_OF = { apiKey: 'apiKey', positivePrompt: 'prompt', size: 'size', references: 'refFile', series: 'seriesAmount', safety: 'safety', elements: 'addElement' };
 
 export function showError(error) {
   const field = fieldFor(error);

@@ -25,7 +25,8 @@ const js = (value, indent = 2) => JSON.stringify(value, null, 2).replace(/\n/g, 
 /** @runware/sdk-js over the WebSocket, as the playground itself sends it. */
 export function sdkSnippet(origin, task) {
   const { taskType: _t, taskUUID: _u, inputs, ...fields } = task;
-  const request = { ...fields, ...(inputs?.referenceImages ? { referenceImages: inputs.referenceImages } : {}) };
+  // sdk-js takes `referenceImages` at the top level; with elements the whole `inputs` object goes as it is.
+  const request = { ...fields, ...(inputs?.elements ? { inputs } : inputs?.referenceImages ? { referenceImages: inputs.referenceImages } : {}) };
   return [
     "import { RunwareServer } from '@runware/sdk-js';",
     '',
