@@ -63,7 +63,7 @@ test('cluster roles refuse unsafe combinations with one line each', () => {
 test('an unknown command prints the usage and exits 2; a refused combination exits 2 naming the problem', async () => {
   const unknown = await runToExit('launch', {});
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /Usage: kiln \[serve\|api\|worker\]/);
+  assert.match(unknown.stderr, /Usage: kiln \[serve\|api\|worker\|keys\]/);
   const refused = await runToExit('api', {});
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /kiln api needs KILN_REDIS_URL/);

@@ -115,6 +115,15 @@ describe('subjects: reading the prompt', () => {
     assert.equal(readSubjects('a pair of deer beside a pine tree').subjects[0]!.count, 2);
   });
 
+  test('cats, dogs, wolves and the other newer nouns are their own kinds, plurals included', () => {
+    const kinds = (prompt: string): string[] => readSubjects(prompt).subjects.map((s) => s.kind);
+    assert.deepEqual(kinds('a cat beside a dog'), ['cat', 'dog']);
+    assert.deepEqual(kinds('a wolf near a fox'), ['wolf', 'fox']);
+    assert.deepEqual(readSubjects('two wolves and three snowmen').subjects.map((s) => [s.kind, s.count]), [['wolf', 2], ['snowman', 3]]);
+    assert.deepEqual(kinds('a ferris wheel above a field of flowers'), ['ferris', 'flowers']);
+    assert.deepEqual(kinds('an eagle over a barn'), ['eagle', 'barn']);
+  });
+
   test('unbound colour words still tint the scene; bound ones leave it', () => {
     const reading = readSubjects('a white lighthouse, crimson and gold');
     assert.deepEqual([...reading.bound], ['white']);
@@ -172,6 +181,13 @@ describe('subjects: rendered pixels', () => {
     for (const other of ['a crimson windmill at noon', 'a crimson castle at noon', 'a crimson pagoda at noon', 'a crimson sailboat on the sea at noon']) {
       const overlap = iou(lighthouse, shape(other));
       assert.ok(overlap < 0.6, `${other}: IoU ${overlap.toFixed(2)} with the lighthouse`);
+    }
+    // The newer kinds have their own shapes too: a cat is not a dog, a wolf not a fox, a barn not a cottage.
+    for (const [a, b] of [
+      ['cat', 'dog'], ['wolf', 'fox'], ['dog', 'fox'], ['barn', 'cottage'], ['willow', 'oak'], ['sunflower', 'mushroom'], ['rabbit', 'cat'], ['bear', 'horse'], ['ferris wheel', 'windmill'], ['bus', 'car'],
+    ] as const) {
+      const overlap = iou(shape(`a crimson ${a} on a hill at noon`), shape(`a crimson ${b} on a hill at noon`));
+      assert.ok(overlap < 0.6, `${a} and ${b}: IoU ${overlap.toFixed(2)}`);
     }
     const again = iou(lighthouse, shape('a crimson lighthouse at noon', 4));
     assert.ok(again > 0.6, `the lighthouse at another seed: IoU ${again.toFixed(2)}`);

@@ -5,6 +5,7 @@
  * fills (x0, y0, x1, y1), used by tests and by the composition to see where the subject reads.
  */
 import type { Random } from '../random.ts';
+import { MORE_SILHOUETTES } from './catalog-more.ts';
 import { arcadeWall, crenels, disc, dome, ellipse, line, poly, rect, taper, tri, type Part, type Tone } from './shapes.ts';
 
 export interface Silhouette {
@@ -439,5 +440,6 @@ const waterfall: Builder = (r) => {
 
 export const SILHOUETTES: Readonly<Record<string, Builder>> = {
   lighthouse, castle, tower, bridge, windmill, cottage, temple, pagoda, skyscraper, dome: domeBuilding, ship, sailboat, balloon, airship,
-  church, pyramid, igloo, rocket, tent, cactus, waterfall, oak, cherry: oak, pine, palm, car, train, comet, crowd: figure, mountain, volcano, island, whale, deer: quadruped('deer'), horse: quadruped('horse'), fox: quadruped('fox'), figure, birds,
+  church, pyramid, igloo, rocket, tent, cactus, waterfall, oak, pine, palm, car, train, comet, crowd: figure, mountain, volcano, island, whale, deer: quadruped('deer'), horse: quadruped('horse'), fox: quadruped('fox'), figure, birds,
+  ...MORE_SILHOUETTES,
 };

@@ -98,6 +98,10 @@ function singular(word: string): string[] {
   if (word.endsWith('ies')) out.push(`${word.slice(0, -3)}y`);
   if (word.endsWith('es')) out.push(word.slice(0, -2));
   if (word.endsWith('s')) out.push(word.slice(0, -1));
+  // A few irregular plurals: wolves, snowmen, geese.
+  if (word.endsWith('ves')) out.push(`${word.slice(0, -3)}f`);
+  if (word.endsWith('men')) out.push(`${word.slice(0, -3)}man`);
+  if (word === 'geese') out.push('goose');
   return out;
 }
 
