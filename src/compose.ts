@@ -8,7 +8,8 @@ import pino from 'pino';
 import { buildOpsServer, buildServer } from './api/server.ts';
 import { ConfigError, type Config } from './config/config.ts';
 import type { ImageEngine } from './engines/spec/image-engine.ts';
-import { createRunwareEngine } from './engines/runware/runware-engine.ts';
+import { createRunwareEngine, type UpstreamImageDownload } from './engines/runware/runware-engine.ts';
+import { ApiError } from './errors/index.ts';
 import { createStudioEngine, type StudioEngine } from './engines/studio/studio-engine.ts';
 import { encodeRaw } from './imaging/encode.ts';
 import { createSafetyChecker } from './imaging/safety/safety-checker.ts';
@@ -17,7 +18,8 @@ import { DeliveryService } from './delivery/delivery-service.ts';
 import { checkDeliveryTarget } from './delivery/target-check.ts';
 import { createImageInputs } from './inputs/image-inputs.ts';
 import { portProblem } from './net/port-rule.ts';
-import { createSafeFetch } from './net/safe-fetch.ts';
+import { FetchError } from './net/fetch-error.ts';
+import { createSafeFetch, type SafeFetch } from './net/safe-fetch.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { KILN_STUDIO, KLING_O3, MODELS } from './models/model-registry.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
@@ -114,6 +116,25 @@ async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger
 const WARM_UP_BUDGET_MS = 3_000;
 
 /**
+ * How the `runware` engine downloads images its upstream returns as URLs: through the guarded
+ * client, so an upstream answer cannot aim Kiln at a private address or another port (engines
+ * may not import `net/`, so they get this function). KILN_ALLOW_PRIVATE_URLS lifts the checks,
+ * as for every outbound request (an upstream Kiln on loopback in tests).
+ */
+export function upstreamDownloader(http: SafeFetch): UpstreamImageDownload {
+  return async (url, { signal, timeoutMs, maxBytes }) => {
+    try {
+      const response = await http.request(url, { signal, totalTimeoutMs: timeoutMs, maxBytes, headers: { accept: 'image/*' } });
+      return response.body;
+    } catch (error) {
+      if (!(error instanceof FetchError) || error.reason === 'aborted') throw error;
+      const permanent = error.reason === 'tooLarge' || error.reason === 'blockedAddress' || error.reason === 'badUrl';
+      throw new ApiError('providerError', `The upstream image could not be downloaded: ${error.message}`, { retryable: !permanent });
+    }
+  };
+}
+
+/**
  * Starts the studio workers and runs a few renders and a sharp encode, so that the first
  * requests after a start are not paying for module loading and JIT compilation. Waits at most
  * `WARM_UP_BUDGET_MS`, then stops it; a failed warm-up is only logged (the engine starts its workers on demand).
@@ -141,7 +162,10 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   // anything is opened (API processes build the routes too, for X-Kiln-Engine).
   const studio = createStudioEngine({ threads: config.studioThreads });
   const available = new Map<string, ImageEngine>([['studio', studio]]);
-  if (config.runware) available.set('runware', createRunwareEngine({ ...config.runware, logger }));
+  // Every outbound request goes through this guarded client (addresses, ports, timeouts, size
+  // caps); its connection pools are made on first use, so making it early opens nothing.
+  const http = createSafeFetch({ allowPrivate: config.allowPrivateUrls, allowedPorts: config.outboundPorts, userAgent: 'Kiln' });
+  if (config.runware) available.set('runware', createRunwareEngine({ ...config.runware, logger, download: upstreamDownloader(http) }));
   const routes = routeModels(config, available);
   for (const [model, engine] of options.engines ?? []) {
     routes.set(model, engine);
@@ -156,7 +180,6 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const apiKeys = new ApiKeys(store, clock, await openKeyHasher(config, logger));
   const createdKey = await ensureInitialKey(config, apiKeys, logger);
   let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;
-  const http = createSafeFetch({ allowPrivate: config.allowPrivateUrls, allowedPorts: config.outboundPorts, userAgent: 'Kiln' });
   const inputs = createImageInputs({ store, objects, clock, config, http });
   const metrics = createMetrics();
   // Loaded lazily on the first check, so servers that never check pay nothing.

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const KEY = 'kiln_build_test_key_0123456789';
+const KEY = 'kiln_build_test_key_0123456789abcdefghij';
 
 const scratch: string[] = [];
 after(async () => {

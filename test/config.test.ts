@@ -27,6 +27,24 @@ test('every bad variable is listed at once', () => {
   );
 });
 
+test('KILN_API_KEYS refuses keys shorter than 32 characters, in one line that does not repeat the key', async () => {
+  const short = 'kiln_short_key_0123456789'; // 25 characters
+  assert.throws(
+    () => loadConfig({ KILN_API_KEYS: `${TEST_KEY}, ${short}` }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.problems.length, 1, error.message);
+      assert.match(error.problems[0]!, /^KILN_API_KEYS: .*at least 32 characters/);
+      assert.ok(!error.message.includes(short), 'the message must not carry the key');
+      return true;
+    },
+  );
+  assert.equal(TEST_KEY.length >= 32, true);
+  assert.deepEqual(loadConfig({ KILN_API_KEYS: ` ${TEST_KEY} ,` }).apiKeys, [TEST_KEY]);
+  assert.deepEqual(loadConfig({ KILN_API_KEYS: 'k'.repeat(32) }).apiKeys, ['k'.repeat(32)]);
+  await assert.rejects(startTestServer({ KILN_API_KEYS: short }), ConfigError);
+});
+
 test('KILN_ROUTES pins O3 to studio although a Runware key is set; unknown routes stop the start', async () => {
   const server = await startTestServer({ RUNWARE_API_KEY: 'operator-key', KILN_RUNWARE_URL: 'ws://127.0.0.1:9/v1', KILN_ROUTES: 'klingai:kling-image@o3=studio' });
   try {

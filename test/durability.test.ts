@@ -142,7 +142,7 @@ describe('durability', () => {
       const controller = new AbortController();
       const request = fetch(`${server.url}/v1`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: 'Bearer kiln_test_key_0123456789' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_KEY}` },
         body: JSON.stringify([{ taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'fog over a lake',
           width: 4096, height: 4096, numberResults: 2 }]),
         signal: controller.signal,

@@ -185,7 +185,7 @@ describe('key lifecycle', () => {
 describe('KILN_API_KEYS is a bootstrap list reconciled at start', () => {
   test('a key removed from KILN_API_KEYS is revoked at the next start; CLI keys stay', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-keys-'));
-    const other = 'kiln_test_key_other_0123456789';
+    const other = 'kiln_test_key_other_0123456789abcdefghij';
     let server = await startTestServer({ KILN_API_KEYS: `${TEST_KEY},${other}` }, { dataDir });
     try {
       assert.equal((await post(server, ping, { key: other })).status, 200);

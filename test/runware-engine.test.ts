@@ -11,11 +11,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
+import { upstreamDownloader } from '../src/compose.ts';
 import { ApiError } from '../src/errors/index.ts';
 import { parseState } from '../src/engines/runware/call-state.ts';
 import { createRunwareEngine, type RunwareEngineOptions } from '../src/engines/runware/runware-engine.ts';
 import { makeCall, MemoryCheckpoints, recordingLogger } from '../src/engines/runware/test-support.ts';
 import type { GeneratedImage, ImageEngine } from '../src/engines/spec/image-engine.ts';
+import { createSafeFetch } from '../src/net/safe-fetch.ts';
 import { deferred } from '../src/shared/deferred.ts';
 import { ChildServer } from './helpers/child-server.ts';
 import { post, startTestServer, TEST_KEY } from './helpers/kiln-server.ts';
@@ -100,6 +102,35 @@ describe('runware engine (upstream: a second Kiln process)', () => {
       assert.ok(saved && upstreamTasks(upstreamDir).some((t) => t.task_uuid === saved.upstream && t.status === 'done'));
     });
   }
+
+  test('upstream image URLs are downloaded through the guarded client: allowed with private URLs allowed, refused by default', async () => {
+    // The upstream is a Kiln on loopback: its image URLs are private, so only a client that
+    // allows private URLs (KILN_ALLOW_PRIVATE_URLS=true in compose) may download them.
+    const permissive = createSafeFetch({ allowPrivate: true });
+    const guarded = createSafeFetch();
+    try {
+      const make = (download: ReturnType<typeof upstreamDownloader>) => {
+        const made = createRunwareEngine({ apiKey: TEST_KEY, url: restOf(upstream), logger: recordingLogger(), ...QUICK, upstreamOutputType: 'URL', download });
+        engines.push(made);
+        return made;
+      };
+      const call = makeCall({ count: 1, firstSeed: 42, width: 1024, height: 1024, output: { format: 'png', quality: 95 } });
+      const result = await make(upstreamDownloader(permissive)).generate(call);
+      assert.equal(result.images.length, 1);
+      await assertImage(result.images[0]!, 'png', 1024, 1024);
+
+      await assert.rejects(make(upstreamDownloader(guarded)).generate(makeCall({ count: 1, firstSeed: 43 })), (error: unknown) => {
+        assert.ok(error instanceof ApiError, String(error));
+        assert.equal(error.code, 'providerError');
+        assert.match(error.message, /could not be downloaded/);
+        assert.equal(error.retryable, false, 'a blocked address is not retried');
+        return true;
+      });
+    } finally {
+      await permissive.close();
+      await guarded.close();
+    }
+  });
 
   test('upstream validation errors pass through with code, message and parameter; run-task ties them to the Kiln task', async () => {
     const subject = engine(wsOf(upstream));

@@ -20,7 +20,7 @@ import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln
 import { redisUrl, REDIS_DB, serviceProblem, uniquePrefix } from './helpers/services.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
 
-const KEY_B = 'kiln_test_key_B_0123456789';
+const KEY_B = 'kiln_test_key_B_0123456789abcdefghijklm';
 
 const inference = (extra: Record<string, unknown> = {}) => ({
   taskType: 'imageInference',
@@ -363,6 +363,20 @@ describe('no amplification', () => {
     assert.equal(answer.body.errors[0].code, 'tooManyImages');
     const read = await post(server, [{ taskType: 'getResponse', taskUUID: tasks[0]!.taskUUID }]);
     assert.equal(read.status, 404, 'nothing was stored');
+  });
+
+  test('imageUpload URL fetches count toward the per-request ceiling: 26 in one request are refused unfetched', async () => {
+    const upload = (i: number) => ({ taskType: 'imageUpload', taskUUID: randomUUID(), image: `https://kiln-test.invalid/${i}.png` });
+    const answer = await post(server, Array.from({ length: 26 }, (_, i) => upload(i)));
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.errors.length, 1);
+    assert.equal(answer.body.errors[0].code, 'tooManyImages');
+    assert.match(answer.body.errors[0].message, /imageUpload from a URL/);
+    // Inline uploads fetch nothing and are not counted; one URL upload fits and is tried (and refused for its port).
+    const inline = await post(server, Array.from({ length: 26 }, () => ({ taskType: 'imageUpload', taskUUID: randomUUID(), image: 'AAAA' })));
+    assert.ok(inline.body.errors.length > 0 && inline.body.errors.every((e: any) => e.code !== 'tooManyImages'), JSON.stringify(inline.body).slice(0, 300));
+    const one = await post(server, [{ taskType: 'imageUpload', taskUUID: randomUUID(), image: 'https://example.com:25/a.png' }]);
+    assert.notEqual(one.body.errors?.[0]?.code, 'tooManyImages');
   });
 
   test('outbound URLs may use only ports 80 and 443 by default', async () => {

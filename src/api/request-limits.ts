@@ -8,6 +8,16 @@ import { isPlainObject } from '../protocol/field-rules.ts';
 const DEFAULT_PIXELS = 1024 * 1024;
 
 /**
+ * What one `imageUpload` from an http(s) URL counts toward the request's megapixels: the image
+ * is fetched (up to KILN_MAX_REFERENCE_MB) and decoded, so a request cannot fan out an unbounded
+ * number of outbound fetches. With the default 400 MP ceiling, 25 URL uploads fit in a request.
+ */
+export const URL_UPLOAD_MEGAPIXELS = 16;
+
+/** Same test as `inputs/parse-image-reference.ts` (surrounding whitespace is trimmed there too). */
+const HTTP_URL = /^\s*https?:\/\//i;
+
+/**
  * Drops repeated `getResponse` tasks for the same taskUUID (any case) within one request: the
  * first is answered, the others would only copy the same (possibly large) answer.
  */
@@ -25,10 +35,18 @@ export function dedupeGetResponse(tasks: readonly unknown[]): unknown[] {
 const positive = (value: unknown, fallback: number): number =>
   typeof value === 'number' && Number.isFinite(value) && value >= 1 ? Math.floor(value) : fallback;
 
-/** Images × megapixels the inference tasks of a request ask for (invalid fields count as their default; validation refuses them later). */
+/**
+ * Images × megapixels the inference tasks of a request ask for (invalid fields count as their
+ * default; validation refuses them later), plus `URL_UPLOAD_MEGAPIXELS` per `imageUpload` whose
+ * image is an http(s) URL.
+ */
 export function requestedMegapixels(tasks: readonly unknown[]): number {
   let total = 0;
   for (const task of tasks) {
+    if (isPlainObject(task) && task.taskType === 'imageUpload' && typeof task.image === 'string' && HTTP_URL.test(task.image)) {
+      total += URL_UPLOAD_MEGAPIXELS;
+      continue;
+    }
     if (!isPlainObject(task) || task.taskType !== 'imageInference') continue;
     const count = Math.min(positive(task.numberResults, 1), 1_000);
     const width = positive(task.width, 0);

@@ -66,8 +66,9 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
       const text = frame(body);
       if (session) session.send(text, tag);
       else if (socket.readyState === socket.OPEN) {
-        // A client that does not read its answers is cut off instead of buffered without bound.
-        if (socket.bufferedAmount + text.length > limits.wsMaxBufferedBytes) socket.terminate();
+        // A client that does not read its answers is cut off instead of buffered without bound
+        // (by its unread backlog, not by the size of one frame).
+        if (socket.bufferedAmount > limits.wsMaxBufferedBytes) socket.terminate();
         else socket.send(text);
       }
       touch();

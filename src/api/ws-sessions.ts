@@ -59,12 +59,14 @@ export class WsSession {
   send(frame: string, tag?: FrameTag): void {
     const socket = this.socket;
     if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) {
-      if (socket.bufferedAmount + frame.length <= this.maxSocketBufferedBytes) {
+      // A client that does not read is cut off rather than buffered without bound: what counts
+      // is the backlog it left unread, not the size of this frame (one poll of four 4K images
+      // in base64 is larger than the cap and must still go to a client that reads). The frame
+      // then waits in the (bounded) resume buffer like any frame of a detached session.
+      if (socket.bufferedAmount <= this.maxSocketBufferedBytes) {
         this.write(socket, frame, tag);
         return;
       }
-      // A client that does not read is cut off rather than buffered without bound; the frame
-      // waits in the (bounded) resume buffer like any frame of a detached session.
       socket.terminate();
     }
     this.keep(frame, tag);

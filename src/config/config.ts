@@ -13,6 +13,9 @@ const list = z.string().transform((v) =>
     .filter((s) => s.length > 0),
 );
 
+/** Shortest key KILN_API_KEYS may list: a short key is guessable despite the auth-failure throttle. */
+export const MIN_API_KEY_LENGTH = 32;
+
 /**
  * Every environment variable Kiln reads, with its default. `docs/configuration.md` documents
  * the same list; keep them in step.
@@ -22,7 +25,11 @@ const envSchema = z.object({
   KILN_HOST: z.string().min(1).default('0.0.0.0'),
   KILN_DATA_DIR: z.string().min(1).default('./data'),
   KILN_PUBLIC_URL: z.url().optional(),
-  KILN_API_KEYS: list.optional(),
+  KILN_API_KEYS: list
+    .refine((keys) => keys.every((key) => key.length >= MIN_API_KEY_LENGTH), {
+      message: `every key must be at least ${MIN_API_KEY_LENGTH} characters (make one with \`kiln keys create\`)`,
+    })
+    .optional(),
   KILN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KILN_MAX_BODY_MB: int(1, 1024).default(64),
   // Tasks in progress at once; rendering and encoding have their own per-core slots inside

@@ -129,7 +129,7 @@ export function responseTooLarge(limitBytes: number, taskUUID: string | undefine
 export function tooManyImages(requestedMegapixels: number, limitMegapixels: number): ApiError {
   return new ApiError(
     'tooManyImages',
-    `The request asks for ${Math.ceil(requestedMegapixels)} megapixels of images (numberResults × width × height over all tasks); at most ${limitMegapixels} are accepted per request. Send fewer or smaller images per request.`,
+    `The request asks for ${Math.ceil(requestedMegapixels)} megapixels of images (numberResults × width × height over all tasks, 16 per imageUpload from a URL); at most ${limitMegapixels} are accepted per request. Send fewer or smaller images per request.`,
     { parameter: 'numberResults', retryable: false, extra: { limit: limitMegapixels } },
   );
 }

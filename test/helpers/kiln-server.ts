@@ -6,7 +6,7 @@ import { startKiln, type Kiln } from '../../src/compose.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import type { Clock } from '../../src/shared/clock.ts';
 
-export const TEST_KEY = 'kiln_test_key_0123456789';
+export const TEST_KEY = 'kiln_test_key_0123456789abcdefghijklmn';
 
 export interface TestServer {
   readonly kiln: Kiln;

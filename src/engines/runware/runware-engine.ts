@@ -7,12 +7,13 @@ import type { Logger } from '../../shared/logger.ts';
 import type { GenerateCall, GenerateResult, ImageEngine } from '../spec/image-engine.ts';
 import { RestTransport } from './rest-transport.ts';
 import { runwareOptionsSchema, type RunwareEngineOptions, type RunwareSettings } from './runware-options.ts';
-import { runUpstreamCall, type EngineContext } from './upstream-call.ts';
+import { runUpstreamCall, type EngineContext, type UpstreamImageDownload } from './upstream-call.ts';
 import type { UpstreamTransport } from './upstream-transport.ts';
 import { WsTransport } from './ws-transport.ts';
 
 export type { RunwareEngineOptions } from './runware-options.ts';
 export { DEFAULT_RUNWARE_URL } from './runware-options.ts';
+export type { UpstreamImageDownload } from './upstream-call.ts';
 
 /** Runware's `numberResults` range is 1–20: one upstream task per call of up to 20 images. */
 export const RUNWARE_MAX_IMAGES_PER_CALL = 20;
@@ -21,6 +22,12 @@ export interface RunwareEngineDeps {
   readonly logger: Logger;
   /** A transport to use instead of the one `url` picks (tests). */
   readonly transport?: UpstreamTransport;
+  /**
+   * Downloads images the upstream returns as URLs (`upstreamOutputType: 'URL'`, or an upstream
+   * that ignores outputType). Kiln passes its guarded outbound client; engines never use the
+   * global `fetch`. Without it, an image URL fails the call with `providerError`.
+   */
+  readonly download?: UpstreamImageDownload;
 }
 
 /** Picks the transport from the URL's protocol: `ws:`/`wss:` → WebSocket, `http:`/`https:` → REST. */
@@ -45,12 +52,12 @@ export function createTransport(settings: RunwareSettings, logger: Logger): Upst
  * until the first call.
  */
 export function createRunwareEngine(options: RunwareEngineOptions & RunwareEngineDeps): ImageEngine {
-  const { logger: baseLogger, transport: injected, ...rest } = options;
+  const { logger: baseLogger, transport: injected, download, ...rest } = options;
   const settings = runwareOptionsSchema.parse(rest);
   const logger = baseLogger.child({ engine: 'runware' });
   let closed = false;
   const transport = injected ?? createTransport(settings, logger);
-  const context: EngineContext = { transport, settings, logger, sendSeed: settings.sendSeed, isClosed: () => closed };
+  const context: EngineContext = { transport, settings, logger, sendSeed: settings.sendSeed, isClosed: () => closed, download };
   return {
     name: 'runware',
     maxImagesPerCall: RUNWARE_MAX_IMAGES_PER_CALL,

@@ -27,7 +27,20 @@ export interface EngineContext {
   /** Whether to send `seed`; turned off for good once the upstream refuses it. */
   sendSeed: boolean;
   readonly isClosed: () => boolean;
+  /** Downloads images the upstream returns as URLs; without it such images fail the call. */
+  readonly download: UpstreamImageDownload | undefined;
 }
+
+/**
+ * Downloads an image the upstream returned as a URL. Kiln passes its guarded outbound client
+ * (`net/safe-fetch`: address and port checks on every hop, timeouts, a streamed size cap), so an
+ * upstream answer cannot aim the server at an internal address. May throw `ApiError`; any other
+ * error counts as a retryable `providerError`.
+ */
+export type UpstreamImageDownload = (
+  url: string,
+  init: { readonly signal: AbortSignal; readonly timeoutMs: number; readonly maxBytes: number },
+) => Promise<Uint8Array>;
 
 /** How often a call may submit its task again because the upstream said it does not know it. */
 const MAX_RESUBMITS = 2;
@@ -79,7 +92,7 @@ export async function runUpstreamCall(context: EngineContext, call: GenerateCall
     for (const item of view.successes) {
       const imageUUID = item.imageUUID as string;
       if (assigner.isSeen(imageUUID)) continue;
-      const bytes = await imageBytes(item, context.settings.requestTimeoutMs, signal);
+      const bytes = await imageBytes(context, item, signal);
       const seriesIndex = typeof item.seriesIndex === 'number' ? item.seriesIndex : undefined;
       const seed = typeof item.seed === 'number' ? item.seed : undefined;
       const placed = assigner.assign({ imageUUID, ...(seed === undefined ? {} : { seed }), ...(seriesIndex === undefined ? {} : { seriesIndex }) });
@@ -198,39 +211,32 @@ function failure(context: EngineContext, log: Logger, error: UpstreamObject): Ap
 }
 
 /** The bytes of a finished upstream image, whichever output field it came in. */
-async function imageBytes(item: UpstreamObject, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array> {
+async function imageBytes(context: EngineContext, item: UpstreamObject, signal: AbortSignal): Promise<Uint8Array> {
   if (typeof item.imageBase64Data === 'string') return Buffer.from(item.imageBase64Data, 'base64');
   if (typeof item.imageDataURI === 'string') return Buffer.from(item.imageDataURI.slice(item.imageDataURI.indexOf(',') + 1), 'base64');
   if (typeof item.imageURL === 'string') {
-    // Only when the upstream ignored outputType: fetch the bytes from the URL it gave.
-    const response = await fetch(item.imageURL, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new ApiError('providerError', `The upstream image could not be downloaded (HTTP ${response.status}).`, { retryable: true });
+    // upstreamOutputType URL, or an upstream that ignored outputType: fetch the bytes it points at.
+    if (context.download === undefined) {
+      throw new ApiError('providerError', 'The upstream returned an image URL and this engine has no downloader.', { retryable: false });
     }
-    return readCapped(response, MAX_UPSTREAM_IMAGE_BYTES);
+    try {
+      return await context.download(item.imageURL, {
+        signal,
+        timeoutMs: context.settings.requestTimeoutMs,
+        maxBytes: MAX_UPSTREAM_IMAGE_BYTES,
+      });
+    } catch (error) {
+      if (signal.aborted) throw abortError();
+      if (error instanceof ApiError) throw error;
+      context.logger.warn({ err: error }, 'runware: the upstream image could not be downloaded');
+      throw new ApiError('providerError', 'The upstream image could not be downloaded.', { retryable: true });
+    }
   }
   throw new ApiError('providerError', 'The upstream returned an image without data.', { retryable: true });
 }
 
 /** A 6272×2688 PNG stays far below this; anything larger is not an image we asked for. */
-const MAX_UPSTREAM_IMAGE_BYTES = 256 * 1024 * 1024;
-
-async function readCapped(response: Response, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () => new ApiError('providerError', `The upstream image is larger than ${maxBytes} bytes.`, { retryable: false });
-  if (Number(response.headers.get('content-length') ?? 0) > maxBytes) {
-    await response.body?.cancel();
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body ?? []) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
-}
+export const MAX_UPSTREAM_IMAGE_BYTES = 256 * 1024 * 1024;
 
 /** The encoded image, with its real format read from the magic bytes (run-task converts if it differs). */
 function encodedOf(bytes: Uint8Array, call: GenerateCall): EncodedImage {
