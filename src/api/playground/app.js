@@ -152,11 +152,15 @@ function loadTask(task, thumbs = [], elementThumbs = []) {
 
 // --- reference images ---------------------------------------------------------------------------
 
+/** True (and the limit shown next to the field) when no further reference fits. */
+function referencesFull() {
+  if (roomLeft() > 0) return false;
+  showError({ parameter: 'inputs.referenceImages', message: `At most ${maxRefs()} reference images${elementImages() ? ' (element images count too)' : ''}.` });
+  return true;
+}
+
 function addReference(ref) {
-  if (roomLeft() <= 0) {
-    showError({ parameter: 'inputs.referenceImages', message: `At most ${maxRefs()} reference images${elementImages() ? ' (element images count too)' : ''}.` });
-    return false;
-  }
+  if (referencesFull()) return false;
   $('references-error').textContent = '';
   $('field-references').classList.remove('invalid');
   references.push({ id: uuid(), ...ref });
@@ -191,6 +195,9 @@ async function addFiles(files) {
       showError({ parameter: 'inputs.referenceImages', message: `${file.name} is not an image.` });
       continue;
     }
+    // Check for room before reading: a file that cannot be added is never read, and the limit's
+    // error appears together with the last reference that fitted.
+    if (referencesFull()) break;
     const dataUri = await readFile(file);
     if (!addReference({ kind: 'file', value: dataUri, thumb: dataUri, name: file.name })) break;
   }
