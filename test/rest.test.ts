@@ -38,6 +38,47 @@ describe('REST /v1', () => {
     assert.deepEqual(again.body.data, []);
   });
 
+  test('a reply of several MB (base64 PNGs, then getResponse and an error) is streamed whole and exact', async () => {
+    const task = {
+      taskType: 'imageInference',
+      taskUUID: randomUUID(),
+      model: 'kiln:studio@1',
+      positivePrompt: 'a crimson lighthouse on emerald cliffs above a turquoise sea',
+      width: 1024,
+      height: 1024,
+      numberResults: 3,
+      outputType: 'base64Data',
+      outputFormat: 'PNG',
+    };
+    const first = await post(server, [task]);
+    assert.equal(first.status, 200, JSON.stringify(first.body.errors));
+    const items = first.body.data;
+    assert.equal(items.length, 3);
+    for (const item of items) {
+      const meta = await sharp(Buffer.from(item.imageBase64Data, 'base64')).metadata();
+      assert.deepEqual([meta.format, meta.width, meta.height], ['png', 1024, 1024]);
+    }
+    // A mixed reply over the streaming threshold: results read back, plus an error at the end.
+    const response = await fetch(`${server.url}/v1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify([{ taskType: 'getResponse', taskUUID: task.taskUUID }, { taskType: 'imageInference', taskUUID: 'nope' }]),
+    });
+    const text = Buffer.from(await response.arrayBuffer());
+    assert.ok(text.length > 2 * 1024 * 1024, `${text.length} bytes`);
+    assert.equal(Number(response.headers.get('content-length')), text.length);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+    const body = JSON.parse(text.toString('utf8'));
+    assert.equal(response.status, 200);
+    // The same images, byte for byte, as the first reply: nothing was cut or reordered on the way.
+    assert.deepEqual(
+      body.data.map((d: any) => d.imageBase64Data).sort(),
+      items.map((d: any) => d.imageBase64Data).sort(),
+    );
+    assert.equal(body.errors.length, 1);
+    assert.equal(body.errors[0].parameter, 'taskUUID');
+  });
+
   test('an authentication task first is an alternative to the Bearer header', async () => {
     const taskUUID = randomUUID();
     const response = await post(

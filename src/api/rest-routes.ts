@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Limits } from '../config/config.ts';
 import {
@@ -75,6 +75,34 @@ function capped(limit: number): Transform {
   });
 }
 
+/** Replies up to this size go out as one buffer; larger ones are streamed item by item. */
+const STREAM_REPLY_BYTES = 1024 * 1024;
+
+/**
+ * Sends `{"data": [...], "errors": [...]}` from items already serialized. A large reply is written
+ * as a stream of its items (with backpressure, and a known `Content-Length`), so the server never
+ * holds a second, concatenated copy of a reply of many base64 images.
+ */
+function sendReply(reply: FastifyReply, status: number, data: string[], errors: readonly ApiError[]): FastifyReply {
+  const head = '{"data":[';
+  const tail = errors.length === 0 ? ']}' : `],"errors":${JSON.stringify(errors.map((e) => e.toJSON()))}}`;
+  reply.code(status).type('application/json; charset=utf-8');
+  const length =
+    Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, data.length - 1) + data.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
+  if (length <= STREAM_REPLY_BYTES) return reply.send(head + data.join(',') + tail);
+  function* chunks(): Generator<Buffer> {
+    yield Buffer.from(head);
+    for (let i = 0; i < data.length; i += 1) {
+      const text = data[i]!;
+      // Each item is let go once it is on its way: memory falls as the reply drains.
+      data[i] = '';
+      yield Buffer.from(i === 0 ? text : `,${text}`);
+    }
+    yield Buffer.from(tail);
+  }
+  return reply.header('Content-Length', String(length)).send(Readable.from(chunks(), { objectMode: false }));
+}
+
 /** `POST /v1` (and `/v1/`): a JSON array of tasks in, `{data, errors}` out. */
 export function registerRestRoutes(app: FastifyInstance, options: RestOptions): void {
   const { limits, authThrottle } = options;
@@ -126,15 +154,21 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     const megapixels = requestedMegapixels(tasks);
     if (megapixels > limits.maxRequestMegapixels) return sendErrors(reply, [tooManyImages(megapixels, limits.maxRequestMegapixels)]);
 
-    const data: Record<string, unknown>[] = [];
+    // Items are serialized once, as they arrive, and kept as their JSON text: the reply is
+    // written from these pieces (streamed when large) and never built as one string.
+    const data: string[] = [];
     const errors: ApiError[] = [];
     // Bytes the reply carries so far; items past the cap are dropped and their task told why.
     let replyBytes = 0;
+    let producedData = false;
     const overflowed = new Set<string>();
     const fits = (items: readonly Record<string, unknown>[]): boolean => {
-      const size = items.reduce((sum, item) => sum + JSON.stringify(item).length, 0);
+      const texts = items.map((item) => JSON.stringify(item));
+      const size = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
       if (replyBytes + size > limits.maxReplyBytes) return false;
       replyBytes += size;
+      data.push(...texts);
+      if (items.some((item) => item.taskType !== 'authentication')) producedData = true;
       return true;
     };
     const overflow = (item: Record<string, unknown> | undefined, taskType: string): void => {
@@ -148,15 +182,13 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     let answered = false;
     const sink: ReplySink = {
       data: (item) => {
-        if (fits([item])) data.push(item);
-        else overflow(item, typeof item.taskType === 'string' ? item.taskType : 'imageInference');
+        if (!fits([item])) overflow(item, typeof item.taskType === 'string' ? item.taskType : 'imageInference');
       },
       error: (error) => errors.push(error),
       notice: (error) => errors.push(error),
       batch: (items, errs) => {
         answered = true;
-        if (fits(items)) data.push(...items);
-        else overflow(items[0], 'getResponse');
+        if (!fits(items)) overflow(items[0], 'getResponse');
         errors.push(...errs);
       },
     };
@@ -201,10 +233,9 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     // During a shutdown the connection must not idle in keep-alive: the server waits for it.
     if (options.shutdown.aborted) reply.header('Connection', 'close');
     if (!principal) return sendErrors(reply, errors.length > 0 ? errors : [invalidApiKey()]);
-    if (errors.length === 0) return reply.code(200).send({ data });
     // kiln-extensions.md: 200 when at least one task produced data, otherwise the first error's status.
-    const producedData = answered || data.some((item) => item.taskType !== 'authentication');
-    return reply.code(producedData ? 200 : (errors[0]?.status ?? 500)).send({ data, errors: errors.map((e) => e.toJSON()) });
+    const status = errors.length === 0 || answered || producedData ? 200 : (errors[0]?.status ?? 500);
+    return sendReply(reply, status, data, errors);
   };
   for (const url of ['/v1', '/v1/']) app.post(url, { onRequest, preParsing }, handler);
 }
