@@ -216,6 +216,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     imageUrl: (objectKey) => `${baseUrl}/image/${objectKey}`,
     retentionMs: config.retentionMs,
     uploadRetentionMs: config.uploadRetentionMs,
+    idempotentResubmit: config.idempotentResubmit,
     queueCapacity: config.queueMax,
   });
   const shutdown = new AbortController();

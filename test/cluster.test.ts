@@ -107,8 +107,18 @@ describe('a real cluster: 2 api + 2 workers on Redis, PostgreSQL and S3', { skip
     // taskUUIDs are case-insensitive on PostgreSQL too.
     const upper = await post(b, [{ taskType: 'getResponse', taskUUID: (t.taskUUID as string).toUpperCase() }]);
     assert.equal(upper.body.data.length, 3);
+    // The same task resent (in another case) is acknowledged again; another body is a conflict.
     const again = await post(b, [{ ...t, taskUUID: (t.taskUUID as string).toUpperCase() }]);
-    assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.data[0].taskUUID, (t.taskUUID as string).toUpperCase());
+    const other = await post(b, [{ ...t, taskUUID: (t.taskUUID as string).toUpperCase(), positivePrompt: 'another prompt' }]);
+    assert.equal(other.body.errors[0].code, 'conflictTaskUUID');
+    const after = await post(a, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+    assert.deepEqual(
+      after.body.data.map((item: any) => item.imageUUID).sort(),
+      done.map((item) => item.imageUUID).sort(),
+      'the same images: nothing ran twice',
+    );
   });
 
   test('4 images with a webhook and 2 workers: exactly one accepted POST per image', async () => {

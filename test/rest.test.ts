@@ -30,8 +30,12 @@ describe('REST /v1', () => {
     assert.equal(image.headers.get('content-type'), 'image/jpeg');
     const meta = await sharp(Buffer.from(await image.arrayBuffer())).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', 2496, 1664]);
-    // Reusing the taskUUID is a conflict.
-    const again = await post(server, [task]);
+    // Resending the same task (a client's retry) answers the same image; nothing runs twice.
+    const retry = await post(server, [task]);
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.deepEqual(retry.body.data, response.body.data);
+    // Reusing the taskUUID for another task is a conflict.
+    const again = await post(server, [{ ...task, positivePrompt: `${task.positivePrompt} (changed)` }]);
     assert.equal(again.status, 400);
     assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
     assert.equal(again.body.errors[0].taskUUID, task.taskUUID);

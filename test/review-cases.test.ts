@@ -180,7 +180,7 @@ describe('protocol details', () => {
   test('a taskUUID is taken whatever its case', async () => {
     const t = task();
     assert.equal((await post(server, [t])).status, 200);
-    const again = await post(server, [{ ...t, taskUUID: t.taskUUID.toUpperCase() }]);
+    const again = await post(server, [{ ...t, taskUUID: t.taskUUID.toUpperCase(), positivePrompt: `${t.positivePrompt} again` }]);
     assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
   });
 

@@ -120,9 +120,11 @@ export class TaskDispatcher {
       let stop = (): void => {};
       // Subscribe once the task is ours (after the taskUUID proved unique) and before it can
       // run, so a fast task cannot finish before anyone listens.
-      await this.service.submitInference(task, principal, async () => {
+      const outcome = await this.service.submitInference(task, principal, async () => {
         stop = await this.service.watch(task.taskUUID, listener);
       });
+      // The same task resent (a client's retry): what is stored is replayed, the rest follows live.
+      if (outcome === 'attached') return { stop: await this.service.watch(task.taskUUID, listener), replay: true };
       return { stop, replay: false };
     });
   }

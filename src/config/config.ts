@@ -38,6 +38,7 @@ const envSchema = z.object({
   KILN_QUEUE_MAX: int(1, 10_000_000).default(1000),
   KILN_QUEUE_LOCK_SECONDS: int(2, 3600).default(30),
   KILN_WARMUP: bool.default(true),
+  KILN_IDEMPOTENT_RESUBMIT: bool.default(true),
   KILN_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/./, 'must be a postgres:// URL').optional(),
   KILN_DATABASE_POOL: int(1, 200).default(10),
   KILN_REDIS_URL: z.string().regex(/^rediss?:\/\/./, 'must be a redis:// or rediss:// URL').optional(),
@@ -140,6 +141,8 @@ export interface Config {
   readonly syncTimeoutMs: number;
   readonly retentionMs: number;
   readonly uploadRetentionMs: number;
+  /** A task resent by its key with the same taskUUID and body attaches to the first one (no conflictTaskUUID). */
+  readonly idempotentResubmit: boolean;
   readonly allowPrivateUrls: boolean;
   readonly sweepIntervalMs: number;
   /** How long a shutdown waits for running tasks before handing them back. */
@@ -291,6 +294,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     syncTimeoutMs: e.KILN_SYNC_TIMEOUT_SECONDS * 1000,
     retentionMs: e.KILN_RETENTION_HOURS * 3_600_000,
     uploadRetentionMs: e.KILN_UPLOAD_RETENTION_DAYS * 86_400_000,
+    idempotentResubmit: e.KILN_IDEMPOTENT_RESUBMIT,
     allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS,
     sweepIntervalMs: e.KILN_SWEEP_SECONDS * 1000,
     shutdownDrainMs: e.KILN_SHUTDOWN_DRAIN_SECONDS * 1000,

@@ -10,7 +10,7 @@ import type { Clock } from '../shared/clock.ts';
 import { newUuid, randomSeed } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { TaskConflictError, type GenerationRecord, type TaskStore } from '../store/task-store.ts';
+import { TaskConflictError, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
 import { runTask } from './run-task.ts';
 
@@ -43,6 +43,8 @@ export interface TaskServiceDeps {
   readonly uploadRetentionMs: number;
   /** Images waiting or running past which new tasks get 429 (for the error's `limit`). */
   readonly queueCapacity: number;
+  /** A resent task (same key, taskUUID and body) attaches to the first instead of `conflictTaskUUID`. */
+  readonly idempotentResubmit: boolean;
   /** Whether a webhook / upload URL may be delivered to; the problem in words, or undefined. */
   checkDeliveryTarget(url: string): Promise<string | undefined>;
 }
@@ -109,7 +111,14 @@ export class TaskService {
    * accepted: the task is not stored and its taskUUID stays free). `onAccepted` runs once the
    * task is stored and before it can start (to subscribe to it; its promise is awaited).
    */
-  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>): Promise<void> {
+  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>): Promise<'accepted' | 'attached'> {
+    // A taskUUID already in use: the same task resent (attach) or a conflict. Checked before the
+    // admission reservation, which is keyed by taskUUID and belongs to the first task.
+    const existing = await this.deps.store.getTask(task.taskUUID);
+    if (existing) {
+      this.attachOrConflict(existing, task, principal);
+      return 'attached';
+    }
     const images = imageCount(task);
     // The reservation comes first, so concurrent submissions on any API process cannot
     // overshoot the bound while they wait for target checks and the insert.
@@ -127,12 +136,39 @@ export class TaskService {
       await onAccepted?.();
       await this.deps.queue.enqueue({ id: task.taskUUID });
     } catch (error) {
+      if (error instanceof TaskConflictError) {
+        // Another submission of the same taskUUID stored it first (a race between two retries):
+        // the reservation is that task's, so it stays; this one attaches or conflicts.
+        const winner = await this.deps.store.getTask(task.taskUUID);
+        if (!winner) throw error;
+        this.attachOrConflict(winner, task, principal);
+        return 'attached';
+      }
       // Nothing half-accepted stays behind: the client hears an error, so the task must not run.
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
       await this.deps.admission.release(task.taskUUID).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
+    return 'accepted';
+  }
+
+  /**
+   * A taskUUID already stored: the same key resending the same task (identical after validation
+   * and defaults) attaches to it; anything else is `conflictTaskUUID`.
+   */
+  private attachOrConflict(existing: TaskRecord, task: InferenceTask, principal: Principal): void {
+    const now = this.deps.clock.now();
+    const readable = existing.expiresAt === null || existing.expiresAt > now;
+    // taskUUIDs are case-insensitive: a retry that changed only their case is the same task.
+    const canonical = (request: InferenceTask): string => JSON.stringify({ ...request, taskUUID: request.taskUUID.toLowerCase() });
+    const same = existing.apiKeyId === principal.apiKeyId && canonical(JSON.parse(existing.request) as InferenceTask) === canonical(task);
+    if (this.deps.idempotentResubmit && same && readable) return;
+    throw new ApiError('conflictTaskUUID', `The taskUUID '${task.taskUUID}' is already in use. Use a new UUID v4 for each task.`, {
+      parameter: 'taskUUID',
+      taskUUID: task.taskUUID,
+      taskType: task.taskType,
+    });
   }
 
   /** A retryable 503 for errors that mean a shared service is out of reach. */
@@ -176,34 +212,24 @@ export class TaskService {
       nsfw: null,
       finishedAt: null,
     }));
-    try {
-      await this.deps.store.insertTask(
-        {
-          taskUUID: task.taskUUID,
-          apiKeyId: principal.apiKeyId,
-          taskType: task.taskType,
-          model: task.model,
-          engine: this.engineFor(task.model),
-          request: JSON.stringify(task),
-          status: 'queued',
-          imageCount: count,
-          createdAt: now,
-          updatedAt: now,
-          finishedAt: null,
-          expiresAt: null,
-        },
-        generations,
-      );
-    } catch (error) {
-      if (error instanceof TaskConflictError) {
-        throw new ApiError('conflictTaskUUID', `The taskUUID '${task.taskUUID}' is already in use. Use a new UUID v4 for each task.`, {
-          parameter: 'taskUUID',
-          taskUUID: task.taskUUID,
-          taskType: task.taskType,
-        });
-      }
-      throw error;
-    }
+    // A TaskConflictError (the taskUUID was taken meanwhile) is left to `submitInference`.
+    await this.deps.store.insertTask(
+      {
+        taskUUID: task.taskUUID,
+        apiKeyId: principal.apiKeyId,
+        taskType: task.taskType,
+        model: task.model,
+        engine: this.engineFor(task.model),
+        request: JSON.stringify(task),
+        status: 'queued',
+        imageCount: count,
+        createdAt: now,
+        updatedAt: now,
+        finishedAt: null,
+        expiresAt: null,
+      },
+      generations,
+    );
     if (task.ignoredFields.length > 0) {
       this.deps.logger.debug({ taskUUID: task.taskUUID, fields: task.ignoredFields }, 'ignored compatibility fields');
     }

@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { RunwareServer } from '@runware/sdk-js';
+import { WebSocket, WebSocketServer } from 'ws';
+import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+
+const OTHER_KEY = 'kiln_other_key_0123456789abcdefghijklmn';
+
+function task(extra: Record<string, unknown> = {}): Record<string, unknown> & { taskUUID: string } {
+  return {
+    taskType: 'imageInference',
+    taskUUID: randomUUID(),
+    model: 'kiln:studio@1',
+    positivePrompt: 'a windmill beside a river at dusk',
+    width: 256,
+    height: 256,
+    ...extra,
+  };
+}
+
+const imageUUIDs = (items: any[]): string[] => items.map((item) => item.imageUUID).sort();
+
+/**
+ * A loopback WebSocket proxy in front of Kiln that counts the imageInference tasks clients send
+ * through it, so a test can tell that a client really retried.
+ */
+async function countingProxy(target: string): Promise<{ url: string; inferences: () => number; close(): Promise<void> }> {
+  let inferences = 0;
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  wss.on('connection', (client, request) => {
+    const upstream = new WebSocket(`${target}${request.url?.replace(/^\/v1/, '') ?? ''}`);
+    const pending: string[] = [];
+    upstream.on('open', () => {
+      for (const frame of pending.splice(0)) upstream.send(frame);
+    });
+    client.on('message', (data) => {
+      const text = data.toString();
+      for (const item of JSON.parse(text) as { taskType?: string }[]) if (item.taskType === 'imageInference') inferences++;
+      if (upstream.readyState === WebSocket.OPEN) upstream.send(text);
+      else pending.push(text);
+    });
+    upstream.on('message', (data) => client.readyState === WebSocket.OPEN && client.send(data.toString()));
+    client.on('close', () => upstream.close());
+    upstream.on('close', () => client.close());
+    upstream.on('error', () => client.terminate());
+  });
+  const { port } = wss.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}/v1`,
+    inferences: () => inferences,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of wss.clients) socket.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}
+
+describe('idempotent resubmission', () => {
+  let server: TestServer;
+  before(async () => {
+    // One task at a time, so a task can be made to wait behind another.
+    server = await startTestServer({ KILN_API_KEYS: `${TEST_KEY},${OTHER_KEY}`, KILN_QUEUE_CONCURRENCY: '1' });
+  });
+  after(() => server.close());
+
+  test('a sync task resent while it runs gets the same images, made once', async () => {
+    const t = task({ numberResults: 3, width: 1024, height: 1024 });
+    const [first, second] = await Promise.all([post(server, [t]), new Promise((r) => setTimeout(r, 50)).then(() => post(server, [t]))]);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.equal(first.body.data.length, 3);
+    assert.deepEqual(imageUUIDs(second.body.data), imageUUIDs(first.body.data));
+    // After the end, a resend answers at once from the store.
+    const third = await post(server, [t]);
+    assert.deepEqual(imageUUIDs(third.body.data), imageUUIDs(first.body.data));
+    const state = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+    assert.deepEqual(imageUUIDs(state.body.data), imageUUIDs(first.body.data), 'three generations, no more');
+  });
+
+  test('an async task resent gets its ack again; nothing runs twice', async () => {
+    const t = task({ deliveryMethod: 'async', numberResults: 2 });
+    const ack = await post(server, [t]);
+    const again = await post(server, [t]);
+    assert.deepEqual(again.body, ack.body);
+    assert.deepEqual(again.body.data, [{ taskType: 'imageInference', taskUUID: t.taskUUID }]);
+    let items: any[] = [];
+    for (let i = 0; i < 100 && items.filter((item) => item.status === 'success').length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      items = (await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }])).body.data;
+    }
+    assert.equal(items.length, 2);
+    assert.equal(new Set(imageUUIDs(items)).size, 2);
+  });
+
+  test('another body or another key still gets conflictTaskUUID', async () => {
+    const t = task();
+    assert.equal((await post(server, [t])).status, 200);
+    const changed = await post(server, [{ ...t, positivePrompt: 'something else' }]);
+    assert.equal(changed.status, 400);
+    assert.equal(changed.body.errors[0].code, 'conflictTaskUUID');
+    assert.equal(changed.body.errors[0].taskUUID, t.taskUUID);
+    const other = await post(server, [t], { key: OTHER_KEY });
+    assert.equal(other.body.errors[0].code, 'conflictTaskUUID');
+  });
+
+  test('@runware/sdk-js retrying with the same taskUUID after a timeout gets its image once', async () => {
+    const proxy = await countingProxy(server.wsUrl);
+    // timeoutDuration is the SDK's minimum (1 s). The task waits behind another one that takes
+    // longer than that, so the SDK times out before any image arrived and resends the same task
+    // (same taskUUID, same body).
+    const blocker = await post(server, [task({ deliveryMethod: 'async', numberResults: 4, width: 4096, height: 4096, outputFormat: 'PNG' })]);
+    assert.equal(blocker.status, 200);
+    const runware = new RunwareServer({ apiKey: TEST_KEY, url: proxy.url, shouldReconnect: false, timeoutDuration: 1_000, globalMaxRetries: 4 });
+    try {
+      await runware.ensureConnection();
+      const taskUUID = randomUUID();
+      const images = await runware.requestImages({
+        taskUUID,
+        model: 'kiln:studio@1',
+        positivePrompt: 'a lighthouse on cliffs above the sea',
+        width: 256,
+        height: 256,
+        numberResults: 1,
+      } as any);
+      assert.equal(images?.length, 1);
+      assert.ok(proxy.inferences() >= 2, `the SDK sent the task ${proxy.inferences()} time(s): no retry happened`);
+      const state = await post(server, [{ taskType: 'getResponse', taskUUID }]);
+      assert.deepEqual(imageUUIDs(state.body.data), imageUUIDs(images!), 'one image, made once');
+    } finally {
+      await runware.disconnect();
+      await proxy.close();
+    }
+  });
+});
+
+describe('KILN_IDEMPOTENT_RESUBMIT=false', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ KILN_IDEMPOTENT_RESUBMIT: 'false' });
+  });
+  after(() => server.close());
+
+  test('every reuse of a taskUUID is a conflict', async () => {
+    const t = task();
+    assert.equal((await post(server, [t])).status, 200);
+    const again = await post(server, [t]);
+    assert.equal(again.status, 400);
+    assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
+  });
+});
