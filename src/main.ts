@@ -2,19 +2,65 @@
 import { ConfigError, loadConfig, ROLES, type Role } from './config/config.ts';
 import { startKiln } from './compose.ts';
 import { runKeysCommand } from './cli/keys-command.ts';
+import { runGenerateCommand } from './cli/generate-command.ts';
+import { runBatchCommand } from './cli/batch-command.ts';
+import { runTasksCommand } from './cli/tasks-command.ts';
+import type { ClientIo } from './cli/client-io.ts';
 
-const USAGE = `Usage: kiln [serve|api|worker|keys]
+const USAGE = `Usage: kiln <command> [options]     (kiln <command> --help for its options)
 
-  serve    everything in one process (default): API, tasks, deliveries, sweeper
-  api      transports only: REST and WebSocket on /v1, images, /health, /metrics
-           (needs KILN_REDIS_URL, KILN_DATABASE_URL and KILN_S3_BUCKET)
-  worker   runs tasks, deliveries and the sweeper; serves only /health and /metrics
-           (same services as api; KILN_QUEUE_CONCURRENCY tasks at once)
-  keys     manage API keys in the store: create, list, revoke, rotate,
-           rotate-webhook-secret (kiln keys help)
+Server:
+  serve      everything in one process (default): API, tasks, deliveries, sweeper
+  api        transports only: REST and WebSocket on /v1, images, /health, /metrics
+             (needs KILN_REDIS_URL, KILN_DATABASE_URL and KILN_S3_BUCKET)
+  worker     runs tasks, deliveries and the sweeper; serves only /health and /metrics
+             (same services as api; KILN_QUEUE_CONCURRENCY tasks at once)
+  keys       manage API keys in the store: create, list, revoke, rotate,
+             rotate-webhook-secret (kiln keys help)
 
-Settings are environment variables: see docs/configuration.md.
+Client (Runware WebSocket API: a Kiln server, or the hosted one with --server):
+  generate   make images from a prompt and write them to files
+  batch      one task per line of a .txt or .jsonl file; resumable
+  tasks      show or watch the images of a task (getResponse)
+
+Examples:
+  kiln serve
+  export KILN_KEY=$(head -n1 data/api-key.txt)
+  kiln generate "a lighthouse on a jade sea at dusk" --aspect 16:9 -n 2
+  kiln batch prompts.txt --out renders --concurrency 4
+  kiln tasks show 0b1c6a4e-5f3d-4c6e-9a9b-1f2e3d4c5b6a
+
+Client exit codes: 0 success, 1 task errors, 2 usage, 3 server unreachable or key refused,
+130 interrupted. Server settings are environment variables: see docs/configuration.md;
+the client is described in docs/cli.md.
 `;
+
+const CLIENT_COMMANDS: Readonly<Record<string, (args: readonly string[], io: ClientIo) => Promise<number>>> = {
+  generate: runGenerateCommand,
+  batch: runBatchCommand,
+  tasks: runTasksCommand,
+};
+
+/** Runs a client command with the real streams; the first Ctrl-C cancels, a second exits at once. */
+async function runClient(command: (args: readonly string[], io: ClientIo) => Promise<number>): Promise<never> {
+  const interrupt = new AbortController();
+  process.on('SIGINT', () => {
+    if (interrupt.signal.aborted) process.exit(130);
+    interrupt.abort();
+  });
+  const code = await command(process.argv.slice(3), {
+    env: process.env,
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    cwd: process.cwd(),
+    isTTY: process.stdout.isTTY === true,
+    columns: process.stdout.columns ?? 120,
+    signal: interrupt.signal,
+  });
+  // Let the last writes reach a pipe before exiting.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(code);
+}
 
 async function run(role: Role): Promise<void> {
   let config;
@@ -38,7 +84,8 @@ async function run(role: Role): Promise<void> {
   if (kiln.createdKey) {
     process.stderr.write(
       `\nKiln created an API key for you (shown once; a copy is in ${config.dataDir}/api-key.txt):\n\n  ${kiln.createdKey}\n\n` +
-        `Use it as "Authorization: Bearer <key>" over REST or in an authentication task over WebSocket.\n\n`,
+        `Use it as "Authorization: Bearer <key>" over REST or in an authentication task over WebSocket;\n` +
+        `for kiln generate and the examples: export KILN_KEY=$(head -n1 ${config.dataDir}/api-key.txt)\n\n`,
     );
   }
   let signals = 0;
@@ -61,15 +108,20 @@ async function run(role: Role): Promise<void> {
 }
 
 const command = process.argv[2] ?? 'serve';
-if ((ROLES as readonly string[]).includes(command)) {
+const wantsHelp = process.argv[3] === '--help' || process.argv[3] === '-h';
+if ((ROLES as readonly string[]).includes(command) && wantsHelp) {
+  process.stdout.write(USAGE);
+} else if ((ROLES as readonly string[]).includes(command)) {
   await run(command as Role);
 } else if (command === 'keys') {
-  const code = await runKeysCommand(process.argv.slice(3), {
+  const code = await runKeysCommand(wantsHelp ? ['help'] : process.argv.slice(3), {
     env: process.env,
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
   });
   process.exit(code);
+} else if (CLIENT_COMMANDS[command]) {
+  await runClient(CLIENT_COMMANDS[command]);
 } else if (command === 'help' || command === '--help' || command === '-h') {
   process.stdout.write(USAGE);
 } else {

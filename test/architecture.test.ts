@@ -29,8 +29,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   delivery: ['store', 'net', 'shared', 'errors', 'metrics'],
   tasks: ['engines/spec', 'imaging', 'protocol', 'queue', 'store', 'events', 'delivery', 'shared', 'errors', 'models', 'metrics'],
   api: ['tasks', 'protocol', 'events', 'errors', 'config', 'shared', 'metrics'],
-  // Commands beside the server (`kiln keys`): wiring like main.ts, so they may use open-services.
-  cli: ['.', 'config', 'shared', 'store', 'tasks', 'errors'],
+  // Commands beside the server (`kiln keys`): wiring like main.ts, so they may use open-services;
+  // the client commands (`kiln generate`) read the O3 size table from models.
+  cli: ['.', 'config', 'shared', 'store', 'tasks', 'errors', 'models'],
 };
 
 function sourceFiles(dir: string): string[] {
