@@ -21,6 +21,7 @@ import { portProblem } from './net/port-rule.ts';
 import { FetchError } from './net/fetch-error.ts';
 import { createSafeFetch, type SafeFetch } from './net/safe-fetch.ts';
 import { createMetrics } from './metrics/metrics.ts';
+import { checkReadiness } from './metrics/readiness.ts';
 import { KILN_STUDIO, KLING_O3, MODELS } from './models/model-registry.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import type { Logger } from './shared/logger.ts';
@@ -223,6 +224,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   // Every waiting sync request listens to it; their number is bounded by the queue, not by 10.
   setMaxListeners(0, shutdown.signal);
   const health = async (): Promise<Record<string, unknown>> => ({ role });
+  const readiness = () => checkReadiness({ store, queue, events, maxQueuedImages: config.readyMaxQueuedImages });
   const api = servesApi
     ? await buildServer({
         service,
@@ -237,12 +239,15 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         shutdown: shutdown.signal,
         sessionDirectory: services.sessions,
         health,
+        readiness,
         limits: config.limits,
         authThrottle: services.authThrottle,
         metricsToken: config.metricsToken,
       })
     : undefined;
-  const app = api?.app ?? (await buildOpsServer({ metrics, health, logger, metricsToken: config.metricsToken, limits: config.limits }));
+  const app = api?.app ?? (await buildOpsServer({ metrics, health, readiness, logger, metricsToken: config.metricsToken, limits: config.limits }));
+  // Scrape-time gauges (docs/operations.md): cluster-wide counts from the store and the queue.
+  metrics.watch({ store, queue, webSockets: () => api?.app.websocketServer.clients.size });
   if (runsTasks && config.warmUp) await warmUp(studio, logger);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

@@ -148,6 +148,7 @@ describe('async delivery', () => {
       const response = await post(server, [t]);
       assert.equal(response.status, 200);
       assert.equal(response.body.errors, undefined);
+      await receiver.waitFor(1);
       assert.equal(receiver.requests.length, 1);
       const put = receiver.requests[0]!;
       assert.equal(put.method, 'PUT');
@@ -168,15 +169,37 @@ describe('async delivery', () => {
       const response = await post(server, [t]);
       assert.equal(response.status, 200);
       assert.equal(response.body.data.length, 1);
-      const [error] = response.body.errors;
+      // The sync reply does not wait for the upload: its outcome follows through getResponse.
+      assert.equal(response.body.errors, undefined);
+      assert.equal((await fetch(response.body.data[0].imageURL)).status, 200);
+      let poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+      for (let i = 0; i < 100 && !poll.body.errors; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+      }
+      const [error] = poll.body.errors;
       assert.equal(error.code, 'uploadFailed');
+      assert.equal(error.status, 'error');
       assert.equal(error.taskUUID, t.taskUUID);
       assert.equal(error.imageUUID, response.body.data[0].imageUUID);
       assert.equal(receiver.requests.length, 1, '403 is final');
-      assert.equal((await fetch(response.body.data[0].imageURL)).status, 200);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test('an upload endpoint that keeps failing does not hold the sync reply', async () => {
+    const receiver = await Receiver.start(() => 503);
+    try {
+      const t = task({ uploadEndpoint: `${receiver.url}/flaky` });
+      const response = await post(server, [t]);
+      assert.equal(response.status, 200);
+      assert.equal(response.body.data.length, 1);
+      assert.equal(response.body.errors, undefined);
+      // Eight attempts with backoff take tens of seconds; the reply came while they go on.
+      assert.ok(receiver.requests.length < 8, `${receiver.requests.length} attempts before the reply`);
       const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
-      assert.equal(poll.body.errors[0].code, 'uploadFailed');
-      assert.equal(poll.body.errors[0].status, 'error');
+      assert.equal(poll.body.data[0].imageUUID, response.body.data[0].imageUUID);
     } finally {
       await receiver.close();
     }

@@ -137,6 +137,7 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     const fence = await run('claimTask', () => store.claimTask(uuid, now));
     assert.equal(fence, 1);
     await run('getTask', () => store.getTask(uuid));
+    await run('imagesAhead', () => store.imagesAhead(now));
     await run('listGenerations', () => store.listGenerations(uuid));
     await run('loadEngineState', () => store.loadEngineState(uuid, 0));
     await run('saveEngineState', () => store.saveEngineState(uuid, 0, '{"job":1}', fence));

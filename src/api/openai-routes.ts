@@ -124,6 +124,7 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
             throw invalidApiKey();
           },
           dryRun: false,
+          endAtLastImage: true,
           syncTimeoutMs: options.syncTimeoutMs,
           signal: AbortSignal.any([controller.signal, options.shutdown]),
         },

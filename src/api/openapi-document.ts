@@ -66,6 +66,7 @@ export function buildOpenApiDocument(version: string): Json {
       PingTask: wire.pingTaskSchema,
       ImageUploadTask: wire.imageUploadTaskSchema,
       GetResponseTask: wire.getResponseTaskSchema,
+      CancelTask: wire.cancelTaskSchema,
       Task: wire.taskSchema,
       RequestBody: wire.requestBodySchema,
       OpenAIImageGenerationRequest: openai.generationRequestSchema,
@@ -81,6 +82,7 @@ export function buildOpenApiDocument(version: string): Json {
       AuthenticationResult: wire.authenticationResultSchema,
       PingResult: wire.pingResultSchema,
       ImageUploadResult: wire.imageUploadResultSchema,
+      CancelResult: wire.cancelResultSchema,
       ResultItem: wire.resultItemSchema,
       ErrorItem: wire.errorItemSchema,
       ResponseEnvelope: wire.responseEnvelopeSchema,
@@ -129,7 +131,7 @@ export function buildOpenApiDocument(version: string): Json {
       '/v1': {
         post: {
           tags: ['Runware task API'],
-          summary: 'Run tasks (imageInference, imageUpload, getResponse, authentication, ping)',
+          summary: 'Run tasks (imageInference, imageUpload, getResponse, cancelTask, authentication, ping)',
           description: 'Authenticate with `Authorization: Bearer <key>` or an `authentication` task first in the array.',
           security: [{ bearer: [] }, {}],
           requestBody: { required: true, content: { 'application/json': { schema: ref('RequestBody') } } },

@@ -220,6 +220,7 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
             return { taskType: 'authentication', connectionSessionUUID: task.connectionSessionUUID ?? newUuid() };
           },
           dryRun: false,
+          endAtLastImage: true,
           syncTimeoutMs: options.syncTimeoutMs,
           signal: AbortSignal.any([controller.signal, options.shutdown]),
         },

@@ -7,6 +7,7 @@ import type { Limits } from '../config/config.ts';
 import { ApiError, forbidden, requestTooLarge } from '../errors/index.ts';
 import type { AuthThrottle } from '../events/auth-throttle.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { Readiness } from '../metrics/readiness.ts';
 import type { SessionDirectory } from '../events/session-directory.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
@@ -32,6 +33,8 @@ export interface ServerOptions {
   readonly sessionDirectory: SessionDirectory;
   /** What `/health` reports beyond `status: ok` (e.g. the role). */
   health(): Promise<Record<string, unknown>>;
+  /** What `/ready` reports: the store, the queue, the event bus and the queue depth, each under a short deadline. */
+  readiness(): Promise<Readiness>;
   /** Limits for untrusted clients (docs/security.md). */
   readonly limits: Limits;
   /** Failed authentications per client address (shared by the API processes of a cluster). */
@@ -57,9 +60,24 @@ function metricsAllowed(request: FastifyRequest, token: string | undefined): boo
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** `/health` and `/metrics`, served by every role (a worker serves nothing else). */
-export function registerOpsRoutes(app: FastifyInstance, options: Pick<ServerOptions, 'metrics' | 'health' | 'metricsToken'>): void {
+/**
+ * `/health` (alive), `/ready` (able to work now) and `/metrics`, served by every role (a worker
+ * serves nothing else). `/ready` is open like `/health` (load balancers call it without a
+ * token); the error text of a failing check is shown only to callers allowed to read `/metrics`.
+ */
+export function registerOpsRoutes(app: FastifyInstance, options: Pick<ServerOptions, 'metrics' | 'health' | 'readiness' | 'metricsToken'>): void {
   app.get('/health', async () => ({ status: 'ok', ...(await options.health()) }));
+  app.get('/ready', async (request, reply) => {
+    const readiness = await options.readiness();
+    const detailed = metricsAllowed(request, options.metricsToken);
+    const checks = Object.fromEntries(
+      Object.entries(readiness.checks).map(([name, check]) => [name, detailed ? check : { ok: check.ok, latencyMs: check.latencyMs }]),
+    );
+    return reply
+      .code(readiness.ready ? 200 : 503)
+      .header('Cache-Control', 'no-store')
+      .send({ status: readiness.ready ? 'ready' : 'unavailable', ...(readiness.ready ? {} : { failing: readiness.failing }), checks, ...(await options.health()) });
+  });
   app.get('/metrics', async (request, reply) => {
     // Metrics name tasks, keys' traffic and internals: not for everyone on the network.
     if (!metricsAllowed(request, options.metricsToken)) return sendErrors(reply, [forbidden('/metrics')]);
@@ -114,8 +132,8 @@ function addCommonHeaders(app: FastifyInstance, engine?: string): void {
   });
 }
 
-/** The HTTP server of a worker process: health and metrics only, on `KILN_PORT`. */
-export async function buildOpsServer(options: Pick<ServerOptions, 'metrics' | 'health' | 'logger' | 'metricsToken' | 'limits'>): Promise<FastifyInstance> {
+/** The HTTP server of a worker process: health, readiness and metrics only, on `KILN_PORT`. */
+export async function buildOpsServer(options: Pick<ServerOptions, 'metrics' | 'health' | 'readiness' | 'logger' | 'metricsToken' | 'limits'>): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -125,7 +143,7 @@ export async function buildOpsServer(options: Pick<ServerOptions, 'metrics' | 'h
   addCommonHeaders(app);
   registerOpsRoutes(app, options);
   app.setNotFoundHandler((request, reply) =>
-    sendErrors(reply, [new ApiError('notFound', `A worker serves only /health and /metrics, not ${request.method} ${request.url.split('?')[0]}.`)]),
+    sendErrors(reply, [new ApiError('notFound', `A worker serves only /health, /ready and /metrics, not ${request.method} ${request.url.split('?')[0]}.`)]),
   );
   return app;
 }

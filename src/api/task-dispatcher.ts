@@ -1,7 +1,7 @@
 import { ApiError, invalidApiKey, toApiError } from '../errors/index.ts';
 import { ackItem } from '../protocol/result-items.ts';
 import type { TaskEvent } from '../events/task-events.ts';
-import type { AuthenticationTask, InferenceTask, Task } from '../protocol/task-types.ts';
+import { imageCount, type AuthenticationTask, type InferenceTask, type Task } from '../protocol/task-types.ts';
 import { parseTask } from '../protocol/validate-task.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Principal, TaskService } from '../tasks/task-service.ts';
@@ -34,6 +34,11 @@ export interface DispatchContext {
   readonly syncTimeoutMs: number;
   /** Aborted when the client goes away (REST) or the server shuts down: sync waits end then. */
   readonly signal: AbortSignal;
+  /**
+   * REST: a sync answer ends once every image has its result or error; what follows (upload
+   * outcomes, `uploadFailed`) goes to getResponse and webhooks. WebSocket keeps sending it.
+   */
+  readonly endAtLastImage?: boolean;
 }
 
 export class TaskDispatcher {
@@ -92,6 +97,10 @@ export class TaskDispatcher {
           if (context.dryRun) sink.data({ taskType: task.taskType, taskUUID: task.taskUUID });
           else sink.data(await this.service.uploadImage(task, principal, context.signal));
           return;
+        case 'cancelTask':
+          if (context.dryRun) sink.data({ taskType: task.taskType, taskUUID: task.taskUUID });
+          else sink.data(await this.service.cancelTask(task.taskUUID, principal));
+          return;
         case 'getResponse': {
           const { data, errors } = await this.service.getResponse(task.taskUUID, principal);
           sink.batch(data, errors);
@@ -116,7 +125,7 @@ export class TaskDispatcher {
       sink.data(ackItem(task.taskUUID));
       return;
     }
-    await this.waitFor(task.taskUUID, context, sink, new Set(), async (listener) => {
+    await this.waitFor(task.taskUUID, context, sink, new Set(), imageCount(task), async (listener) => {
       let stop = (): void => {};
       // Subscribe once the task is ours (after the taskUUID proved unique) and before it can
       // run, so a fast task cannot finish before anyone listens.
@@ -136,7 +145,7 @@ export class TaskDispatcher {
    */
   async resume(taskUUID: string, principal: Principal, sent: ReadonlySet<string>, context: DispatchContext, sink: ReplySink): Promise<void> {
     try {
-      await this.waitFor(taskUUID, context, sink, sent, async (listener) => ({
+      await this.waitFor(taskUUID, context, sink, sent, undefined, async (listener) => ({
         stop: await this.service.watch(taskUUID, listener),
         replay: true,
       }));
@@ -156,12 +165,19 @@ export class TaskDispatcher {
     context: DispatchContext,
     sink: ReplySink,
     sent: ReadonlySet<string>,
+    images: number | undefined,
     subscribe: (listener: (event: TaskEvent) => void) => Promise<{ stop: () => void; replay: boolean }>,
   ): Promise<void> {
     const seen = new Set(sent);
     let errorsToSkip = [...sent].filter((key) => key.startsWith('error#')).length;
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
+    // Images answered so far (an error that ended several counts them all: its `imageCount`).
+    let settled = 0;
+    const settle = (count: number): void => {
+      settled += count;
+      if (context.endAtLastImage && images !== undefined && settled >= images) finish();
+    };
     const end = (error: ApiError): void => {
       sink.error(error);
       finish();
@@ -172,11 +188,14 @@ export class TaskDispatcher {
         if (imageUUID !== undefined && seen.has(imageUUID)) return;
         if (imageUUID !== undefined) seen.add(imageUUID);
         sink.data({ ...event.item });
+        settle(1);
       } else if (event.type === 'error') {
         if (errorsToSkip > 0) errorsToSkip--;
         else sink.error(event.error);
+        const count = event.error.details.extra?.imageCount;
+        settle(typeof count === 'number' ? count : 1);
       } else if (event.type === 'notice') sink.notice(event.error);
-      else finish();
+      else if (event.type === 'end') finish();
     };
     const timer = setTimeout(
       () =>

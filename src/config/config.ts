@@ -85,6 +85,7 @@ const envSchema = z.object({
   KILN_WS_RESUME_BUFFER_MB: int(0, 4096).default(8),
   KILN_WS_MAX_BUFFERED_MB: int(1, 4096).default(16),
   KILN_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  KILN_READY_MAX_QUEUED_IMAGES: int(1, 100_000_000).optional(),
   KILN_KEY_HASH_SECRET: z.string().min(32, 'at least 32 characters').optional(),
   KILN_OUTBOUND_PORTS: z
     .string()
@@ -167,6 +168,8 @@ export interface Config {
   readonly limits: Limits;
   /** Bearer token `/metrics` requires; without one `/metrics` answers loopback clients only. */
   readonly metricsToken: string | undefined;
+  /** Queued images (cluster-wide) at or past which `/ready` answers 503; `undefined`: no limit. */
+  readonly readyMaxQueuedImages: number | undefined;
   /** Secret of the HMAC-SHA256 key hashes; absent → `<data dir>/key-hash-secret` (SQLite). */
   readonly keyHashSecret: string | undefined;
   /** Ports outbound fetches, webhooks and uploads may use (lifted by `allowPrivateUrls`). */
@@ -331,6 +334,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
       wsMaxBufferedBytes: e.KILN_WS_MAX_BUFFERED_MB * 1024 * 1024,
     }),
     metricsToken: e.KILN_METRICS_TOKEN,
+    readyMaxQueuedImages: e.KILN_READY_MAX_QUEUED_IMAGES,
     keyHashSecret: e.KILN_KEY_HASH_SECRET,
     outboundPorts: Object.freeze([...e.KILN_OUTBOUND_PORTS]),
     runware: e.RUNWARE_API_KEY === undefined ? undefined : Object.freeze({ apiKey: e.RUNWARE_API_KEY, url: e.KILN_RUNWARE_URL }),

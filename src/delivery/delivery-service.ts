@@ -1,5 +1,5 @@
 import { Webhook } from 'standardwebhooks';
-import type { Metrics } from '../metrics/metrics.ts';
+import { observeDeliveryAttempt, type DeliveryAttemptOutcome, type Metrics } from '../metrics/metrics.ts';
 import { FetchError, isFetchError } from '../net/fetch-error.ts';
 import type { SafeFetch } from '../net/safe-fetch.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -141,9 +141,10 @@ export class DeliveryService {
       state = claimed;
       if (state.nextAttemptAt > now) continue;
       const attempts = state.attempts + 1;
+      const attemptStarted = performance.now();
       try {
         await this.attempt(record, policy, signal);
-        this.count(record, 'success');
+        this.count(record, 'success', attemptStarted);
         state = { ...state, status: 'done', attempts, lastError: null };
         await store.updateDelivery(record.id, state);
         log.debug({ attempts }, 'delivered');
@@ -152,7 +153,7 @@ export class DeliveryService {
         if (signal.aborted) break;
         const message = error instanceof Error ? error.message : String(error);
         const final = isFinal(error) || attempts >= policy.maxAttempts;
-        this.count(record, final ? 'gave_up' : 'retry');
+        this.count(record, final ? 'gave_up' : 'retry', attemptStarted);
         state = {
           ...state,
           status: final ? 'failed' : 'pending',
@@ -188,9 +189,8 @@ export class DeliveryService {
     );
   }
 
-  private count(record: DeliveryRecord, outcome: string): void {
-    const counter = record.kind === 'webhook' ? this.options.metrics?.webhookAttempts : this.options.metrics?.uploadAttempts;
-    counter?.inc({ outcome });
+  private count(record: DeliveryRecord, outcome: DeliveryAttemptOutcome, attemptStarted: number): void {
+    observeDeliveryAttempt(this.options.metrics, record, outcome, performance.now() - attemptStarted, this.options.clock.now());
   }
 
   private async attempt(record: DeliveryRecord, policy: RetryPolicy, signal: AbortSignal): Promise<void> {

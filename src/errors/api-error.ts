@@ -49,6 +49,7 @@ export const ERROR_STATUS = {
   timeoutProvider: 504,
   providerError: 502,
   taskCancelled: 503,
+  timeoutDeadline: 504,
   serviceUnavailable: 503,
   internalServerError: 500,
 } as const satisfies Record<string, number>;

@@ -138,3 +138,21 @@ export function tooManyImages(requestedMegapixels: number, limitMegapixels: numb
 export function forbidden(what: string): ApiError {
   return new ApiError('forbidden', `${what} is not available to this client.`, { retryable: false });
 }
+
+/** The images a `cancelTask` ended (one error item for all of them). */
+export function taskCancelled(taskUUID: string): ApiError {
+  return new ApiError('taskCancelled', 'The task was cancelled by its API key before these images were finished. They are not charged.', {
+    taskUUID,
+    taskType: 'imageInference',
+    retryable: false,
+  });
+}
+
+/** Images not finished by the task's `deadlineSeconds`. */
+export function timeoutDeadline(taskUUID: string, deadlineSeconds: number): ApiError {
+  return new ApiError(
+    'timeoutDeadline',
+    `The task's deadline of ${deadlineSeconds} s after submission passed before these images were finished. They are not charged.`,
+    { parameter: 'deadlineSeconds', taskUUID, taskType: 'imageInference', retryable: false },
+  );
+}

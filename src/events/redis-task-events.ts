@@ -39,7 +39,8 @@ type WireEvent =
       /** Only when the error says so explicitly; otherwise it follows from the code. */
       readonly retryable?: boolean;
     }
-  | { readonly type: 'end'; readonly taskUUID: string };
+  | { readonly type: 'end'; readonly taskUUID: string }
+  | { readonly type: 'cancel'; readonly taskUUID: string };
 
 export class RedisTaskEvents implements TaskEventBus {
   private readonly prefix: string;
@@ -92,6 +93,11 @@ export class RedisTaskEvents implements TaskEventBus {
     } catch (error) {
       this.logger?.warn({ err: error, taskUUID: event.taskUUID, event: event.type }, 'task event lost: not published to Redis');
     }
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed) throw new EventBusUnavailableError('The task event bus is closed.');
+    await withDeadline(this.publisher.ping(), REDIS_CALL_BUDGET_MS, 'PING');
   }
 
   async close(): Promise<void> {
@@ -178,7 +184,8 @@ function fromWire(wire: WireEvent): TaskEvent {
     case 'result':
       return { type: 'result', taskUUID: wire.taskUUID, item: wire.item };
     case 'end':
-      return { type: 'end', taskUUID: wire.taskUUID };
+    case 'cancel':
+      return { type: wire.type, taskUUID: wire.taskUUID };
     case 'error':
     case 'notice': {
       const rebuilt = ApiError.fromWire(wire.error);

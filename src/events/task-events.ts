@@ -14,7 +14,9 @@ export type TaskEvent =
   /** A problem reported after the results (e.g. `uploadFailed`); the results stand. */
   | { readonly type: 'notice'; readonly taskUUID: string; readonly error: ApiError }
   /** Every image has settled. */
-  | { readonly type: 'end'; readonly taskUUID: string };
+  | { readonly type: 'end'; readonly taskUUID: string }
+  /** The task was cancelled (the cancel already settled its images): a worker running it stops its engine. */
+  | { readonly type: 'cancel'; readonly taskUUID: string };
 
 export type TaskListener = (event: TaskEvent) => void;
 
@@ -40,6 +42,8 @@ export interface TaskEventBus {
   watch(taskUUID: string, listener: TaskListener): Promise<() => void>;
   /** Publishes an event to every watcher of its task, in every process. Never throws: a lost event is logged (the store has the truth). */
   emit(event: TaskEvent): Promise<void>;
+  /** Resolves when the bus answers (Redis: a PING within the call budget); rejects otherwise. For readiness checks. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +78,8 @@ export class MemoryTaskEvents implements TaskEventBus {
       }
     }
   }
+
+  async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     this.listeners.clear();

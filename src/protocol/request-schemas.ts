@@ -116,6 +116,9 @@ export const imageInferenceTaskSchema = z
     ttl: describe(RULES.ttl.schema, RULES.ttl).default(DEFAULT_TTL_SECONDS),
     includeCost: RULES.includeCost.schema.default(false),
     seed: describe(RULES.seed.schema, RULES.seed).optional(),
+    deadlineSeconds: describe(RULES.deadlineSeconds.schema, RULES.deadlineSeconds)
+      .optional()
+      .describe('Kiln extension: images not finished this many seconds after submission fail with timeoutDeadline and are not charged.'),
     providerSettings: z
       .object({
         klingai: z
@@ -137,6 +140,10 @@ export const imageUploadTaskSchema = z
   .object({ taskType: z.literal('imageUpload'), taskUUID: uuid, image: z.string().min(1).describe('A data URI, base64 data or an http(s) URL.') })
   .strict();
 export const getResponseTaskSchema = z.object({ taskType: z.literal('getResponse'), taskUUID: uuid }).strict();
+export const cancelTaskSchema = z
+  .object({ taskType: z.literal('cancelTask'), taskUUID: uuid })
+  .strict()
+  .describe('Kiln extension: cancels a task of the same API key (queued images dropped, running ones aborted).');
 
 export const taskSchema = z.discriminatedUnion('taskType', [
   authenticationTaskSchema,
@@ -144,6 +151,7 @@ export const taskSchema = z.discriminatedUnion('taskType', [
   imageInferenceTaskSchema,
   imageUploadTaskSchema,
   getResponseTaskSchema,
+  cancelTaskSchema,
 ]);
 export const requestBodySchema = z.array(taskSchema).min(1).max(100).describe(`A JSON array of 1 to 100 tasks (${TASK_TYPES.join(', ')}).`);
 
@@ -162,9 +170,25 @@ export const imageResultSchema = z.object({
 });
 export const ackResultSchema = z.object({ taskType: z.literal('imageInference'), taskUUID: uuid }).strict().describe('Async tasks: the acknowledgement.');
 export const processingResultSchema = z
-  .object({ taskType: z.literal('imageInference'), taskUUID: uuid, status: z.literal('processing') })
+  .object({
+    taskType: z.literal('imageInference'),
+    taskUUID: uuid,
+    status: z.literal('processing'),
+    kilnStatus: z.enum(['queued', 'running']).optional().describe('Kiln extension: whether a worker has started the task.'),
+    queuePosition: z.int().min(0).optional().describe('Kiln extension, queued tasks: images waiting or running ahead of it.'),
+    startedAt: z.string().optional().describe('Kiln extension, running tasks: when a worker started it (ISO 8601).'),
+  })
   .strict()
   .describe('getResponse: an image still being made.');
+export const cancelResultSchema = z
+  .object({
+    taskType: z.literal('cancelTask'),
+    taskUUID: uuid,
+    cancelledImages: z.int().min(0).describe('Images that will not be made (they end with one taskCancelled error item).'),
+    finishedImages: z.array(uuid).describe('imageUUIDs of the images that had already finished (they stay, and are charged).'),
+  })
+  .strict()
+  .describe('Kiln extension: the answer to cancelTask.');
 export const authenticationResultSchema = z.object({ taskType: z.literal('authentication'), connectionSessionUUID: z.string() }).strict();
 export const pingResultSchema = z.object({ taskType: z.literal('ping'), pong: z.literal(true), taskUUID: z.string().optional() }).strict();
 export const imageUploadResultSchema = z
@@ -177,6 +201,7 @@ export const resultItemSchema = z.union([
   authenticationResultSchema,
   pingResultSchema,
   imageUploadResultSchema,
+  cancelResultSchema,
 ]);
 
 export const errorItemSchema = z

@@ -46,6 +46,8 @@ export interface InferenceTask {
   readonly safetyMode: SafetyMode;
   /** URL lifetime in seconds (default applied). */
   readonly ttl: number;
+  /** Kiln extension: seconds after submission past which unfinished images fail with `timeoutDeadline`. */
+  readonly deadlineSeconds?: number;
   readonly includeCost: boolean;
   readonly seed?: number;
   readonly resultType: 'single' | 'series';
@@ -66,7 +68,13 @@ export interface GetResponseTask {
   readonly taskUUID: string;
 }
 
-export type Task = AuthenticationTask | PingTask | InferenceTask | ImageUploadTask | GetResponseTask;
+/** Kiln extension: stop a task of the caller's key (queued images dropped, running ones aborted). */
+export interface CancelTask {
+  readonly taskType: 'cancelTask';
+  readonly taskUUID: string;
+}
+
+export type Task = AuthenticationTask | PingTask | InferenceTask | ImageUploadTask | GetResponseTask | CancelTask;
 
 /** Number of images a task produces (a series replaces `numberResults`). */
 export function imageCount(task: InferenceTask): number {

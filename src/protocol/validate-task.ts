@@ -5,7 +5,7 @@ import type { Task } from './task-types.ts';
 import { validateInference } from './validate-inference.ts';
 import { z } from 'zod';
 
-export const TASK_TYPES = ['authentication', 'ping', 'imageInference', 'imageUpload', 'getResponse'] as const;
+export const TASK_TYPES = ['authentication', 'ping', 'imageInference', 'imageUpload', 'getResponse', 'cancelTask'] as const;
 
 export type TaskParse = { readonly ok: true; readonly task: Task } | { readonly ok: false; readonly error: ApiError };
 
@@ -77,7 +77,8 @@ function parseOne(raw: unknown): Task {
       }
       return { taskType, taskUUID, image: check(imageRule, 'image', raw.image) };
     }
-    case 'getResponse': {
+    case 'getResponse':
+    case 'cancelTask': {
       const taskUUID = requireTaskUUID(raw, taskType);
       only(raw, ['taskType', 'taskUUID']);
       return { taskType, taskUUID };

@@ -1,4 +1,4 @@
-import { SqliteAdapter, type Kysely, type Transaction } from 'kysely';
+import { SqliteAdapter, sql, type Kysely, type Transaction } from 'kysely';
 import {
   fromDelivery,
   fromGeneration,
@@ -22,6 +22,8 @@ import {
   type GenerationRecord,
   type GenerationUpdate,
   type ImageRecord,
+  type OperatorCounts,
+  type PoolUse,
   type TaskRecord,
   type TaskStatus,
   type TaskStore,
@@ -42,7 +44,11 @@ export class KyselyTaskStore implements TaskStore {
   /** SQLite runs every statement under one write lock, which lets some fenced writes skip their transaction. */
   private readonly sqlite: boolean;
 
-  constructor(private readonly db: Kysely<StoreSchema>) {
+  constructor(
+    private readonly db: Kysely<StoreSchema>,
+    /** Reads the pool's use (PostgreSQL only). */
+    private readonly readPool?: () => PoolUse,
+  ) {
     this.sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
   }
 
@@ -120,6 +126,26 @@ export class KyselyTaskStore implements TaskStore {
   async getTask(taskUUID: string): Promise<TaskRecord | undefined> {
     const r = await this.db.selectFrom('tasks').selectAll().where('task_uuid', '=', taskKey(taskUUID)).executeTakeFirst();
     return r && toTask(r);
+  }
+
+  async imagesAhead(createdAt: number): Promise<number> {
+    // Both read through indexes: tasks_status (status, created_at), and generations by task_uuid.
+    const [queued, running] = await Promise.all([
+      this.db
+        .selectFrom('tasks')
+        .select((eb) => eb.fn.sum<number>('image_count').as('n'))
+        .where('status', '=', 'queued')
+        .where('created_at', '<', createdAt)
+        .executeTakeFirst(),
+      this.db
+        .selectFrom('tasks')
+        .innerJoin('generations', 'generations.task_uuid', 'tasks.task_uuid')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('tasks.status', '=', 'running')
+        .where('generations.status', '=', 'pending')
+        .executeTakeFirst(),
+    ]);
+    return Number(queued?.n ?? 0) + Number(running?.n ?? 0);
   }
 
   async listGenerations(taskUUID: string): Promise<GenerationRecord[]> {
@@ -401,6 +427,38 @@ export class KyselyTaskStore implements TaskStore {
 
   async deleteImage(imageUUID: string): Promise<void> {
     await this.db.deleteFrom('images').where('image_uuid', '=', imageUUID).execute();
+  }
+
+  async ping(): Promise<void> {
+    await sql`SELECT 1`.execute(this.db);
+  }
+
+  async operatorCounts(): Promise<OperatorCounts> {
+    // Both read through their status indexes (tasks_status, deliveries_pending).
+    const [tasks, deliveries] = await Promise.all([
+      this.db
+        .selectFrom('tasks')
+        .select((eb) => ['status', eb.fn.sum<number>('image_count').as('n')])
+        .where('status', 'in', ['queued', 'running'])
+        .groupBy('status')
+        .execute(),
+      this.db
+        .selectFrom('deliveries')
+        .select((eb) => ['kind', eb.fn.countAll<number>().as('n')])
+        .where('status', '=', 'pending')
+        .groupBy('kind')
+        .execute(),
+    ]);
+    const images = (status: TaskStatus): number => Number(tasks.find((row) => row.status === status)?.n ?? 0);
+    return {
+      queuedImages: images('queued'),
+      runningImages: images('running'),
+      pendingDeliveries: Object.fromEntries(deliveries.map((row) => [row.kind, Number(row.n)])),
+    };
+  }
+
+  poolUse(): PoolUse | undefined {
+    return this.readPool?.();
   }
 
   async close(): Promise<void> {

@@ -83,7 +83,8 @@ async function openPostgres(url: string, options: OpenTaskStoreOptions, log: Log
     await db.destroy();
     throw error;
   }
-  return new KyselyTaskStore(db);
+  const max = options.poolSize ?? DEFAULT_POOL_SIZE;
+  return new KyselyTaskStore(db, () => ({ max, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
 }
 
 /** Fails fast, with the URL (password masked) in the message, when PostgreSQL does not answer at start. */

@@ -181,6 +181,7 @@ export const toTask = (r: Selectable<TasksTable>): TaskRecord => ({
   updatedAt: r.updated_at,
   finishedAt: r.finished_at,
   expiresAt: r.expires_at,
+  claimedAt: r.claimed_at,
 });
 
 export const fromGeneration = (g: GenerationRecord): Insertable<GenerationsTable> => ({

@@ -60,6 +60,8 @@ export interface TaskRecord {
   readonly finishedAt: number | null;
   /** When the record (and its non-URL images) may be deleted; set when the task ends. */
   readonly expiresAt: number | null;
+  /** When a worker last claimed (started) the task; `null` while it has never run. */
+  readonly claimedAt?: number | null;
 }
 
 export interface GenerationRecord {
@@ -246,6 +248,38 @@ export interface TaskStore {
   touchImage(imageUUID: string, expiresAt: number): Promise<void>;
   listExpiredImages(now: number, limit: number): Promise<ImageRecord[]>;
   deleteImage(imageUUID: string): Promise<void>;
+  /**
+   * Images waiting or running ahead of a task accepted at `createdAt`: every unfinished image of
+   * running tasks, and the images of tasks queued before it (`queuePosition` in getResponse).
+   */
+  imagesAhead(createdAt: number): Promise<number>;
+
+  /** One trivial statement: resolves when the database answers (readiness checks). */
+  ping(): Promise<void>;
+  /** Cluster-wide counts for the operator's gauges and `/ready` (indexed, cheap enough per scrape). */
+  operatorCounts(): Promise<OperatorCounts>;
+  /** This process's connection pool (PostgreSQL); `undefined` on SQLite (one connection). */
+  poolUse(): PoolUse | undefined;
 
   close(): Promise<void>;
+}
+
+/** What `operatorCounts` answers. */
+export interface OperatorCounts {
+  /** Images of tasks accepted and not yet started (`queued`). */
+  readonly queuedImages: number;
+  /** Images of tasks being run (`running`; their finished images included). */
+  readonly runningImages: number;
+  /** Pending deliveries by kind (`webhook`, `upload`). */
+  readonly pendingDeliveries: Readonly<Partial<Record<DeliveryKind, number>>>;
+}
+
+/** Connections of a PostgreSQL pool in this process. */
+export interface PoolUse {
+  readonly max: number;
+  /** Connections open, busy or idle. */
+  readonly total: number;
+  readonly idle: number;
+  /** Statements waiting for a free connection. */
+  readonly waiting: number;
 }

@@ -1,6 +1,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import type { GeneratedImage, ImageEngine, ImageSlot, InputImage } from '../engines/spec/image-engine.ts';
-import { ApiError, toApiError, uploadFailed } from '../errors/index.ts';
+import { ApiError, taskCancelled, timeoutDeadline, toApiError, uploadFailed } from '../errors/index.ts';
+import type { Logger } from '../shared/logger.ts';
 import { encodeRaw, ensureFormat } from '../imaging/encode.ts';
 import { MODELS, type Size } from '../models/model-registry.ts';
 import { buildResultItem } from '../protocol/result-items.ts';
@@ -8,6 +9,7 @@ import type { InferenceTask } from '../protocol/task-types.ts';
 import { newUuid } from '../shared/ids.ts';
 import { runLimited } from '../shared/limit.ts';
 import { stageSlots } from './stage-slots.ts';
+import { TaskTimer } from '../metrics/task-timer.ts';
 import { ClaimLostError, type GenerationRecord, type TaskRecord } from '../store/task-store.ts';
 import { uploadOf, webhookForError, webhookForItem } from '../delivery/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
@@ -52,8 +54,10 @@ function mustStop(signal: AbortSignal, thrown: unknown): boolean {
  * carries, so a stalled run that wakes up after another worker took the task over cannot
  * overwrite its results), resolves its inputs, makes every image still pending (so a task
  * interrupted by a crash only makes what is missing), stores and delivers each image as soon as
- * it exists, and records the outcome. Aborting `signal` (shutdown, cancel) or losing the claim
- * rejects, leaving the task unfinished in the store for the next attempt.
+ * it exists, and records the outcome. Aborting `signal` (shutdown) or losing the claim rejects,
+ * leaving the task unfinished in the store for the next attempt. A cancel (`cancelTask`, from any
+ * process) stops the run quietly: the cancel itself settles the task. The task's deadline stops
+ * it too, and what is still pending fails with `timeoutDeadline`.
  */
 export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: AbortSignal): Promise<void> {
   const record = await deps.store.getTask(taskUUID);
@@ -68,6 +72,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   if (fence === undefined) return;
   taskUUID = record.taskUUID;
   log.info({ claim: fence }, 'task claimed');
+  const timer = new TaskTimer(deps.metrics, { apiKeyId: record.apiKeyId, model: task.model, engine: record.engine, acceptedAt: record.createdAt, startedAt: started, images: record.imageCount });
   const generations = await deps.store.listGenerations(taskUUID);
   const pending = generations.filter((g) => g.status === 'pending');
   // Encoding and storing run beside the engine (their own slots), so the next render starts
@@ -80,138 +85,213 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   };
   let failedCount = 0;
   const followUps: Promise<ApiError[]>[] = [];
-  const fail = async (generation: GenerationRecord, thrown: unknown): Promise<void> => {
-    const error = toApiError(thrown).forTask(taskUUID, 'imageInference');
-    if (error.code === 'internalServerError') log.error({ err: error.details.cause ?? thrown }, 'generation failed');
-    failedCount++;
-    deps.metrics?.images.inc({ model: task.model, outcome: error.code });
-    const body = error.toJSON();
-    const target = { taskUUID, apiKeyId: record.apiKeyId, now: deps.clock.now() };
-    const webhooks = task.webhookURL === undefined ? [] : [webhookForError(target, task.webhookURL, body)];
-    await deps.store.settleGeneration(taskUUID, generation.index, { status: 'error', error: JSON.stringify(body), finishedAt: target.now }, webhooks, fence);
-    await deps.events.emit({ type: 'error', taskUUID, error });
-    await deps.delivery?.dispatch(webhooks);
+  const writer: TaskWriter = { deps, record, task, fence, log, onFailed: (code) => timer.imageFailed(code) };
+  const fail = async (group: GenerationRecord | readonly GenerationRecord[], thrown: unknown): Promise<void> => {
+    failedCount += await failGenerations(writer, group, thrown);
   };
 
-  try {
-    const inputs = await deps.inputs.resolveTaskInputs(
-      task.referenceImages,
-      task.elements,
-      'inputs.referenceImages',
-      signal,
-    );
-    await checkInputs(deps, taskUUID, [
-      ...inputs.referenceImages.map((image, i) => ({ image, parameter: `inputs.referenceImages[${i}]` })),
-      ...inputs.elements.flatMap((e, i) => [
-        { image: e.frontal, parameter: `inputs.elements[${i}].frontalImage` },
-        ...e.views.map((image, j) => ({ image, parameter: `inputs.elements[${i}].referenceImages[${j}]` })),
-      ]),
-    ]);
-    const size = resolveSize(task, inputs.referenceImages[0]);
-    const engine = deps.engines.forModel(task.model);
-    const bySlot = new Map(pending.map((g) => [g.index, g]));
-    // Calls cover fixed index ranges, so a call resumed after a restart (with only its images
-    // still pending) finds the checkpoint its first run saved at the range's first index.
-    const byRange = new Map<number, GenerationRecord[]>();
-    for (const g of pending) {
-      const start = g.index - (g.index % engine.maxImagesPerCall);
-      byRange.set(start, [...(byRange.get(start) ?? []), g]);
-    }
-    const batches = [...byRange].map(([start, generations]) => ({ start, generations }));
-    const taskSeed = generations[0]?.seed ?? 1;
-    const slots = stageSlots(deps, engine);
-    await runLimited(batches, engine.concurrency, async ({ start, generations: batch }) => {
-      const settled = new Set<number>();
-      // Time spent handing images over, taken out of the render time.
-      let handingOverMs = 0;
-      const finish = async (image: GeneratedImage): Promise<void> => {
-        const generation = bySlot.get(image.index);
-        if (!generation || settled.has(image.index)) return;
-        settled.add(image.index);
-        const handOver = performance.now();
-        // Waiting for an encode slot holds the engine call (and its render slot): the raw images
-        // alive are bounded by the two stages' slots, whatever the task's numberResults.
-        const release = await slots.encode.acquire();
-        handingOverMs += performance.now() - handOver;
-        storing.push(
-          (async () => {
-            try {
-              followUps.push((await finishImage(deps, record, task, generation, image, engine, fence)).followUp);
-            } catch (thrown) {
-              if (mustStop(signal, thrown)) throw thrown;
-              await fail(generation, thrown);
-            } finally {
-              release();
-            }
-          })().then(
-            () => undefined,
-            (thrown: unknown) => thrown ?? new Error('image storing failed'),
-          ),
-        );
-      };
-      const releaseRender = await slots.render.acquire();
-      const renderStarted = performance.now();
-      try {
-        const result = await engine.generate({
-          model: task.model,
-          prompt: task.positivePrompt,
-          width: size.width,
-          height: size.height,
-          images: batch.map(
-            (g): ImageSlot => ({ index: g.index, seed: g.seed, ...(g.seriesIndex === null ? {} : { seriesIndex: g.seriesIndex }) }),
-          ),
-          taskSeed,
-          ...(task.seriesAmount === undefined ? {} : { seriesAmount: task.seriesAmount }),
-          referenceImages: inputs.referenceImages,
-          elements: inputs.elements,
-          output: { format: FORMAT[task.outputFormat], quality: task.outputQuality },
-          options: {},
-          signal,
-          checkpoint: {
-            load: () => deps.store.loadEngineState(taskUUID, start),
-            save: (value) => deps.store.saveEngineState(taskUUID, start, value, fence),
-          },
-          includeCost: task.includeCost,
-          onImage: finish,
-        });
-        deps.metrics?.renderSeconds.observe({ engine: engine.name }, Math.max(0, performance.now() - renderStarted - handingOverMs) / 1000);
-        releaseRender();
-        for (const warning of result.warnings) log.warn({ engine: engine.name }, warning);
-        for (const image of result.images) await finish(image);
-        for (const g of batch) {
-          if (!settled.has(g.index)) await fail(g, new Error(`engine ${engine.name} returned no image for slot ${g.index}`));
-        }
-      } catch (thrown) {
-        releaseRender();
-        if (mustStop(signal, thrown)) throw thrown;
-        for (const g of batch) if (!settled.has(g.index)) await fail(g, thrown);
-      }
+  // A cancel (from any process) or the task's deadline stops the run: the engine call and the
+  // input fetches get the abort. The event bus being down only delays it: a cancel claims the
+  // task in the store, which fences every later write of this run out.
+  const stopRun = new AbortController();
+  const runSignal = AbortSignal.any([signal, stopRun.signal]);
+  const unwatch = await deps.events
+    .watch(taskUUID, (event) => {
+      if (event.type === 'cancel') stopRun.abort(taskCancelled(record.taskUUID));
+    })
+    .catch((error: unknown) => {
+      log.warn({ err: error }, 'cannot watch for a cancel; a cancel still fences this run out');
+      return () => {};
     });
-    await stored();
-  } catch (thrown) {
-    // Images already handed to the encode stage finish (or stop) before anything else is decided.
-    const stop = await stored().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    if (stop !== undefined) thrown = stop;
-    if (mustStop(signal, thrown)) {
-      log.info({ reason: thrown instanceof ClaimLostError ? 'claim lost' : 'aborted' }, 'task interrupted; it resumes on its next attempt');
-      throw thrown;
+  const deadlineAt = task.deadlineSeconds === undefined ? undefined : record.createdAt + task.deadlineSeconds * 1000;
+  const deadline = deadlineAt === undefined ? undefined : timeoutDeadline(record.taskUUID, task.deadlineSeconds!);
+  const deadlineTimer = deadlineAt === undefined ? undefined : setTimeout(() => stopRun.abort(deadline), Math.max(0, deadlineAt - deps.clock.now()));
+  try {
+    try {
+      // Queued work past its deadline never starts.
+      if (deadlineAt !== undefined && deps.clock.now() >= deadlineAt) throw deadline;
+      const inputs = await timer.time('inputs', deps.inputs.resolveTaskInputs(task.referenceImages, task.elements, 'inputs.referenceImages', runSignal));
+      await checkInputs(deps, taskUUID, [
+        ...inputs.referenceImages.map((image, i) => ({ image, parameter: `inputs.referenceImages[${i}]` })),
+        ...inputs.elements.flatMap((e, i) => [
+          { image: e.frontal, parameter: `inputs.elements[${i}].frontalImage` },
+          ...e.views.map((image, j) => ({ image, parameter: `inputs.elements[${i}].referenceImages[${j}]` })),
+        ]),
+      ]);
+      const size = resolveSize(task, inputs.referenceImages[0]);
+      const engine = deps.engines.forModel(task.model);
+      const bySlot = new Map(pending.map((g) => [g.index, g]));
+      // Calls cover fixed index ranges, so a call resumed after a restart (with only its images
+      // still pending) finds the checkpoint its first run saved at the range's first index.
+      const byRange = new Map<number, GenerationRecord[]>();
+      for (const g of pending) {
+        const start = g.index - (g.index % engine.maxImagesPerCall);
+        byRange.set(start, [...(byRange.get(start) ?? []), g]);
+      }
+      const batches = [...byRange].map(([start, generations]) => ({ start, generations }));
+      const taskSeed = generations[0]?.seed ?? 1;
+      const slots = stageSlots(deps, engine);
+      await runLimited(batches, engine.concurrency, async ({ start, generations: batch }) => {
+        const settled = new Set<number>();
+        // Time spent handing images over, taken out of the render time.
+        let handingOverMs = 0;
+        const finish = async (image: GeneratedImage): Promise<void> => {
+          const generation = bySlot.get(image.index);
+          if (!generation || settled.has(image.index)) return;
+          settled.add(image.index);
+          const handOver = performance.now();
+          // Waiting for an encode slot holds the engine call (and its render slot): the raw images
+          // alive are bounded by the two stages' slots, whatever the task's numberResults.
+          const release = await slots.encode.acquire();
+          handingOverMs += performance.now() - handOver;
+          storing.push(
+            (async () => {
+              try {
+                followUps.push((await finishImage(deps, record, task, generation, image, engine, fence, timer)).followUp);
+              } catch (thrown) {
+                if (mustStop(runSignal, thrown)) throw thrown;
+                await fail(generation, thrown);
+              } finally {
+                release();
+              }
+            })().then(
+              () => undefined,
+              (thrown: unknown) => thrown ?? new Error('image storing failed'),
+            ),
+          );
+        };
+        const releaseRender = await slots.render.acquire();
+        const renderStarted = performance.now();
+        try {
+          const result = await engine.generate({
+            model: task.model,
+            prompt: task.positivePrompt,
+            width: size.width,
+            height: size.height,
+            images: batch.map(
+              (g): ImageSlot => ({ index: g.index, seed: g.seed, ...(g.seriesIndex === null ? {} : { seriesIndex: g.seriesIndex }) }),
+            ),
+            taskSeed,
+            ...(task.seriesAmount === undefined ? {} : { seriesAmount: task.seriesAmount }),
+            referenceImages: inputs.referenceImages,
+            elements: inputs.elements,
+            output: { format: FORMAT[task.outputFormat], quality: task.outputQuality },
+            options: {},
+            signal: runSignal,
+            checkpoint: {
+              load: () => deps.store.loadEngineState(taskUUID, start),
+              save: (value) => deps.store.saveEngineState(taskUUID, start, value, fence),
+            },
+            includeCost: task.includeCost,
+            onImage: finish,
+          });
+          timer.stage('render', performance.now() - renderStarted - handingOverMs);
+          releaseRender();
+          for (const warning of result.warnings) log.warn({ engine: engine.name }, warning);
+          for (const image of result.images) await finish(image);
+          for (const g of batch) {
+            if (!settled.has(g.index)) await fail(g, new Error(`engine ${engine.name} returned no image for slot ${g.index}`));
+          }
+        } catch (thrown) {
+          releaseRender();
+          if (mustStop(runSignal, thrown)) throw thrown;
+          await fail(batch.filter((g) => !settled.has(g.index)), thrown);
+        }
+      });
+      await stored();
+    } catch (thrown) {
+      // Images already handed to the encode stage finish (or stop) before anything else is decided.
+      const stop = await stored().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (stop !== undefined) thrown = stop;
+      if (stopRun.signal.aborted && !signal.aborted) {
+        const reason = stopRun.signal.reason as ApiError;
+        if (reason.code === 'taskCancelled') {
+          // The cancel has claimed the task and settled what was pending.
+          log.info('task cancelled: its run stopped');
+          return;
+        }
+        // The deadline passed: what is still pending fails with it, once for all.
+        thrown = reason;
+      } else if (mustStop(signal, thrown)) {
+        log.info({ reason: thrown instanceof ClaimLostError ? 'claim lost' : 'aborted' }, 'task interrupted; it resumes on its next attempt');
+        throw thrown;
+      }
+      // A task-wide failure (an input that cannot be resolved): every image still pending fails with it.
+      const done = new Set((await deps.store.listGenerations(taskUUID)).filter((g) => g.status !== 'pending').map((g) => g.index));
+      await fail(pending.filter((g) => !done.has(g.index)), thrown);
     }
-    // A task-wide failure (an input that cannot be resolved): every image still pending fails with it.
-    const done = new Set((await deps.store.listGenerations(taskUUID)).filter((g) => g.status !== 'pending').map((g) => g.index));
-    for (const g of pending) if (!done.has(g.index)) await fail(g, thrown);
+    const notices = (await Promise.all(followUps)).flat();
+    signal.throwIfAborted();
+    for (const error of notices) await deps.events.emit({ type: 'notice', taskUUID, error });
+    const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
+    const ended = await endTask(writer, allFailed);
+    timer.finish(log, ended, { images: pending.length, failed: failedCount, allFailed });
+  } finally {
+    unwatch();
+    clearTimeout(deadlineTimer);
   }
-  const notices = (await Promise.all(followUps)).flat();
-  signal.throwIfAborted();
-  for (const error of notices) await deps.events.emit({ type: 'notice', taskUUID, error });
+}
+
+/** What writes a task's outcome: the run that claimed it, or a cancel (which claims it too). */
+export interface TaskWriter {
+  readonly deps: TaskServiceDeps;
+  readonly record: TaskRecord;
+  readonly task: InferenceTask;
+  /** The claim every write carries (a newer claim fences these writes out). */
+  readonly fence: number;
+  readonly log: Logger;
+  /** Called once per image that failed (the run's timer). */
+  onFailed?(code: string): void;
+}
+
+/**
+ * Ends generations with an error; answers how many. One image's failure is one error item; a
+ * failure that ends several at once (an input that cannot be resolved, an engine call that
+ * failed, a cancel or a deadline) is one error item for all of them, carrying `imageCount`:
+ * one event, one webhook, and one entry in getResponse (docs/protocol.md: failures that end
+ * several images are reported once).
+ */
+export async function failGenerations(
+  writer: TaskWriter,
+  group: GenerationRecord | readonly GenerationRecord[],
+  thrown: unknown,
+): Promise<number> {
+  const { deps, record, task, fence, log } = writer;
+  const taskUUID = record.taskUUID;
+  const ended = Array.isArray(group) ? (group as readonly GenerationRecord[]) : [group as GenerationRecord];
+  if (ended.length === 0) return 0;
+  let error = toApiError(thrown).forTask(taskUUID, 'imageInference');
+  if (Array.isArray(group)) error = new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, imageCount: ended.length } });
+  if (error.code === 'internalServerError') log.error({ err: error.details.cause ?? thrown }, 'generation failed');
+  for (let i = 0; i < ended.length; i++) {
+    writer.onFailed?.(error.code);
+    deps.metrics?.images.inc({ model: task.model, outcome: error.code });
+  }
+  const body = error.toJSON();
+  const target = { taskUUID, apiKeyId: record.apiKeyId, now: deps.clock.now() };
+  const webhooks = task.webhookURL === undefined ? [] : [webhookForError(target, task.webhookURL, body)];
+  // Stored on each generation; `group` (not sent) lets getResponse answer a group failure once.
+  const storedError = JSON.stringify(Array.isArray(group) ? { ...body, group: ended[0]!.index } : body);
+  for (const [i, generation] of ended.entries()) {
+    const update = { status: 'error', error: storedError, finishedAt: target.now } as const;
+    await deps.store.settleGeneration(taskUUID, generation.index, update, i === 0 ? webhooks : [], fence);
+  }
+  await deps.events.emit({ type: 'error', taskUUID, error });
+  await deps.delivery?.dispatch(webhooks);
+  return ended.length;
+}
+
+/** Records a task's end: its status and retention, its admission reservation back, the `end` event. Answers the end time. */
+export async function endTask(writer: TaskWriter, allFailed: boolean): Promise<number> {
+  const { deps, record, fence, log } = writer;
   const ended = deps.clock.now();
-  const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
-  await deps.store.setTaskStatus(taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
-  await deps.admission.release(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
-  log.info({ ms: ended - started, images: pending.length, failed: failedCount }, 'task finished');
-  await deps.events.emit({ type: 'end', taskUUID });
+  await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
+  await deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
+  await deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
+  return ended;
 }
 
 /** Operator option: classify reference images too; under the block policy a flagged one fails the task. */
@@ -238,13 +318,14 @@ async function finishImage(
   image: GeneratedImage,
   engine: ImageEngine,
   fence: number,
+  timer: TaskTimer,
 ): Promise<{ followUp: Promise<ApiError[]> }> {
   const format = FORMAT[task.outputFormat];
   const source = image.pixels ?? image.encoded;
   if (!source) throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
   const stage = (name: 'encode' | 'store' | 'deliver', since: number): number => {
     const now = performance.now();
-    deps.metrics?.stageSeconds.observe({ stage: name }, (now - since) / 1000);
+    timer.stage(name, now - since);
     return now;
   };
   let mark = performance.now();
@@ -252,7 +333,7 @@ async function finishImage(
   const [encoded, verdict] = await Promise.all([
     image.pixels ? encodeRaw(image.pixels, format, task.outputQuality) : ensureFormat(image.encoded!, format, task.outputQuality),
     task.safetyMode !== 'none' && deps.safety
-      ? deps.safety.classify(source, { taskUUID: record.taskUUID, what: `image ${generation.index}` })
+      ? timer.time('safety', deps.safety.classify(source, { taskUUID: record.taskUUID, what: `image ${generation.index}` }))
       : undefined,
   ]);
   mark = stage('encode', mark);
@@ -314,6 +395,7 @@ async function finishImage(
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
   await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
   stage('deliver', mark);
+  timer.imageDone(cost, deps.clock.now());
   // Uploads may retry for a while: the engine slot is not held for them; the task ends after
   // them, and their failures are reported after every result (they never hide a result).
   const followUp = (async () => {

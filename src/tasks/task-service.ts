@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ApiError, queueFull, serviceUnavailable, taskNotFound, uploadFailed } from '../errors/index.ts';
+import { ApiError, queueFull, serviceUnavailable, taskCancelled, taskNotFound, uploadFailed } from '../errors/index.ts';
 import type { TaskEventBus, TaskListener } from '../events/task-events.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
@@ -12,7 +12,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { TaskConflictError, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
-import { runTask } from './run-task.ts';
+import { endTask, failGenerations, runTask } from './run-task.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
 
@@ -245,11 +245,18 @@ export class TaskService {
     const task = JSON.parse(record.request) as InferenceTask;
     const data: Record<string, unknown>[] = [];
     const errors: ApiError[] = [];
+    // A failure that ended several images is stored on each of them and answered once.
+    const groupFailures = new Set<string>();
+    const waiting = await this.progressOf(record);
     for (const g of await this.deps.store.listGenerations(taskUUID)) {
-      if (g.status === 'pending') data.push(processingItem(taskUUID));
+      if (g.status === 'pending') data.push({ ...processingItem(taskUUID), ...waiting });
       else if (g.status === 'error') {
         const body = JSON.parse(g.error ?? '{}') as { code?: string; message?: string } & Record<string, unknown>;
-        const { code, message, ...rest } = body;
+        const { code, message, group, ...rest } = body;
+        if (group !== undefined) {
+          if (groupFailures.has(String(group))) continue;
+          groupFailures.add(String(group));
+        }
         errors.push(
           new ApiError((code ?? 'internalServerError') as ApiError['code'], message ?? 'The generation failed.', {
             taskUUID,
@@ -264,6 +271,18 @@ export class TaskService {
       errors.push(new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, status: 'error' } }));
     }
     return { data, errors, ended: record.status === 'done' || record.status === 'failed' };
+  }
+
+  /**
+   * Kiln extension on `processing` items: `kilnStatus` queued or running, with the images ahead
+   * (`queuePosition`) or the start time (`startedAt`, ISO 8601).
+   */
+  private async progressOf(record: TaskRecord): Promise<Record<string, unknown>> {
+    if (record.status === 'running') {
+      return { kilnStatus: 'running', ...(record.claimedAt == null ? {} : { startedAt: new Date(record.claimedAt).toISOString() }) };
+    }
+    if (record.status === 'queued') return { kilnStatus: 'queued', queuePosition: await this.deps.store.imagesAhead(record.createdAt) };
+    return {};
   }
 
   private async successItem(task: InferenceTask, g: GenerationRecord): Promise<Record<string, unknown>> {
@@ -282,6 +301,34 @@ export class TaskService {
       ...(g.nsfw === null ? {} : { nsfw: g.nsfw }),
       ...(g.seriesIndex === null ? {} : { seriesIndex: g.seriesIndex }),
     });
+  }
+
+  /**
+   * `cancelTask` (Kiln extension): the caller's own task only (another key's is `taskNotFound`).
+   * The cancel claims the task, which fences out a worker running it (none of its later writes
+   * land), tells that worker to stop its engine, and ends every image still pending with one
+   * `taskCancelled` error item; nothing unfinished is charged. Answers what was cancelled and
+   * what had finished. A task that has ended is answered as it stands.
+   */
+  async cancelTask(taskUUID: string, principal: Principal): Promise<Record<string, unknown>> {
+    const record = await this.deps.store.getTask(taskUUID);
+    const now = this.deps.clock.now();
+    if (!record || record.apiKeyId !== principal.apiKeyId || (record.expiresAt !== null && record.expiresAt <= now)) {
+      throw taskNotFound(taskUUID);
+    }
+    let cancelled = 0;
+    const fence = record.status === 'queued' || record.status === 'running' ? await this.deps.store.claimTask(taskUUID, now) : undefined;
+    if (fence !== undefined) {
+      await this.deps.events.emit({ type: 'cancel', taskUUID: record.taskUUID });
+      const writer = { deps: this.deps, record, task: JSON.parse(record.request) as InferenceTask, fence, log: this.deps.logger.child({ taskUUID: record.taskUUID }) };
+      const pending = (await this.deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'pending');
+      cancelled = await failGenerations(writer, pending, taskCancelled(record.taskUUID));
+      const succeeded = (await this.deps.store.listGenerations(taskUUID)).some((g) => g.status === 'success');
+      await endTask(writer, !succeeded);
+      writer.log.info({ cancelled }, 'task cancelled');
+    }
+    const finished = (await this.deps.store.listGenerations(taskUUID)).flatMap((g) => (g.status === 'success' && g.imageUUID ? [g.imageUUID] : []));
+    return { taskType: 'cancelTask', taskUUID, cancelledImages: cancelled, finishedImages: finished };
   }
 
   /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */

@@ -160,7 +160,7 @@ function taskStoreContract(subject: Subject): void {
     const record = task(uuid, { imageCount: 3 });
     // Out of order on purpose: listGenerations orders by index.
     await store.insertTask(record, [generation(uuid, 2), generation(uuid, 0), { ...generation(uuid, 1), seriesIndex: 4 }]);
-    const expected = { ...record, taskUUID: uuid.toLowerCase() };
+    const expected = { ...record, taskUUID: uuid.toLowerCase(), claimedAt: null };
     assert.deepEqual(await store.getTask(uuid), expected);
     assert.deepEqual(await store.getTask(uuid.toLowerCase()), expected);
     assert.deepEqual(await store.getTask(uuid.toUpperCase()), expected);
@@ -190,6 +190,22 @@ function taskStoreContract(subject: Subject): void {
     assert.equal((await store.listGenerations(uuid)).length, 1);
   });
 
+  test('imagesAhead counts the unfinished images of running tasks and the images of tasks queued earlier', async () => {
+    const { store } = subject;
+    const base = T0 + 5_000_000;
+    const before = await store.imagesAhead(base + 100);
+    const running = mixedUUID();
+    await store.insertTask(task(running, { imageCount: 3, createdAt: base, updatedAt: base }), [generation(running, 0), generation(running, 1), generation(running, 2)]);
+    const fence = await store.claimTask(running, base + 1);
+    await store.settleGeneration(running, 0, { status: 'success', imageUUID: randomUUID(), cost: 0, finishedAt: base + 2 }, [], fence);
+    const queued = mixedUUID();
+    await store.insertTask(task(queued, { imageCount: 4, createdAt: base + 10, updatedAt: base + 10 }), [0, 1, 2, 3].map((i) => generation(queued, i)));
+    // Ahead of a task accepted after both: 2 unfinished running images + 4 queued ones.
+    assert.equal((await store.imagesAhead(base + 100)) - before, 6);
+    // Ahead of one accepted between them, the later queued task does not count.
+    assert.equal((await store.imagesAhead(base + 100)) - (await store.imagesAhead(base + 5)), 4);
+  });
+
   test('claimTask returns increasing tokens, marks the task running, and refuses ended or unknown tasks', async () => {
     const { store } = subject;
     const uuid = await seedTask(store);
@@ -198,6 +214,7 @@ function taskStoreContract(subject: Subject): void {
     const claimed = await store.getTask(uuid);
     assert.equal(claimed?.status, 'running');
     assert.equal(claimed?.updatedAt, T0 + 20);
+    assert.equal(claimed?.claimedAt, T0 + 20, 'the latest start is kept (getResponse startedAt)');
     assert.equal(await store.claimTask(randomUUID(), T0), undefined);
     await store.setTaskStatus(uuid, 'done', T0 + 30, FAR, 2);
     assert.equal(await store.claimTask(uuid, T0 + 40), undefined);
