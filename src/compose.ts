@@ -214,7 +214,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
       portProblem(url, config.allowPrivateUrls, config.outboundPorts) ?? checkDeliveryTarget(url, config.allowPrivateUrls),
     clock,
     logger,
-    imageUrl: (objectKey) => `${baseUrl}/image/${objectKey}`,
+    imageUrl: (objectKey, base) => `${config.publicUrl ?? base ?? baseUrl}/image/${objectKey}`,
     retentionMs: config.retentionMs,
     uploadRetentionMs: config.uploadRetentionMs,
     idempotentResubmit: config.idempotentResubmit,
@@ -243,6 +243,8 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         limits: config.limits,
         authThrottle: services.authThrottle,
         metricsToken: config.metricsToken,
+        trustProxy: config.trustProxy,
+        corsOrigins: config.corsOrigins,
       })
     : undefined;
   const app = api?.app ?? (await buildOpsServer({ metrics, health, readiness, logger, metricsToken: config.metricsToken, limits: config.limits }));

@@ -16,6 +16,7 @@ import {
   toInferenceTask,
   type GenerationRequest,
 } from './openai-mapping.ts';
+import { publicBaseOf } from './public-base.ts';
 import { requestedMegapixels } from './request-limits.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
 
@@ -119,7 +120,7 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
       await options.dispatcher.dispatch(
         [task],
         {
-          principal: async () => principal,
+          principal: async () => ({ ...principal, publicBase: publicBaseOf(request) }),
           authenticate: async () => {
             throw invalidApiKey();
           },

@@ -19,6 +19,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
 import type { Principal } from '../tasks/task-service.ts';
 import { nestsDeeperThan } from './json-depth.ts';
+import { publicBaseOf } from './public-base.ts';
 import { dedupeGetResponse, requestedMegapixels } from './request-limits.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
 
@@ -148,6 +149,7 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     reply.header('X-Kiln-Engine', engines.size > 0 ? [...engines].join(',') : options.defaultEngine);
 
     let principal: Principal | undefined = principals.get(request);
+    const publicBase = publicBaseOf(request);
     const first = tasks[0];
     const authFirst = isPlainObject(first) && first.taskType === 'authentication';
     if (!principal && !authFirst) return sendErrors(reply, [invalidApiKey()]);
@@ -203,7 +205,7 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
       await options.dispatcher.dispatch(
         tasks,
         {
-          principal: async () => principal,
+          principal: async () => principal && { ...principal, publicBase },
           authenticate: async (task) => {
             // Several authentication tasks in one body are several guesses: each counts.
             const blocked = await authThrottle.blockedFor(request.ip);

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import cors from '@fastify/cors';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
@@ -41,6 +42,10 @@ export interface ServerOptions {
   readonly authThrottle: AuthThrottle;
   /** Bearer token `/metrics` requires; without one, `/metrics` answers loopback clients only. */
   readonly metricsToken: string | undefined;
+  /** Believe the proxy's X-Forwarded-* headers (client address, scheme and host of image URLs). */
+  readonly trustProxy: boolean;
+  /** Origins browsers may call from (`*`: any); empty: no CORS headers. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** How often open WebSocket sessions are checked for revoked keys (plus the 5 s key cache). */
@@ -159,8 +164,19 @@ export async function buildServer(
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     serverFactory: serverFactory(options.limits),
+    trustProxy: options.trustProxy,
   }) as unknown as FastifyInstance;
   const logger = options.logger as unknown as Logger;
+  // Browser clients (KILN_CORS_ORIGINS): preflights answered for the API and the images.
+  if (options.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: options.corsOrigins.includes('*') ? '*' : [...options.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      allowedHeaders: ['Authorization', 'Content-Type'],
+      exposedHeaders: ['X-Kiln-Engine', 'Retry-After'],
+      maxAge: 600,
+    });
+  }
   const dispatcher = new TaskDispatcher(options.service, logger);
   const sessions = new WsSessions({
     resumeMs: options.wsResumeMs,

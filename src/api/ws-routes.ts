@@ -9,6 +9,7 @@ import type { ApiKeys } from '../tasks/api-keys.ts';
 import { nestsDeeperThan } from './json-depth.ts';
 import { dedupeGetResponse, requestedMegapixels } from './request-limits.ts';
 import { sendPlayground, wantsPage } from './playground-page.ts';
+import { publicBaseOf } from './public-base.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
 import type { FrameTag, WsSession, WsSessions } from './ws-sessions.ts';
 
@@ -43,6 +44,8 @@ function setMaxFrame(socket: WebSocket, bytes: number): void {
 /** The WebSocket transport on `/v1` and `/`: same dispatcher as REST, one frame per answer. */
 export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void {
   const handler = (socket: WebSocket, request: FastifyRequest): void => {
+    // Where this client reached us: the base of the image URLs it is sent.
+    const publicBase = publicBaseOf(request);
     const dryRun = /(?:^|[?&])dryRun=(?:1|true)(?:&|$)/.test(request.url.split('?')[1] ?? '');
     const address = request.ip;
     const { limits, authThrottle } = options;
@@ -115,7 +118,7 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     const context = {
       principal: async () => {
         await authenticating;
-        return session?.principal;
+        return session && { ...session.principal, publicBase };
       },
       authenticate: (task: { apiKey: string; connectionSessionUUID?: string }) => {
         const check = (async () => {

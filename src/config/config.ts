@@ -39,6 +39,8 @@ const envSchema = z.object({
   KILN_QUEUE_LOCK_SECONDS: int(2, 3600).default(30),
   KILN_WARMUP: bool.default(true),
   KILN_IDEMPOTENT_RESUBMIT: bool.default(true),
+  KILN_TRUST_PROXY: bool.default(false),
+  KILN_CORS_ORIGINS: list.optional(),
   KILN_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/./, 'must be a postgres:// URL').optional(),
   KILN_DATABASE_POOL: int(1, 200).default(10),
   KILN_REDIS_URL: z.string().regex(/^rediss?:\/\/./, 'must be a redis:// or rediss:// URL').optional(),
@@ -144,6 +146,10 @@ export interface Config {
   readonly uploadRetentionMs: number;
   /** A task resent by its key with the same taskUUID and body attaches to the first one (no conflictTaskUUID). */
   readonly idempotentResubmit: boolean;
+  /** Believe X-Forwarded-For/-Proto/-Host from the proxy in front (client address, image URLs). */
+  readonly trustProxy: boolean;
+  /** Origins browsers may call the API from (`['*']`: any); empty: CORS off. */
+  readonly corsOrigins: readonly string[];
   readonly allowPrivateUrls: boolean;
   readonly sweepIntervalMs: number;
   /** How long a shutdown waits for running tasks before handing them back. */
@@ -298,6 +304,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     retentionMs: e.KILN_RETENTION_HOURS * 3_600_000,
     uploadRetentionMs: e.KILN_UPLOAD_RETENTION_DAYS * 86_400_000,
     idempotentResubmit: e.KILN_IDEMPOTENT_RESUBMIT,
+    trustProxy: e.KILN_TRUST_PROXY,
+    corsOrigins: Object.freeze([...(e.KILN_CORS_ORIGINS ?? [])]),
     allowPrivateUrls: e.KILN_ALLOW_PRIVATE_URLS,
     sweepIntervalMs: e.KILN_SWEEP_SECONDS * 1000,
     shutdownDrainMs: e.KILN_SHUTDOWN_DRAIN_SECONDS * 1000,

@@ -48,6 +48,8 @@ export interface InferenceTask {
   readonly ttl: number;
   /** Kiln extension: seconds after submission past which unfinished images fail with `timeoutDeadline`. */
   readonly deadlineSeconds?: number;
+  /** Set by Kiln, not by clients: the base URL the client reached Kiln at, kept with the stored task for its image URLs. */
+  readonly publicBase?: string;
   readonly includeCost: boolean;
   readonly seed?: number;
   readonly resultType: 'single' | 'series';

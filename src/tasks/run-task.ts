@@ -374,7 +374,7 @@ async function finishImage(
     seed: image.seed,
     outputType: task.outputType,
     outputFormat: task.outputFormat,
-    ...(isUrl ? { imageURL: deps.imageUrl(objectKey) } : { bytes: encoded.bytes }),
+    ...(isUrl ? { imageURL: deps.imageUrl(objectKey, task.publicBase) } : { bytes: encoded.bytes }),
     ...(task.includeCost ? { cost } : {}),
     ...(nsfw === undefined ? {} : { nsfw }),
     ...(generation.seriesIndex === null ? {} : { seriesIndex: generation.seriesIndex }),

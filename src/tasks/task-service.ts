@@ -19,6 +19,11 @@ const MAX_SEED = 2 ** 31 - 1;
 /** Who is asking: the API key a request authenticated with. */
 export interface Principal {
   readonly apiKeyId: string;
+  /**
+   * The base URL the caller reached Kiln at (`http://host:port`, from the request's Host, or the
+   * proxy's X-Forwarded-* with KILN_TRUST_PROXY), for image URLs when KILN_PUBLIC_URL is unset.
+   */
+  readonly publicBase?: string | undefined;
 }
 
 export interface TaskServiceDeps {
@@ -35,8 +40,11 @@ export interface TaskServiceDeps {
   readonly metrics?: Metrics;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Public URL of a stored object, e.g. `http://localhost:8080/image/<uuid>.jpg`. */
-  imageUrl(objectKey: string): string;
+  /**
+   * Public URL of a stored object, e.g. `http://localhost:8080/image/<uuid>.jpg`: under
+   * KILN_PUBLIC_URL when it is set, else under `base` (where the client reached Kiln).
+   */
+  imageUrl(objectKey: string, base?: string): string;
   /** How long ended tasks stay readable through getResponse. */
   readonly retentionMs: number;
   /** How long an uploaded image lives after its last use. */
@@ -161,7 +169,7 @@ export class TaskService {
     const now = this.deps.clock.now();
     const readable = existing.expiresAt === null || existing.expiresAt > now;
     // taskUUIDs are case-insensitive: a retry that changed only their case is the same task.
-    const canonical = (request: InferenceTask): string => JSON.stringify({ ...request, taskUUID: request.taskUUID.toLowerCase() });
+    const canonical = (request: InferenceTask): string => JSON.stringify({ ...request, taskUUID: request.taskUUID.toLowerCase(), publicBase: undefined });
     const same = existing.apiKeyId === principal.apiKeyId && canonical(JSON.parse(existing.request) as InferenceTask) === canonical(task);
     if (this.deps.idempotentResubmit && same && readable) return;
     throw new ApiError('conflictTaskUUID', `The taskUUID '${task.taskUUID}' is already in use. Use a new UUID v4 for each task.`, {
@@ -220,7 +228,8 @@ export class TaskService {
         taskType: task.taskType,
         model: task.model,
         engine: this.engineFor(task.model),
-        request: JSON.stringify(task),
+        // The base URL the client used travels with the task, for the URLs its worker builds.
+        request: JSON.stringify(principal.publicBase === undefined ? task : { ...task, publicBase: principal.publicBase }),
         status: 'queued',
         imageCount: count,
         createdAt: now,
@@ -264,7 +273,7 @@ export class TaskService {
             extra: { ...rest, status: 'error' },
           }),
         );
-      } else data.push(await this.successItem(task, g));
+      } else data.push(await this.successItem(task, g, principal.publicBase ?? task.publicBase));
     }
     for (const upload of await this.deps.store.listFailedUploads(taskUUID)) {
       const error = uploadFailed(taskUUID, upload.imageUUID ?? '', upload.lastError);
@@ -285,7 +294,7 @@ export class TaskService {
     return {};
   }
 
-  private async successItem(task: InferenceTask, g: GenerationRecord): Promise<Record<string, unknown>> {
+  private async successItem(task: InferenceTask, g: GenerationRecord, base: string | undefined): Promise<Record<string, unknown>> {
     const image = g.imageUUID ? await this.deps.store.getImage(g.imageUUID) : undefined;
     const objectKey = image?.objectKey ?? `${g.imageUUID}.${task.outputFormat.toLowerCase()}`;
     const bytes = task.outputType === 'URL' || !image ? undefined : await this.deps.objects.get(image.objectKey);
@@ -296,7 +305,7 @@ export class TaskService {
       outputType: task.outputType,
       outputFormat: task.outputFormat,
       status: 'success',
-      ...(task.outputType === 'URL' ? { imageURL: this.deps.imageUrl(objectKey) } : { bytes: bytes ?? Buffer.alloc(0) }),
+      ...(task.outputType === 'URL' ? { imageURL: this.deps.imageUrl(objectKey, base) } : { bytes: bytes ?? Buffer.alloc(0) }),
       ...(task.includeCost && g.cost !== null ? { cost: g.cost } : {}),
       ...(g.nsfw === null ? {} : { nsfw: g.nsfw }),
       ...(g.seriesIndex === null ? {} : { seriesIndex: g.seriesIndex }),
@@ -369,7 +378,7 @@ export class TaskService {
       expiresAt: now + this.deps.uploadRetentionMs,
       servable: true,
     });
-    return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID, imageURL: this.deps.imageUrl(objectKey) };
+    return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID, imageURL: this.deps.imageUrl(objectKey, principal.publicBase) };
   }
 
   /**
