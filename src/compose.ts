@@ -30,6 +30,9 @@ import { ApiKeys } from './tasks/api-keys.ts';
 import type { EngineRegistry } from './tasks/ports.ts';
 import { Sweeper } from './tasks/sweeper.ts';
 import { TaskService } from './tasks/task-service.ts';
+import { Tenancy } from './tasks/tenancy.ts';
+import { MemoryRateLimiter } from './queue/rate-limiter.ts';
+import { RedisRateLimiter } from './queue/redis-rate-limiter.ts';
 
 /** A running Kiln server and how to stop it. */
 export interface Kiln {
@@ -199,7 +202,13 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     owner,
     graceMs: config.redisUrl ? 2_000 : 0,
   });
+  // Per-key fairness, limits, budgets and ledger (docs/tenancy.md): counters in the task store,
+  // the rate in Redis when scaled out so every API process draws from the same bucket.
+  const rateLimiter = config.redisUrl ? new RedisRateLimiter({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger }) : new MemoryRateLimiter();
+  const tenancy = new Tenancy({ store: store.tenancy(), rateLimiter, defaults: config.keyDefaults, clock, logger, metrics });
+  metrics.watchKeys?.(() => store.tenancy().loadByKey());
   const service = new TaskService({
+    tenancy,
     store,
     objects,
     queue,
@@ -311,6 +320,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         await http.close();
         for (const engine of engines.all()) await engine.close();
         await classifier.close();
+        await rateLimiter.close();
         await services.close();
         phase('stores closed');
         logger.flush?.();

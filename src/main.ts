@@ -2,10 +2,13 @@
 import { ConfigError, loadConfig, ROLES, type Role } from './config/config.ts';
 import { startKiln } from './compose.ts';
 import { runKeysCommand } from './cli/keys-command.ts';
+import { runUsageCommand } from './cli/usage-command.ts';
+import { runDeliveriesCommand } from './cli/deliveries-command.ts';
 import { runGenerateCommand } from './cli/generate-command.ts';
 import { runBatchCommand } from './cli/batch-command.ts';
 import { runTasksCommand } from './cli/tasks-command.ts';
 import type { ClientIo } from './cli/client-io.ts';
+import type { StoreCommandIo } from './cli/store-access.ts';
 
 const USAGE = `Usage: kiln <command> [options]     (kiln <command> --help for its options)
 
@@ -16,7 +19,9 @@ Server:
   worker     runs tasks, deliveries and the sweeper; serves only /health and /metrics
              (same services as api; KILN_QUEUE_CONCURRENCY tasks at once)
   keys       manage API keys in the store: create, list, revoke, rotate,
-             rotate-webhook-secret (kiln keys help)
+             rotate-webhook-secret, update (limits, budget) (kiln keys help)
+  usage      the usage ledger: images and cost per key, day or model (kiln usage --help)
+  deliveries the webhook and upload deliveries of a task, every attempt (kiln deliveries --help)
 
 Client (Runware WebSocket API: a Kiln server, or the hosted one with --server):
   generate   make images from a prompt and write them to files
@@ -107,21 +112,28 @@ async function run(role: Role): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+const STORE_COMMANDS: Record<string, (args: readonly string[], io: StoreCommandIo) => Promise<number>> = {
+  keys: runKeysCommand,
+  usage: runUsageCommand,
+  deliveries: runDeliveriesCommand,
+};
+
 const command = process.argv[2] ?? 'serve';
 const wantsHelp = process.argv[3] === '--help' || process.argv[3] === '-h';
 if ((ROLES as readonly string[]).includes(command) && wantsHelp) {
   process.stdout.write(USAGE);
 } else if ((ROLES as readonly string[]).includes(command)) {
   await run(command as Role);
-} else if (command === 'keys') {
-  const code = await runKeysCommand(wantsHelp ? ['help'] : process.argv.slice(3), {
+} else if (Object.hasOwn(STORE_COMMANDS, command)) {
+  // Commands that act on the store directly, beside the server.
+  const code = await STORE_COMMANDS[command]!(wantsHelp ? ['help'] : process.argv.slice(3), {
     env: process.env,
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
   });
   process.exit(code);
-} else if (CLIENT_COMMANDS[command]) {
-  await runClient(CLIENT_COMMANDS[command]);
+} else if (Object.hasOwn(CLIENT_COMMANDS, command)) {
+  await runClient(CLIENT_COMMANDS[command]!);
 } else if (command === 'help' || command === '--help' || command === '-h') {
   process.stdout.write(USAGE);
 } else {

@@ -31,7 +31,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   api: ['tasks', 'protocol', 'events', 'errors', 'config', 'shared', 'metrics'],
   // Commands beside the server (`kiln keys`): wiring like main.ts, so they may use open-services;
   // the client commands (`kiln generate`) read the O3 size table from models.
-  cli: ['.', 'config', 'shared', 'store', 'tasks', 'errors', 'models'],
+  cli: ['.', 'config', 'shared', 'store', 'tasks', 'errors', 'models', 'delivery'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -46,7 +46,7 @@ describe('the OpenAPI document', () => {
     assert.deepEqual([inference.properties.outputQuality.minimum, inference.properties.outputQuality.maximum], [20, 99]);
     assert.deepEqual(inference.properties.model.enum.sort(), ['kiln:studio@1', 'klingai:kling-image@o3']);
     const types = document.components.schemas.Task.oneOf.map((s: { $ref: string }) => s.$ref.split('/').pop());
-    assert.deepEqual(types.sort(), ['AuthenticationTask', 'CancelTask', 'GetResponseTask', 'ImageInferenceTask', 'ImageUploadTask', 'PingTask']);
+    assert.deepEqual(types.sort(), ['AuthenticationTask', 'CancelTask', 'GetDeliveriesTask', 'GetResponseTask', 'ImageInferenceTask', 'ImageUploadTask', 'PingTask', 'RedeliverTask']);
   });
 
   test('a real request and its results, an async ack, getResponse and an error validate', async () => {

@@ -21,7 +21,7 @@ import { freshPostgresDatabase, serviceProblem } from './helpers/services.ts';
 // Before any test is registered: node:test starts running tests while a top-level await is pending.
 const postgresProblem = await serviceProblem('postgres');
 
-const TABLES = ['tasks', 'generations', 'images', 'deliveries', 'leases', 'api_keys'];
+const TABLES = ['tasks', 'generations', 'images', 'deliveries', 'leases', 'api_keys', 'key_holds', 'usage_ledger'];
 const T0 = 1_750_000_000_000;
 const FILL_TASKS = 2_000;
 
@@ -105,6 +105,11 @@ async function fill(store: TaskStore): Promise<void> {
     ]);
     if (i % 4 !== 0) await store.setTaskStatus(uuid, i % 7 === 0 ? 'failed' : 'done', at + 500, at + 86_400_000);
     if (i % 10 === 0) await store.insertImage(image(null, { kind: 'upload', createdAt: at, expiresAt: at + 86_400_000 }));
+    // Tenancy (migration 0004): holds of unfinished tasks, ledger rows of charged images, over a few keys.
+    const apiKeyId = `key-${i % 5}`;
+    await store.tenancy().hold({ taskUUID: uuid, apiKeyId, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
+    await store.tenancy().charge({ apiKeyId, taskUUID: uuid, imageIndex: 0, imageUUID: img.imageUUID, model: 'm', engine: 'e', width: 64, height: 64, priceMicros: 28_000, upstreamMicros: null, at });
+    if (i % 4 !== 0) await store.tenancy().release(uuid);
   };
   for (let i = 0; i < FILL_TASKS; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => one(i + j)));
 }
@@ -134,6 +139,23 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     await run('findApiKeyByHash', () => store.findApiKeyByHash('hash-x'));
     await run('findApiKeyById', () => store.findApiKeyById('key-x'));
     await run('insertTask', () => store.insertTask(task(uuid, now), [pendingGeneration(uuid, 0), pendingGeneration(uuid, 1)]));
+    const tenancy = store.tenancy();
+    const held = uuid.toLowerCase();
+    await run('tenancy.setLimits', () => tenancy.setLimits('key-x', { budgetMicros: 1_000_000, budgetPeriod: 'month', maxConcurrentImages: 10 }));
+    await run('tenancy.account', () => tenancy.account('key-x'));
+    const outcome = await run('tenancy.hold', () =>
+      tenancy.hold({ taskUUID: held, apiKeyId: 'key-x', images: 2, unitMicros: 28_000, now, defaults: { maxConcurrentImages: null, maxQueuedImages: 5 } }),
+    );
+    assert.equal(outcome.ok, true);
+    await run('tenancy.markStarted', () => tenancy.markStarted(held));
+    await run('tenancy.charge', () =>
+      tenancy.charge({ apiKeyId: 'key-x', taskUUID: held, imageIndex: 0, imageUUID: randomUUID(), model: 'm', engine: 'e', width: 64, height: 64, priceMicros: 28_000, upstreamMicros: 27_000, at: now }),
+    );
+    await run('tenancy.refund', () => tenancy.refund(held, 1));
+    await run('tenancy.release', () => tenancy.release(held));
+    await run('tenancy.holdsOlderThan', () => tenancy.holdsOlderThan(T0 - 1_900_000));
+    await run('tenancy.usage by key', () => tenancy.usage({ apiKeyId: 'key-1', since: T0 - 100_000, until: T0 }));
+    await run('tenancy.usage', () => tenancy.usage({ since: T0 - 100_000 }));
     const fence = await run('claimTask', () => store.claimTask(uuid, now));
     assert.equal(fence, 1);
     await run('getTask', () => store.getTask(uuid));
@@ -159,6 +181,9 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     await run('updateDelivery', () => store.updateDelivery(put.id, { status: 'failed', attempts: 1, nextAttemptAt: now, lastError: 'HTTP 500' }, [notice]));
     await run('insertDeliveries', () => store.insertDeliveries([delivery(uuid, { createdAt: now })]));
     await run('listFailedUploads', () => store.listFailedUploads(uuid));
+    await run('recordDeliveryAttempt', () => store.recordDeliveryAttempt({ deliveryId: put.id, at: now, httpStatus: 500, error: 'HTTP 500', latencyMs: 3 }));
+    await run('listTaskDeliveries', () => store.listTaskDeliveries(uuid));
+    await run('getDelivery', () => store.getDelivery(put.id));
     await run('listPendingDeliveries', () => store.listPendingDeliveries());
     await run('listUnfinishedTasks', () => store.listUnfinishedTasks());
     await run('touchImage', () => store.touchImage(inline.imageUUID, now + 90_000_000));

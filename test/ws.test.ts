@@ -87,7 +87,8 @@ describe('WebSocket /v1 protocol', () => {
     const good = task();
     client.send([good]);
     assert.deepEqual(await client.next(client.forTask(good.taskUUID)), {
-      data: [{ taskType: 'imageInference', taskUUID: good.taskUUID }],
+      // The ack carries the price the task would have (docs/tenancy.md); studio images cost 0.
+      data: [{ taskType: 'imageInference', taskUUID: good.taskUUID, cost: 0 }],
     });
     const bad = task({ width: 100 });
     client.send([bad]);

@@ -8,6 +8,7 @@ import { buildOpenApiDocument } from './openapi-document.ts';
 import { openAiRoutes } from './openai-routes.ts';
 import { registerPlaygroundRoutes } from './playground-page.ts';
 import type { TaskDispatcher } from './task-dispatcher.ts';
+import { registerUsageRoute } from './usage-route.ts';
 
 export interface FrontDoorOptions {
   readonly dispatcher: TaskDispatcher;
@@ -41,4 +42,5 @@ export function registerFrontDoors(app: FastifyInstance, options: FrontDoorOptio
     return reply.header('Content-Type', 'application/json; charset=utf-8').send(document);
   });
   registerPlaygroundRoutes(app);
+  registerUsageRoute(app, options);
 }

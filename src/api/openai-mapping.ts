@@ -111,6 +111,8 @@ const CODE_OF: Partial<Record<string, string>> = {
   missingParameter: 'missing_required_parameter',
   queueFull: 'rate_limit_exceeded',
   tooManyRequests: 'rate_limit_exceeded',
+  rateLimitExceeded: 'rate_limit_exceeded',
+  insufficientCredits: 'insufficient_quota',
   nsfwContentDetected: 'moderation_blocked',
   invalidModel: 'model_not_found',
 };

@@ -67,6 +67,8 @@ export function buildOpenApiDocument(version: string): Json {
       ImageUploadTask: wire.imageUploadTaskSchema,
       GetResponseTask: wire.getResponseTaskSchema,
       CancelTask: wire.cancelTaskSchema,
+      GetDeliveriesTask: wire.getDeliveriesTaskSchema,
+      RedeliverTask: wire.redeliverTaskSchema,
       Task: wire.taskSchema,
       RequestBody: wire.requestBodySchema,
       OpenAIImageGenerationRequest: openai.generationRequestSchema,
@@ -83,6 +85,9 @@ export function buildOpenApiDocument(version: string): Json {
       PingResult: wire.pingResultSchema,
       ImageUploadResult: wire.imageUploadResultSchema,
       CancelResult: wire.cancelResultSchema,
+      ProgressResult: wire.progressResultSchema,
+      GetDeliveriesResult: wire.getDeliveriesResultSchema,
+      RedeliverResult: wire.redeliverResultSchema,
       ResultItem: wire.resultItemSchema,
       ErrorItem: wire.errorItemSchema,
       ResponseEnvelope: wire.responseEnvelopeSchema,
@@ -131,13 +136,47 @@ export function buildOpenApiDocument(version: string): Json {
       '/v1': {
         post: {
           tags: ['Runware task API'],
-          summary: 'Run tasks (imageInference, imageUpload, getResponse, cancelTask, authentication, ping)',
+          summary: 'Run tasks (imageInference, imageUpload, getResponse, authentication, ping; Kiln extensions cancelTask, getDeliveries, redeliver)',
           description: 'Authenticate with `Authorization: Bearer <key>` or an `authentication` task first in the array.',
           security: [{ bearer: [] }, {}],
+          parameters: [
+            {
+              name: 'dryRun',
+              in: 'query',
+              required: false,
+              schema: { enum: ['1', 'true'] },
+              description: 'Validate and price only (docs/tenancy.md): the ack item carries `cost` and `budgetRemaining`; nothing is charged, stored or queued.',
+            },
+          ],
           requestBody: { required: true, content: { 'application/json': { schema: ref('RequestBody') } } },
           responses: {
             '200': json(ref('ResponseEnvelope'), 'Results; `errors` too when some tasks failed but at least one produced data.'),
-            ...runwareErrors([400, 401, 404, 413, 429, 500, 502, 503, 504]),
+            ...runwareErrors([400, 401, 402, 404, 413, 429, 500, 502, 503, 504]),
+          },
+        },
+      },
+      '/v1/usage': {
+        get: {
+          tags: ['Runware task API'],
+          summary: "Kiln extension: the calling key's own usage ledger (one row per charged image) and totals (docs/tenancy.md)",
+          security: [{ bearer: [] }],
+          parameters: ['since', 'until'].map((name) => ({
+            name,
+            in: 'query',
+            required: false,
+            schema: { type: 'string' },
+            description: `${name === 'since' ? 'From (inclusive)' : 'Up to (exclusive)'}: an ISO 8601 date or time, or ms since the epoch.`,
+          })),
+          responses: {
+            '200': json({
+              type: 'object',
+              properties: {
+                totals: { type: 'object', properties: { images: { type: 'integer' }, cost: { type: 'number' } }, required: ['images', 'cost'] },
+                rows: { type: 'array', items: { type: 'object', additionalProperties: true } },
+              },
+              required: ['totals', 'rows'],
+            }),
+            ...runwareErrors([400, 401]),
           },
         },
       },

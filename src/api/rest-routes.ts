@@ -104,6 +104,12 @@ function sendReply(reply: FastifyReply, status: number, data: string[], errors: 
   return reply.header('Content-Length', String(length)).send(Readable.from(chunks(), { objectMode: false }));
 }
 
+/** `?dryRun=1` (or `true`) on the REST URL, as on the WebSocket URL. */
+function isDryRun(query: unknown): boolean {
+  const value = isPlainObject(query) ? query.dryRun : undefined;
+  return value === '1' || value === 'true';
+}
+
 /** `POST /v1` (and `/v1/`): a JSON array of tasks in, `{data, errors}` out. */
 export function registerRestRoutes(app: FastifyInstance, options: RestOptions): void {
   const { limits, authThrottle } = options;
@@ -221,7 +227,8 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
             principal ??= verified;
             return { taskType: 'authentication', connectionSessionUUID: task.connectionSessionUUID ?? newUuid() };
           },
-          dryRun: false,
+          // `POST /v1?dryRun=1`: validate and price only (docs/tenancy.md).
+          dryRun: isDryRun(request.query),
           endAtLastImage: true,
           syncTimeoutMs: options.syncTimeoutMs,
           signal: AbortSignal.any([controller.signal, options.shutdown]),
@@ -236,6 +243,9 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
     // During a shutdown the connection must not idle in keep-alive: the server waits for it.
     if (options.shutdown.aborted) reply.header('Connection', 'close');
     if (!principal) return sendErrors(reply, errors.length > 0 ? errors : [invalidApiKey()]);
+    // A key's rate or image limit (docs/tenancy.md): the error carries the wait, the header too.
+    const retryAfter = errors.map((error) => error.details.extra?.retryAfter).find((value) => typeof value === 'number');
+    if (retryAfter !== undefined && !reply.hasHeader('Retry-After')) reply.header('Retry-After', String(retryAfter));
     // kiln-extensions.md: 200 when at least one task produced data, otherwise the first error's status.
     const status = errors.length === 0 || answered || producedData ? 200 : (errors[0]?.status ?? 500);
     return sendReply(reply, status, data, errors);

@@ -16,6 +16,8 @@ export interface ReplySink {
   batch(items: Record<string, unknown>[], errors: ApiError[]): void;
   /** A problem reported after the results (`uploadFailed`); the results stand. */
   notice(error: ApiError): void;
+  /** Progress items of a task sent with `progress: true` (WebSocket only; other sinks leave it out). */
+  progress?(items: readonly Record<string, unknown>[]): void;
   /** The sink starts waiting for a sync task's results (WebSocket: the session tracks it for resume). */
   opened?(taskUUID: string): void;
   /** The sync task is fully answered (or the wait ended). */
@@ -85,7 +87,7 @@ export class TaskDispatcher {
         const error = invalidApiKey();
         throw new ApiError(error.code, 'Authenticate first: send an authentication task with your API key.', {
           ...error.details,
-          taskUUID: task.taskUUID,
+          ...(task.taskUUID === undefined ? {} : { taskUUID: task.taskUUID }),
           taskType: task.taskType,
         });
       }
@@ -100,6 +102,13 @@ export class TaskDispatcher {
         case 'cancelTask':
           if (context.dryRun) sink.data({ taskType: task.taskType, taskUUID: task.taskUUID });
           else sink.data(await this.service.cancelTask(task.taskUUID, principal));
+          return;
+        case 'getDeliveries':
+          sink.data(await this.service.getDeliveries(task.taskUUID, principal));
+          return;
+        case 'redeliver':
+          if (context.dryRun) sink.data({ taskType: task.taskType, deliveryId: task.deliveryId });
+          else sink.data(await this.service.redeliver(task.deliveryId, principal));
           return;
         case 'getResponse': {
           const { data, errors } = await this.service.getResponse(task.taskUUID, principal);
@@ -117,7 +126,8 @@ export class TaskDispatcher {
 
   private async inference(task: InferenceTask, principal: Principal, context: DispatchContext, sink: ReplySink): Promise<void> {
     if (context.dryRun) {
-      sink.data(ackItem(task.taskUUID));
+      // The price it would have and the key's budget left (docs/tenancy.md); nothing is charged, stored or queued.
+      sink.data({ ...ackItem(task.taskUUID), ...(await this.service.estimate(task, principal)) });
       return;
     }
     if (task.acknowledgeOnly) {
@@ -136,6 +146,11 @@ export class TaskDispatcher {
       if (outcome === 'attached') return { stop: await this.service.watch(task.taskUUID, listener), replay: true };
       return { stop, replay: false };
     });
+  }
+
+  /** The caller's own usage ledger (`GET /v1/usage`). */
+  usage(principal: Principal, range: { since?: number; until?: number }): ReturnType<TaskService['usage']> {
+    return this.service.usage(principal, range);
   }
 
   /**
@@ -195,6 +210,7 @@ export class TaskDispatcher {
         const count = event.error.details.extra?.imageCount;
         settle(typeof count === 'number' ? count : 1);
       } else if (event.type === 'notice') sink.notice(event.error);
+      else if (event.type === 'progress') sink.progress?.(event.items.map((item) => ({ ...item })));
       else if (event.type === 'end') finish();
     };
     const timer = setTimeout(

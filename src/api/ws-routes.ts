@@ -109,6 +109,9 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
       // every result, so notices are not pushed live over WebSocket: getResponse and the
       // webhook carry them.
       notice: (error) => options.logger.debug({ code: error.code, taskUUID: error.details.taskUUID }, 'notice not sent over WebSocket'),
+      // Progress items travel like results (kept for a resumed session), without a tag: they
+      // are not results the client could be missing.
+      progress: (items) => send({ data: items }),
       batch: (items, errors) =>
         send({ data: items, ...(errors.length > 0 ? { errors: errors.map((e) => e.toJSON()) } : {}) }),
     };

@@ -13,6 +13,18 @@ const list = z.string().transform((v) =>
     .filter((s) => s.length > 0),
 );
 
+/** A comma-separated list of durations: `250ms`, `5s`, `2m`, `1h` (a bare number is milliseconds). */
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+const durations = list
+  .pipe(z.array(z.string().regex(DURATION, 'must be durations like 5s, 2m, 1h, 250ms')).min(1, 'must list at least one duration'))
+  .transform((items) =>
+    items.map((item) => {
+      const [, amount, unit] = DURATION.exec(item)!;
+      return Math.round(Number(amount) * UNIT_MS[(unit ?? 'ms') as keyof typeof UNIT_MS]);
+    }),
+  );
+
 /** Shortest key KILN_API_KEYS may list: a short key is guessable despite the auth-failure throttle. */
 export const MIN_API_KEY_LENGTH = 32;
 
@@ -37,6 +49,10 @@ const envSchema = z.object({
   KILN_QUEUE_CONCURRENCY: int(1, 64).default(Math.min(64, 4 * Math.max(1, availableParallelism()))),
   KILN_QUEUE_MAX: int(1, 10_000_000).default(1000),
   KILN_QUEUE_LOCK_SECONDS: int(2, 3600).default(30),
+  // Per-key defaults for keys without their own limits (docs/tenancy.md); unset: unlimited.
+  KILN_KEY_MAX_CONCURRENT_IMAGES: int(1, 10_000_000).optional(),
+  KILN_KEY_MAX_QUEUED_IMAGES: int(0, 10_000_000).optional(),
+  KILN_KEY_RATE: z.coerce.number().positive().max(1_000_000).optional(),
   KILN_WARMUP: bool.default(true),
   KILN_IDEMPOTENT_RESUBMIT: bool.default(true),
   KILN_TRUST_PROXY: bool.default(false),
@@ -63,11 +79,13 @@ const envSchema = z.object({
   KILN_FETCH_TOTAL_TIMEOUT_MS: int(100, 600_000).default(20_000),
   KILN_MAX_REFERENCE_MB: int(1, 100).default(10),
   KILN_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]{32,}$/, 'must be whsec_ followed by base64 of at least 24 bytes').optional(),
-  KILN_WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(8),
+  KILN_WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(14),
   KILN_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5_000),
-  KILN_UPLOAD_MAX_ATTEMPTS: int(1, 100).default(8),
+  KILN_UPLOAD_MAX_ATTEMPTS: int(1, 100).default(14),
   KILN_UPLOAD_TIMEOUT_MS: int(100, 600_000).default(60_000),
-  KILN_RETRY_BASE_MS: int(1, 60_000).default(250),
+  // 5 s, 30 s, 2 min, 10 min, 30 min, then hourly.
+  KILN_RETRY_SCHEDULE: durations.default([5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000]),
+  KILN_RETRY_BASE_MS: int(1, 60_000).optional(),
   KILN_RETRY_MAX_MS: int(1, 600_000).default(8_000),
   KILN_SAFETY_POLICY: z.enum(['flag', 'block']).default('flag'),
   KILN_SAFETY_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
@@ -123,6 +141,8 @@ export interface Config {
   readonly queueConcurrency: number;
   /** Images waiting or running, cluster-wide, past which new tasks get `429 queueFull`. */
   readonly queueMax: number;
+  /** Limits of API keys that have none of their own (docs/tenancy.md); `null`: unlimited. */
+  readonly keyDefaults: { readonly maxConcurrentImages: number | null; readonly maxQueuedImages: number | null; readonly rate: number | null };
   /** Warm the studio workers and sharp at start (≤ 3 s), so the first requests are not cold. */
   readonly warmUp: boolean;
   /** BullMQ job lock: a worker that dies loses its tasks to another worker after this long. */
@@ -220,7 +240,10 @@ export interface Limits {
 export interface RetrySettings {
   readonly maxAttempts: number;
   readonly timeoutMs: number;
-  readonly baseDelayMs: number;
+  /** Delay before retry k is `scheduleMs[k-1]`, the last one repeating (KILN_RETRY_SCHEDULE)… */
+  readonly scheduleMs: readonly number[];
+  /** …unless KILN_RETRY_BASE_MS is set: then doubling from it up to `maxDelayMs`. */
+  readonly baseDelayMs: number | undefined;
   readonly maxDelayMs: number;
 }
 
@@ -281,6 +304,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     maxBodyBytes: e.KILN_MAX_BODY_MB * 1024 * 1024,
     queueConcurrency: e.KILN_QUEUE_CONCURRENCY,
     queueMax: e.KILN_QUEUE_MAX,
+    keyDefaults: Object.freeze({
+      maxConcurrentImages: e.KILN_KEY_MAX_CONCURRENT_IMAGES ?? null,
+      maxQueuedImages: e.KILN_KEY_MAX_QUEUED_IMAGES ?? null,
+      rate: e.KILN_KEY_RATE ?? null,
+    }),
     queueLockMs: e.KILN_QUEUE_LOCK_SECONDS * 1000,
     warmUp: e.KILN_WARMUP,
     databaseUrl: e.KILN_DATABASE_URL,
@@ -316,12 +344,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     webhookRetry: Object.freeze({
       maxAttempts: e.KILN_WEBHOOK_MAX_ATTEMPTS,
       timeoutMs: e.KILN_WEBHOOK_TIMEOUT_MS,
+      scheduleMs: Object.freeze([...e.KILN_RETRY_SCHEDULE]),
       baseDelayMs: e.KILN_RETRY_BASE_MS,
       maxDelayMs: e.KILN_RETRY_MAX_MS,
     }),
     uploadRetry: Object.freeze({
       maxAttempts: e.KILN_UPLOAD_MAX_ATTEMPTS,
       timeoutMs: e.KILN_UPLOAD_TIMEOUT_MS,
+      scheduleMs: Object.freeze([...e.KILN_RETRY_SCHEDULE]),
       baseDelayMs: e.KILN_RETRY_BASE_MS,
       maxDelayMs: e.KILN_RETRY_MAX_MS,
     }),

@@ -143,8 +143,9 @@ export class DeliveryService {
       const attempts = state.attempts + 1;
       const attemptStarted = performance.now();
       try {
-        await this.attempt(record, policy, signal);
+        const status = await this.attempt(record, policy, signal);
         this.count(record, 'success', attemptStarted);
+        await this.log(record, attemptStarted, status);
         state = { ...state, status: 'done', attempts, lastError: null };
         await store.updateDelivery(record.id, state);
         log.debug({ attempts }, 'delivered');
@@ -154,6 +155,7 @@ export class DeliveryService {
         const message = error instanceof Error ? error.message : String(error);
         const final = isFinal(error) || attempts >= policy.maxAttempts;
         this.count(record, final ? 'gave_up' : 'retry', attemptStarted);
+        await this.log(record, attemptStarted, error);
         state = {
           ...state,
           status: final ? 'failed' : 'pending',
@@ -178,6 +180,22 @@ export class DeliveryService {
     return state;
   }
 
+  /** Writes the attempt to the delivery log; a log that cannot be written never stops a delivery. */
+  private async log(record: DeliveryRecord, attemptStarted: number, outcome: number | unknown): Promise<void> {
+    // A number is the status of a delivered attempt; anything else is what made it fail.
+    const failed = typeof outcome !== 'number';
+    const status = failed ? (isFetchError(outcome) ? outcome.status : undefined) : outcome;
+    await this.options.store
+      .recordDeliveryAttempt({
+        deliveryId: record.id,
+        at: this.options.clock.now(),
+        httpStatus: status ?? null,
+        error: !failed ? null : outcome instanceof Error ? outcome.message : String(outcome),
+        latencyMs: Math.round(performance.now() - attemptStarted),
+      })
+      .catch((failure: unknown) => this.options.logger.warn({ err: failure, deliveryId: record.id }, 'delivery attempt not logged'));
+  }
+
   private failureNotice(upload: DeliveryRecord): DeliveryRecord | undefined {
     if (upload.kind !== 'upload' || !upload.notifyUrl) return undefined;
     const error = uploadFailed(upload.taskUUID, upload.imageUUID ?? '', upload.lastError);
@@ -193,7 +211,8 @@ export class DeliveryService {
     observeDeliveryAttempt(this.options.metrics, record, outcome, performance.now() - attemptStarted, this.options.clock.now());
   }
 
-  private async attempt(record: DeliveryRecord, policy: RetryPolicy, signal: AbortSignal): Promise<void> {
+  /** One attempt; answers the receiver's (2xx) status, or throws what went wrong. */
+  private async attempt(record: DeliveryRecord, policy: RetryPolicy, signal: AbortSignal): Promise<number> {
     const common = {
       signal,
       totalTimeoutMs: policy.timeoutMs,
@@ -212,18 +231,18 @@ export class DeliveryService {
       headers['webhook-timestamp'] = String(Math.floor(timestamp.getTime() / 1000));
       // Standard Webhooks: several signatures are space-separated in one header.
       if (secrets.length > 0) headers['webhook-signature'] = secrets.map((secret) => new Webhook(secret).sign(record.id, timestamp, body)).join(' ');
-      await this.options.http.request(record.url, { ...common, method: 'POST', headers, body });
-      return;
+      return (await this.options.http.request(record.url, { ...common, method: 'POST', headers, body })).status;
     }
     const bytes = record.objectKey ? await this.options.objects.get(record.objectKey) : undefined;
     if (!bytes) throw new FetchError('badUrl', 'The image to upload no longer exists.');
     const extension = record.objectKey?.split('.').pop() ?? 'jpg';
-    await this.options.http.request(record.url, {
+    const answer = await this.options.http.request(record.url, {
       ...common,
       method: 'PUT',
       headers: { 'content-type': CONTENT_TYPE[extension] ?? 'application/octet-stream', 'x-kiln-delivery': record.id },
       body: bytes,
     });
+    return answer.status;
   }
 }
 

@@ -44,6 +44,7 @@ export const ERROR_STATUS = {
   notFound: 404,
   tooManyRequests: 429,
   queueFull: 429,
+  rateLimitExceeded: 429,
   nsfwContentDetected: 400,
   uploadFailed: 502,
   timeoutProvider: 504,

@@ -156,3 +156,36 @@ export function timeoutDeadline(taskUUID: string, deadlineSeconds: number): ApiE
     { parameter: 'deadlineSeconds', taskUUID, taskType: 'imageInference', retryable: false },
   );
 }
+
+/**
+ * An API key's own limit (docs/tenancy.md): too many images queued or in flight for this key
+ * (`queueFull`). `limit` is the key's limit, `limitType` which one; `retryAfter` in seconds.
+ */
+export function keyQueueFull(taskUUID: string, taskType: string, limitType: 'concurrentImages' | 'queuedImages', limit: number, retryAfterSeconds: number): ApiError {
+  const what = limitType === 'queuedImages' ? 'queued images' : 'images in progress';
+  return new ApiError('queueFull', `This API key has reached its limit of ${limit} ${what}. Retry after ${retryAfterSeconds} seconds.`, {
+    taskUUID,
+    taskType,
+    retryable: true,
+    extra: { limit, limitType, retryAfter: retryAfterSeconds },
+  });
+}
+
+/** An API key sent tasks faster than its rate (tasks per second, with a burst of the same number). */
+export function rateLimitExceeded(taskUUID: string, taskType: string, limit: number, retryAfterSeconds: number): ApiError {
+  return new ApiError('rateLimitExceeded', `This API key is limited to ${limit} tasks per second. Retry after ${retryAfterSeconds} seconds.`, {
+    taskUUID,
+    taskType,
+    retryable: true,
+    extra: { limit, limitType: 'rate', retryAfter: retryAfterSeconds },
+  });
+}
+
+/** The task's price is more than what is left of the key's budget; nothing was charged. */
+export function insufficientCredits(taskUUID: string, taskType: string, cost: number, budgetRemaining: number, budget: number): ApiError {
+  return new ApiError(
+    'insufficientCredits',
+    `Insufficient credits: the task costs ${cost} USD and ${budgetRemaining} USD is left of this API key's budget.`,
+    { taskUUID, taskType, extra: { cost, budgetRemaining, budget } },
+  );
+}

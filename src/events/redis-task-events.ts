@@ -40,7 +40,8 @@ type WireEvent =
       readonly retryable?: boolean;
     }
   | { readonly type: 'end'; readonly taskUUID: string }
-  | { readonly type: 'cancel'; readonly taskUUID: string };
+  | { readonly type: 'cancel'; readonly taskUUID: string }
+  | { readonly type: 'progress'; readonly taskUUID: string; readonly items: readonly Readonly<Record<string, unknown>>[] };
 
 export class RedisTaskEvents implements TaskEventBus {
   private readonly prefix: string;
@@ -186,6 +187,8 @@ function fromWire(wire: WireEvent): TaskEvent {
     case 'end':
     case 'cancel':
       return { type: wire.type, taskUUID: wire.taskUUID };
+    case 'progress':
+      return { type: 'progress', taskUUID: wire.taskUUID, items: wire.items };
     case 'error':
     case 'notice': {
       const rebuilt = ApiError.fromWire(wire.error);

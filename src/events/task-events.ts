@@ -16,7 +16,9 @@ export type TaskEvent =
   /** Every image has settled. */
   | { readonly type: 'end'; readonly taskUUID: string }
   /** The task was cancelled (the cancel already settled its images): a worker running it stops its engine. */
-  | { readonly type: 'cancel'; readonly taskUUID: string };
+  | { readonly type: 'cancel'; readonly taskUUID: string }
+  /** Where images are (tasks sent with `progress: true`): progress items, ready for the wire. */
+  | { readonly type: 'progress'; readonly taskUUID: string; readonly items: readonly Readonly<Record<string, unknown>>[] };
 
 export type TaskListener = (event: TaskEvent) => void;
 

@@ -44,6 +44,17 @@ export interface Metrics {
    * use, WebSocket sessions) their sources; until then they report nothing.
    */
   watch(sources: StateSources): void;
+  /** USD charged per API key (label = key id), counted where the image was charged (docs/tenancy.md). */
+  readonly keySpend?: Counter<'key'>;
+  /** Gives `kiln_key_queued_images` / `kiln_key_running_images` their source (images held per key, cluster-wide). */
+  watchKeys?(source: () => Promise<readonly KeyImages[]>): void;
+}
+
+/** Images held by one API key's tasks (docs/tenancy.md). */
+export interface KeyImages {
+  readonly apiKeyId: string;
+  readonly queuedImages: number;
+  readonly runningImages: number;
 }
 
 const STAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -107,8 +118,21 @@ export function createMetrics(): Metrics {
     const pool = state.pool();
     if (pool) g.set(pool.waiting);
   });
+  // Per-key gauges (docs/tenancy.md): read at scrape time from the tenancy holds, cluster-wide.
+  let keySource: (() => Promise<readonly KeyImages[]>) | undefined;
+  const keyLoads = async (): Promise<readonly KeyImages[]> => (keySource ? await keySource().catch(() => []) : []);
+  gauge('kiln_key_queued_images', 'Images of tasks accepted and not started, per API key id, cluster-wide', ['key'], async (g) => {
+    for (const load of await keyLoads()) g.set({ key: load.apiKeyId }, load.queuedImages);
+  });
+  gauge('kiln_key_running_images', 'Images of tasks being run and not yet settled, per API key id, cluster-wide', ['key'], async (g) => {
+    for (const load of await keyLoads()) g.set({ key: load.apiKeyId }, load.runningImages);
+  });
   return {
     registry,
+    keySpend: new Counter({ name: 'kiln_key_spend_usd_total', help: 'USD charged per API key id (counted by the process that charged the image)', labelNames: ['key'], registers }),
+    watchKeys: (source) => {
+      keySource = source;
+    },
     tasks: new Counter({ name: 'kiln_tasks_total', help: 'Inference tasks accepted', labelNames: ['model', 'delivery'], registers }),
     images: new Counter({ name: 'kiln_images_total', help: 'Images finished, by outcome (success or the error code)', labelNames: ['model', 'outcome'], registers }),
     stageSeconds: new Histogram({

@@ -116,6 +116,9 @@ export const imageInferenceTaskSchema = z
     ttl: describe(RULES.ttl.schema, RULES.ttl).default(DEFAULT_TTL_SECONDS),
     includeCost: RULES.includeCost.schema.default(false),
     seed: describe(RULES.seed.schema, RULES.seed).optional(),
+    progress: RULES.progress.schema
+      .optional()
+      .describe('Kiln extension: over WebSocket, progress items {status: "progress", imageIndex, stage, progress} while the task runs.'),
     deadlineSeconds: describe(RULES.deadlineSeconds.schema, RULES.deadlineSeconds)
       .optional()
       .describe('Kiln extension: images not finished this many seconds after submission fail with timeoutDeadline and are not charged.'),
@@ -145,6 +148,15 @@ export const cancelTaskSchema = z
   .strict()
   .describe('Kiln extension: cancels a task of the same API key (queued images dropped, running ones aborted).');
 
+export const getDeliveriesTaskSchema = z
+  .object({ taskType: z.literal('getDeliveries'), taskUUID: uuid })
+  .strict()
+  .describe("Kiln extension: a task's webhook and upload deliveries, with every attempt.");
+export const redeliverTaskSchema = z
+  .object({ taskType: z.literal('redeliver'), deliveryId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/), taskUUID: z.string().optional() })
+  .strict()
+  .describe('Kiln extension: send a settled or failed delivery again under the same id.');
+
 export const taskSchema = z.discriminatedUnion('taskType', [
   authenticationTaskSchema,
   pingTaskSchema,
@@ -152,6 +164,8 @@ export const taskSchema = z.discriminatedUnion('taskType', [
   imageUploadTaskSchema,
   getResponseTaskSchema,
   cancelTaskSchema,
+  getDeliveriesTaskSchema,
+  redeliverTaskSchema,
 ]);
 export const requestBodySchema = z.array(taskSchema).min(1).max(100).describe(`A JSON array of 1 to 100 tasks (${TASK_TYPES.join(', ')}).`);
 
@@ -194,6 +208,53 @@ export const pingResultSchema = z.object({ taskType: z.literal('ping'), pong: z.
 export const imageUploadResultSchema = z
   .object({ taskType: z.literal('imageUpload'), taskUUID: uuid, imageUUID: uuid, imageURL: z.url() })
   .strict();
+const deliveryAttemptSchema = z
+  .object({
+    attempt: z.int().min(1),
+    at: z.string().describe('ISO 8601'),
+    httpStatus: z.int().optional().describe("The receiver's status, when it answered."),
+    error: z.string().optional().describe('Why the attempt failed.'),
+    latencyMs: z.int().min(0),
+  })
+  .strict();
+export const getDeliveriesResultSchema = z
+  .object({
+    taskType: z.literal('getDeliveries'),
+    taskUUID: uuid,
+    deliveries: z.array(
+      z
+        .object({
+          deliveryId: z.string(),
+          kind: z.enum(['webhook', 'upload']),
+          host: z.string().describe('The receiver, by host only.'),
+          imageUUID: uuid.nullable(),
+          status: z.enum(['pending', 'done', 'failed']),
+          attempts: z.array(deliveryAttemptSchema),
+          nextAttemptAt: z.string().optional().describe('Pending deliveries: when the next attempt is due (ISO 8601).'),
+          lastError: z.string().optional(),
+        })
+        .strict(),
+    ),
+  })
+  .strict()
+  .describe('Kiln extension: the answer to getDeliveries.');
+export const redeliverResultSchema = z
+  .object({ taskType: z.literal('redeliver'), deliveryId: z.string(), taskUUID: z.string(), kind: z.enum(['webhook', 'upload']), status: z.literal('pending') })
+  .strict()
+  .describe('Kiln extension: the answer to redeliver.');
+
+export const progressResultSchema = z
+  .object({
+    taskType: z.literal('imageInference'),
+    taskUUID: uuid,
+    status: z.literal('progress'),
+    imageIndex: z.int().min(0),
+    stage: z.enum(['queued', 'rendering', 'encoding', 'storing', 'uploading']),
+    progress: z.number().min(0).max(1),
+  })
+  .strict()
+  .describe('Kiln extension, WebSocket only, tasks sent with progress: true: where an image is.');
+
 export const resultItemSchema = z.union([
   imageResultSchema,
   ackResultSchema,
@@ -202,6 +263,9 @@ export const resultItemSchema = z.union([
   pingResultSchema,
   imageUploadResultSchema,
   cancelResultSchema,
+  progressResultSchema,
+  getDeliveriesResultSchema,
+  redeliverResultSchema,
 ]);
 
 export const errorItemSchema = z

@@ -48,6 +48,8 @@ export interface InferenceTask {
   readonly ttl: number;
   /** Kiln extension: seconds after submission past which unfinished images fail with `timeoutDeadline`. */
   readonly deadlineSeconds?: number;
+  /** Kiln extension: send progress items over WebSocket while the task runs. */
+  readonly progress?: boolean;
   /** Set by Kiln, not by clients: the base URL the client reached Kiln at, kept with the stored task for its image URLs. */
   readonly publicBase?: string;
   readonly includeCost: boolean;
@@ -76,7 +78,20 @@ export interface CancelTask {
   readonly taskUUID: string;
 }
 
-export type Task = AuthenticationTask | PingTask | InferenceTask | ImageUploadTask | GetResponseTask | CancelTask;
+/** Kiln extension: the webhook and upload deliveries of a task, with every attempt. */
+export interface GetDeliveriesTask {
+  readonly taskType: 'getDeliveries';
+  readonly taskUUID: string;
+}
+
+/** Kiln extension: send a settled or failed delivery again, under the same id. */
+export interface RedeliverTask {
+  readonly taskType: 'redeliver';
+  readonly deliveryId: string;
+  readonly taskUUID?: string;
+}
+
+export type Task = AuthenticationTask | PingTask | InferenceTask | ImageUploadTask | GetResponseTask | CancelTask | GetDeliveriesTask | RedeliverTask;
 
 /** Number of images a task produces (a series replaces `numberResults`). */
 export function imageCount(task: InferenceTask): number {

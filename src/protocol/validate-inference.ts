@@ -34,6 +34,7 @@ export const RULES = {
   checkNSFW: boolRule('invalidSafety'),
   seed: intRule('invalidSeed', 1, MAX_SEED),
   deadlineSeconds: intRule('invalidParameter', 1, 86_400, 'an integer number of seconds'),
+  progress: boolRule('invalidParameter'),
   resultType: enumRule('invalidProviderSettings', ['single', 'series'] as const),
   seriesAmount: intRule('invalidProviderSettings', 2, 9),
   dimension: { schema: z.number().int().min(1).max(100_000), code: 'invalidWidth', rule: 'It must be a positive integer.', type: 'integer' },
@@ -50,7 +51,7 @@ export const KNOWN = new Set([
   'taskType', 'taskUUID', 'model', 'positivePrompt', 'width', 'height', 'inputs', 'referenceImages',
   'numberResults', 'outputType', 'outputFormat', 'outputQuality', 'webhookURL', 'deliveryMethod',
   'uploadEndpoint', 'safety', 'ttl', 'includeCost', 'seed', 'providerSettings', 'checkNSFW',
-  'deadlineSeconds',
+  'deadlineSeconds', 'progress',
 ]);
 
 /** Fields the real clients send that the model ignores (§4.3.2): accepted, logged. */
@@ -243,6 +244,7 @@ export function validateInference(raw: Record<string, unknown>, taskUUID: string
   const includeCost = opt(RULES.includeCost, 'includeCost', false);
   const seed = raw.seed === undefined ? undefined : check(RULES.seed, 'seed', raw.seed);
   const deadlineSeconds = raw.deadlineSeconds === undefined ? undefined : check(RULES.deadlineSeconds, 'deadlineSeconds', raw.deadlineSeconds);
+  const progress = raw.progress === undefined ? false : check(RULES.progress, 'progress', raw.progress);
   const series = validateProviderSettings(raw);
   // A series is sized by seriesAmount. numberResults may be left at 1 or equal seriesAmount
   // (sdk-js waits for numberResults items before it resolves a sync request).
@@ -274,6 +276,7 @@ export function validateInference(raw: Record<string, unknown>, taskUUID: string
     includeCost,
     ...(seed === undefined ? {} : { seed }),
     ...(deadlineSeconds === undefined ? {} : { deadlineSeconds }),
+    ...(progress ? { progress } : {}),
     ...series,
     ignoredFields,
   };

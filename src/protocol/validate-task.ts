@@ -5,7 +5,7 @@ import type { Task } from './task-types.ts';
 import { validateInference } from './validate-inference.ts';
 import { z } from 'zod';
 
-export const TASK_TYPES = ['authentication', 'ping', 'imageInference', 'imageUpload', 'getResponse', 'cancelTask'] as const;
+export const TASK_TYPES = ['authentication', 'ping', 'imageInference', 'imageUpload', 'getResponse', 'cancelTask', 'getDeliveries', 'redeliver'] as const;
 
 export type TaskParse = { readonly ok: true; readonly task: Task } | { readonly ok: false; readonly error: ApiError };
 
@@ -77,7 +77,16 @@ function parseOne(raw: unknown): Task {
       }
       return { taskType, taskUUID, image: check(imageRule, 'image', raw.image) };
     }
+    case 'redeliver': {
+      only(raw, ['taskType', 'deliveryId', 'taskUUID']);
+      const deliveryId = raw.deliveryId;
+      if (typeof deliveryId !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(deliveryId)) {
+        throw fieldError({ code: 'invalidParameter', rule: 'It must be the id of a delivery (getDeliveries lists them).', type: 'string' }, 'deliveryId');
+      }
+      return { taskType, deliveryId, ...(typeof raw.taskUUID === 'string' ? { taskUUID: raw.taskUUID } : {}) };
+    }
     case 'getResponse':
+    case 'getDeliveries':
     case 'cancelTask': {
       const taskUUID = requireTaskUUID(raw, taskType);
       only(raw, ['taskType', 'taskUUID']);

@@ -18,6 +18,14 @@
  *   then refused ("Missing lock"). This adapter aborts the handler's signal as soon as BullMQ
  *   reports the failed renewal, so two workers overlap as briefly as possible; the task store's
  *   fenced claims keep the overlap harmless.
+ * - **Fair order.** Jobs are BullMQ *prioritized* jobs whose priority is their virtual start tag
+ *   (start-time fair queueing across `QueueJob.group`, see `QueueJob`), computed at enqueue by a
+ *   Lua script on one Redis hash (`<prefix>:<name>:fair`: the virtual clock `v` and each group's
+ *   last finish tag), so every API process draws tags from the same clock. A worker advances `v`
+ *   to the tag of each job it starts. BullMQ runs lower priorities first and equal ones FIFO;
+ *   retries and stalled jobs keep their priority. The hash is reset whenever the queue is empty;
+ *   tags past BullMQ's priority limit (2 097 151 images of backlog) are clamped to it, which
+ *   falls back to FIFO order until the queue drains.
  * - **Redis down.** Producer calls (enqueue, counts, cancel) fail within `timeoutMs` with
  *   `QueueUnavailableError`. Workers wait: their connection retries forever and processing
  *   resumes, with nothing lost, when Redis is back.
@@ -27,7 +35,7 @@ import type { Redis } from 'ioredis';
 import { deferred, type Deferred } from '../shared/deferred.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
-import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, withDeadline } from './redis-client.ts';
+import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, whenReady, withDeadline } from './redis-client.ts';
 import { QueueUnavailableError, type JobHandler, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface BullmqQueueOptions {
@@ -59,6 +67,26 @@ interface ActiveRun {
 }
 
 const JOB_NAME = 'task';
+/** BullMQ's highest priority number. */
+const PRIORITY_LIMIT = 2 ** 21 - 1;
+// The fair tag of a new job (see the class comment). KEYS: fair hash, prioritized, wait, delayed, active.
+const FAIR_TAG = `
+if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('LLEN', KEYS[3]) == 0 and redis.call('ZCARD', KEYS[4]) == 0 and redis.call('LLEN', KEYS[5]) == 0 then
+  redis.call('DEL', KEYS[1])
+end
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+local field = 'f:' .. ARGV[1]
+local start = math.max(v, tonumber(redis.call('HGET', KEYS[1], field) or '0'))
+redis.call('HSET', KEYS[1], field, tostring(start + tonumber(ARGV[2]) / tonumber(ARGV[3])))
+return math.min(tonumber(ARGV[4]), 1 + math.floor(start))`;
+const FAIR_STARTED = `
+local tag = tonumber(ARGV[1]) - 1
+if tag > tonumber(redis.call('HGET', KEYS[1], 'v') or '0') then redis.call('HSET', KEYS[1], 'v', tostring(tag)) end
+return 1`;
+interface FairCommands {
+  kilnFairTag(fair: string, prioritized: string, wait: string, delayed: string, active: string, group: string, cost: number, weight: number, limit: number): Promise<number>;
+  kilnFairStarted(fair: string, priority: number): Promise<number>;
+}
 const BACKOFF_TYPE = 'kiln-capped-exponential';
 const MAX_RETRY_DELAY_MS = 30_000;
 const WAITING_STATES: ReadonlySet<string> = new Set(['waiting', 'wait', 'delayed', 'prioritized', 'paused']);
@@ -101,6 +129,8 @@ export class BullmqQueue implements TaskQueue {
       timeoutMs: this.timeoutMs,
       ...(this.logger === undefined ? {} : { logger: this.logger }),
     });
+    this.producerClient.defineCommand('kilnFairTag', { numberOfKeys: 5, lua: FAIR_TAG });
+    this.producerClient.defineCommand('kilnFairStarted', { numberOfKeys: 1, lua: FAIR_STARTED });
     this.queue = new Queue(this.name, { connection: this.producerClient, prefix: this.prefix });
     // An EventEmitter without an 'error' listener would throw.
     this.queue.on('error', (error) => this.logError(error, 'bullmq queue error'));
@@ -108,12 +138,13 @@ export class BullmqQueue implements TaskQueue {
 
   async enqueue(job: QueueJob): Promise<void> {
     checkJobId(job.id);
-    await this.call('enqueue', () =>
+    await this.call('enqueue', async () =>
       this.queue.add(
         JOB_NAME,
         {},
         {
           jobId: job.id,
+          priority: await this.fairTag(job),
           attempts: this.maxAttempts,
           backoff: { type: BACKOFF_TYPE, delay: this.retryDelayMs },
           removeOnComplete: true,
@@ -241,6 +272,13 @@ export class BullmqQueue implements TaskQueue {
     if (id === undefined) throw new UnrecoverableError('a job without an id');
     // Fetched just as close began: hand it back (a failed attempt; it runs again later).
     if (this.closing) throw new Error('the queue is closing');
+    // The fair clock moves on; a failure here only costs fairness, never the job.
+    if (job.priority > 0) {
+      const priority = job.priority;
+      void whenReady(this.producerClient)
+        .then(() => this.fair.kilnFairStarted(this.key('fair'), priority))
+        .catch(() => undefined);
+    }
     const run: ActiveRun = { controller: new AbortController(), settled: deferred(), cancelled: false };
     this.active.set(id, run);
     try {
@@ -288,6 +326,33 @@ export class BullmqQueue implements TaskQueue {
     const exponential = Math.min(this.retryDelayMs * 2 ** Math.max(0, attemptsMade - 1), MAX_RETRY_DELAY_MS);
     // Jitter spreads reruns of jobs that failed together (e.g. all aborted by one shutdown).
     return Math.max(1, Math.round(exponential * (0.8 + Math.random() * 0.4)));
+  }
+
+  private get fair(): FairCommands {
+    return this.producerClient as unknown as FairCommands;
+  }
+
+  private key(suffix: string): string {
+    return `${this.prefix}:${this.name}:${suffix}`;
+  }
+
+  private async fairTag(job: QueueJob): Promise<number> {
+    const cost = Number.isFinite(job.cost) && job.cost! >= 0 ? job.cost! : 1;
+    const weight = Number.isFinite(job.weight) && job.weight! > 0 ? job.weight! : 1;
+    // The producer connection keeps no offline queue: wait for it as BullMQ's own calls do.
+    await whenReady(this.producerClient);
+    const tag = await this.fair.kilnFairTag(
+      this.key('fair'),
+      this.key('prioritized'),
+      this.key('wait'),
+      this.key('delayed'),
+      this.key('active'),
+      job.group ?? '',
+      cost,
+      weight,
+      PRIORITY_LIMIT,
+    );
+    return Math.max(1, Math.min(PRIORITY_LIMIT, Number(tag)));
   }
 
   private abortLocal(id: string): boolean {

@@ -1,3 +1,4 @@
+import { FairOrder, type TaggedJob } from './fair-order.ts';
 import { QueueUnavailableError, type JobHandler, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface MemoryQueueOptions {
@@ -21,7 +22,8 @@ interface Running {
 const MAX_RETRY_DELAY_MS = 5_000;
 
 /**
- * In-process FIFO queue. It holds only job ids; durability comes from the task store, whose
+ * In-process queue, in weighted fair order across job groups (FIFO within a group; see
+ * `QueueJob`). It holds only job ids; durability comes from the task store, whose
  * unfinished tasks are enqueued again at start-up. So on `close` waiting jobs are simply
  * dropped, and a run aborted by shutdown is not retried here.
  *
@@ -29,8 +31,9 @@ const MAX_RETRY_DELAY_MS = 5_000;
  * `maxAttempts`; a cancelled job is never run again.
  */
 export class MemoryQueue implements TaskQueue {
-  private readonly waiting: QueueJob[] = [];
-  private readonly retrying = new Map<string, { job: QueueJob; timer: NodeJS.Timeout }>();
+  private readonly waiting: TaggedJob[] = [];
+  private readonly order = new FairOrder();
+  private readonly retrying = new Map<string, { job: TaggedJob; timer: NodeJS.Timeout }>();
   private readonly failedAttempts = new Map<string, number>();
   private readonly running = new Map<string, Running>();
   private readonly maxAttempts: number;
@@ -47,7 +50,7 @@ export class MemoryQueue implements TaskQueue {
   async enqueue(job: QueueJob): Promise<void> {
     if (this.closing) throw new QueueUnavailableError('the queue is closed');
     if (this.has(job.id)) return;
-    this.waiting.push({ id: job.id });
+    FairOrder.insert(this.waiting, this.order.tag(job));
     this.pump();
   }
 
@@ -65,7 +68,7 @@ export class MemoryQueue implements TaskQueue {
 
   /** Resolves once a running job's handler has settled. */
   async cancel(id: string): Promise<boolean> {
-    const at = this.waiting.findIndex((job) => job.id === id);
+    const at = this.waiting.findIndex((tagged) => tagged.job.id === id);
     if (at >= 0) {
       this.waiting.splice(at, 1);
       this.failedAttempts.delete(id);
@@ -112,31 +115,33 @@ export class MemoryQueue implements TaskQueue {
   }
 
   private has(id: string): boolean {
-    return this.running.has(id) || this.retrying.has(id) || this.waiting.some((job) => job.id === id);
+    return this.running.has(id) || this.retrying.has(id) || this.waiting.some((tagged) => tagged.job.id === id);
   }
 
   private pump(): void {
     const handler = this.handler;
     if (!handler || this.closing) return;
     while (this.running.size < this.concurrency) {
-      const job = this.waiting.shift();
-      if (!job) return;
-      this.start(handler, job);
+      const tagged = this.waiting.shift();
+      if (!tagged) return;
+      this.order.started(tagged);
+      this.start(handler, tagged);
     }
   }
 
-  private start(handler: JobHandler, job: QueueJob): void {
+  private start(handler: JobHandler, tagged: TaggedJob): void {
+    const job = tagged.job;
     const controller = new AbortController();
     const run: Running = {
       controller,
       cancelled: false,
       done: Promise.resolve()
-        .then(() => handler(job, controller.signal))
+        .then(() => handler({ id: job.id }, controller.signal))
         .then(
           () => {
             this.failedAttempts.delete(job.id);
           },
-          (error: unknown) => this.afterRejection(job, run, error),
+          (error: unknown) => this.afterRejection(tagged, run, error),
         )
         .finally(() => {
           this.running.delete(job.id);
@@ -146,7 +151,8 @@ export class MemoryQueue implements TaskQueue {
     this.running.set(job.id, run);
   }
 
-  private afterRejection(job: QueueJob, run: Running, error: unknown): void {
+  private afterRejection(tagged: TaggedJob, run: Running, error: unknown): void {
+    const job = tagged.job;
     if (run.cancelled || this.closing) {
       this.failedAttempts.delete(job.id);
       return;
@@ -165,10 +171,11 @@ export class MemoryQueue implements TaskQueue {
     const delay = Math.min(this.retryDelayMs * 2 ** (failed - 1), MAX_RETRY_DELAY_MS);
     const timer = setTimeout(() => {
       this.retrying.delete(job.id);
-      this.waiting.push(job);
+      // A rerun keeps its place in the fair order.
+      FairOrder.insert(this.waiting, tagged);
       this.pump();
     }, delay);
     timer.unref();
-    this.retrying.set(job.id, { job, timer });
+    this.retrying.set(job.id, { job: tagged, timer });
   }
 }

@@ -5,9 +5,22 @@
  * `Admission`.
  */
 
-/** One unit of work; `id` is unique (a task's UUID, lower case). */
+/**
+ * One unit of work; `id` is unique (a task's UUID, lower case). Waiting jobs are started in
+ * weighted fair order across groups (start-time fair queueing, docs/tenancy.md): each group's
+ * jobs get virtual start tags `max(V, last finish of the group)`, finishing `cost / weight`
+ * later, and the job with the lowest tag starts first (FIFO within a group, and among equal
+ * tags). `V` is the tag of the last job started. A group with little waiting work therefore
+ * starts next, however much another group has queued.
+ */
 export interface QueueJob {
   readonly id: string;
+  /** Fair-sharing group (Kiln: the API key id). Default: one shared group. */
+  readonly group?: string;
+  /** Work the job stands for (Kiln: images). Default 1. */
+  readonly cost?: number;
+  /** The group's share under contention, relative to others. Default 1. */
+  readonly weight?: number;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   TaskConflictError,
   type ApiKeyPatch,
   type ApiKeyRecord,
+  type DeliveryAttempt,
   type DeliveryRecord,
   type DeliveryUpdate,
   type GenerationRecord,
@@ -28,6 +29,9 @@ import {
   type TaskStatus,
   type TaskStore,
 } from './task-store.ts';
+
+import { KyselyTenancyStore } from './kysely-tenancy-store.ts';
+import type { TenancyStore } from './tenancy-store.ts';
 
 type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 
@@ -43,6 +47,7 @@ type Db = Kysely<StoreSchema> | Transaction<StoreSchema>;
 export class KyselyTaskStore implements TaskStore {
   /** SQLite runs every statement under one write lock, which lets some fenced writes skip their transaction. */
   private readonly sqlite: boolean;
+  private tenancyStore: TenancyStore | undefined;
 
   constructor(
     private readonly db: Kysely<StoreSchema>,
@@ -341,12 +346,63 @@ export class KyselyTaskStore implements TaskStore {
   }
 
   async deleteSettledDeliveries(before: number): Promise<number> {
-    const r = await this.db
-      .deleteFrom('deliveries')
-      .where('status', 'in', ['done', 'failed'])
-      .where('created_at', '<', before)
-      .executeTakeFirst();
-    return Number(r.numDeletedRows);
+    return this.db.transaction().execute(async (trx) => {
+      // Their attempt log goes with them (found through deliveries_settled, then the log's key).
+      await trx
+        .deleteFrom('delivery_attempts')
+        .where('delivery_id', 'in', (eb) =>
+          eb.selectFrom('deliveries').select('id').where('status', 'in', ['done', 'failed']).where('created_at', '<', before),
+        )
+        .execute();
+      const r = await trx.deleteFrom('deliveries').where('status', 'in', ['done', 'failed']).where('created_at', '<', before).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    });
+  }
+
+  async recordDeliveryAttempt(a: Omit<DeliveryAttempt, 'attempt'>): Promise<void> {
+    // Numbered after the attempts already logged (a redelivery continues the count), in one
+    // statement; the delivery's lease keeps two processes from logging at once.
+    await this.db
+      .insertInto('delivery_attempts')
+      .columns(['delivery_id', 'attempt', 'at', 'http_status', 'error', 'latency_ms'])
+      .expression((eb) =>
+        eb
+          .selectFrom('delivery_attempts')
+          .select([
+            eb.val(a.deliveryId).as('delivery_id'),
+            sql<number>`coalesce(max(attempt), 0) + 1`.as('attempt'),
+            eb.val(a.at).as('at'),
+            eb.val(a.httpStatus).as('http_status'),
+            eb.val(a.error).as('error'),
+            eb.val(a.latencyMs).as('latency_ms'),
+          ])
+          .where('delivery_id', '=', a.deliveryId),
+      )
+      .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doNothing())
+      .execute();
+  }
+
+  async listTaskDeliveries(taskUUID: string): Promise<{ delivery: DeliveryRecord; attempts: DeliveryAttempt[] }[]> {
+    const deliveries = (await this.db.selectFrom('deliveries').selectAll().where('task_uuid', '=', taskKey(taskUUID)).orderBy('created_at').orderBy('id').execute()).map(toDelivery);
+    if (deliveries.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('delivery_attempts')
+      .selectAll()
+      .where('delivery_id', 'in', deliveries.map((d) => d.id))
+      .orderBy('delivery_id')
+      .orderBy('attempt')
+      .execute();
+    return deliveries.map((delivery) => ({
+      delivery,
+      attempts: rows
+        .filter((r) => r.delivery_id === delivery.id)
+        .map((r) => ({ deliveryId: r.delivery_id, attempt: r.attempt, at: Number(r.at), httpStatus: r.http_status, error: r.error, latencyMs: r.latency_ms })),
+    }));
+  }
+
+  async getDelivery(id: string): Promise<DeliveryRecord | undefined> {
+    const r = await this.db.selectFrom('deliveries').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toDelivery(r);
   }
 
   async listFailedUploads(taskUUID: string): Promise<DeliveryRecord[]> {
@@ -459,6 +515,11 @@ export class KyselyTaskStore implements TaskStore {
 
   poolUse(): PoolUse | undefined {
     return this.readPool?.();
+  }
+
+  tenancy(): TenancyStore {
+    this.tenancyStore ??= new KyselyTenancyStore(this.db);
+    return this.tenancyStore;
   }
 
   async close(): Promise<void> {

@@ -184,12 +184,91 @@ function keyLifecycle(): Migration {
   };
 }
 
+/**
+ * Migration 4: tenancy (docs/tenancy.md). Per-key limits, fair-queueing weight and budget on
+ * `api_keys`, with the key's money counters in integer micro-dollars; `key_holds`, one row per
+ * task accepted and not yet ended (its images and the price still held); `usage_ledger`, one
+ * row per charged image, keyed by (task, image index) so a charge is written once.
+ */
+function tenancy(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      for (const [column, type] of [
+        ['max_concurrent_images', 'integer'],
+        ['max_queued_images', 'integer'],
+        ['rate_per_second', 'double precision'],
+        ['fair_weight', 'integer'],
+        ['budget_micros', 'bigint'],
+        ['budget_period', 'text'],
+      ] as const) {
+        await db.schema.alterTable('api_keys').addColumn(column, type).execute();
+      }
+      for (const column of ['budget_spent_micros', 'budget_reserved_micros', 'budget_period_start', 'usage_images', 'usage_micros']) {
+        await db.schema.alterTable('api_keys').addColumn(column, 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      }
+      await db.schema
+        .createTable('key_holds')
+        .addColumn('task_uuid', 'text', (c) => c.primaryKey())
+        .addColumn('api_key_id', 'text', (c) => c.notNull())
+        .addColumn('images', 'integer', (c) => c.notNull())
+        .addColumn('unit_micros', 'bigint', (c) => c.notNull())
+        .addColumn('held_micros', 'bigint', (c) => c.notNull())
+        .addColumn('started', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', TIME, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('key_holds_key').on('key_holds').columns(['api_key_id', 'started']).execute();
+      await db.schema.createIndex('key_holds_created').on('key_holds').column('created_at').execute();
+      await db.schema
+        .createTable('usage_ledger')
+        .addColumn('task_uuid', 'text', (c) => c.notNull())
+        .addColumn('image_index', 'integer', (c) => c.notNull())
+        .addColumn('api_key_id', 'text', (c) => c.notNull())
+        .addColumn('image_uuid', 'text', (c) => c.notNull())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('engine', 'text', (c) => c.notNull())
+        .addColumn('width', 'integer', (c) => c.notNull())
+        .addColumn('height', 'integer', (c) => c.notNull())
+        .addColumn('price_micros', 'bigint', (c) => c.notNull())
+        .addColumn('upstream_micros', 'bigint')
+        .addColumn('created_at', TIME, (c) => c.notNull())
+        .addPrimaryKeyConstraint('usage_ledger_pkey', ['task_uuid', 'image_index'])
+        .execute();
+      await db.schema.createIndex('usage_ledger_key_time').on('usage_ledger').columns(['api_key_id', 'created_at']).execute();
+      await db.schema.createIndex('usage_ledger_time').on('usage_ledger').column('created_at').execute();
+    },
+  };
+}
+
+/**
+ * Migration 5: the delivery log. One row per attempt of a webhook or upload (its time, HTTP
+ * status or network error, latency), kept as long as its delivery (getDeliveries, kiln deliveries).
+ */
+function deliveryAttempts(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('delivery_attempts')
+        .ifNotExists()
+        .addColumn('delivery_id', 'text', (c) => c.notNull())
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('at', TIME, (c) => c.notNull())
+        .addColumn('http_status', 'integer')
+        .addColumn('error', 'text')
+        .addColumn('latency_ms', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('delivery_attempts_pkey', ['delivery_id', 'attempt'])
+        .execute();
+    },
+  };
+}
+
 /** The migrations, by name (kysely runs them in name order). */
 export function migrations(dialect: StoreDialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0002_claims_and_leases': claimsAndLeases(dialect),
     '0003_key_lifecycle': keyLifecycle(),
+    '0004_tenancy': tenancy(),
+    '0005_delivery_attempts': deliveryAttempts(),
   };
 }
 

@@ -87,6 +87,15 @@ export interface DeliveriesTable {
   lease_owner: string | null;
   lease_until: number | null;
 }
+/** One attempt of a delivery (migration 5). */
+export interface DeliveryAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  at: number;
+  http_status: number | null;
+  error: string | null;
+  latency_ms: number;
+}
 /** Named leases (e.g. the sweeper's turn), migration 2. */
 export interface LeasesTable {
   name: string;
@@ -99,6 +108,7 @@ export interface StoreSchema {
   generations: GenerationsTable;
   images: ImagesTable;
   deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
   leases: LeasesTable;
 }
 

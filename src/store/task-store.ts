@@ -7,6 +7,8 @@
  * given, and records carry the lower-case form.
  */
 
+import type { TenancyStore } from './tenancy-store.ts';
+
 export type TaskStatus = 'queued' | 'running' | 'done' | 'failed';
 export type GenerationStatus = 'pending' | 'success' | 'error';
 export type ImageKind = 'generated' | 'upload';
@@ -135,6 +137,19 @@ export interface DeliveryRecord {
   readonly createdAt: number;
 }
 
+/** One attempt of a delivery, as the delivery log shows it. */
+export interface DeliveryAttempt {
+  readonly deliveryId: string;
+  /** 1 for the first attempt; a redelivery continues the count. */
+  readonly attempt: number;
+  readonly at: number;
+  /** The receiver's HTTP status, when it answered. */
+  readonly httpStatus: number | null;
+  /** What went wrong (network error, timeout, status), or null on success. */
+  readonly error: string | null;
+  readonly latencyMs: number;
+}
+
 export interface DeliveryUpdate {
   readonly status: DeliveryStatus;
   readonly attempts: number;
@@ -231,6 +246,11 @@ export interface TaskStore {
   claimDelivery(id: string, owner: string, leaseUntil: number, now: number): Promise<DeliveryRecord | undefined>;
   /** Deletes finished deliveries created before `before`; returns how many. */
   deleteSettledDeliveries(before: number): Promise<number>;
+  /** Logs one attempt of a delivery. */
+  recordDeliveryAttempt(attempt: Omit<DeliveryAttempt, 'attempt'>): Promise<void>;
+  /** A task's deliveries (oldest first), each with its attempts in order. */
+  listTaskDeliveries(taskUUID: string): Promise<{ delivery: DeliveryRecord; attempts: DeliveryAttempt[] }[]>;
+  getDelivery(id: string): Promise<DeliveryRecord | undefined>;
   /** Uploads of a task that failed for good (reported by getResponse as `uploadFailed`). */
   listFailedUploads(taskUUID: string): Promise<DeliveryRecord[]>;
 
@@ -262,6 +282,8 @@ export interface TaskStore {
   poolUse(): PoolUse | undefined;
 
   close(): Promise<void>;
+  /** Per-key limits, budgets, holds and the usage ledger, on the same database (docs/tenancy.md). */
+  tenancy(): TenancyStore;
 }
 
 /** What `operatorCounts` answers. */

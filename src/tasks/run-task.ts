@@ -8,11 +8,13 @@ import { buildResultItem } from '../protocol/result-items.ts';
 import type { InferenceTask } from '../protocol/task-types.ts';
 import { newUuid } from '../shared/ids.ts';
 import { runLimited } from '../shared/limit.ts';
+import { ProgressReporter } from './progress.ts';
 import { stageSlots } from './stage-slots.ts';
 import { TaskTimer } from '../metrics/task-timer.ts';
 import { ClaimLostError, type GenerationRecord, type TaskRecord } from '../store/task-store.ts';
 import { uploadOf, webhookForError, webhookForItem } from '../delivery/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
+import { fromMicros, toMicros } from '../store/tenancy-store.ts';
 
 const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
 
@@ -63,6 +65,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   const record = await deps.store.getTask(taskUUID);
   if (!record || record.status === 'done' || record.status === 'failed') {
     await deps.admission.release(taskUUID);
+    await deps.tenancy?.release(taskUUID);
     return;
   }
   const task = JSON.parse(record.request) as InferenceTask;
@@ -72,7 +75,10 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   if (fence === undefined) return;
   taskUUID = record.taskUUID;
   log.info({ claim: fence }, 'task claimed');
+  // Its images count as running for the key's limits and gauges (docs/tenancy.md).
+  await deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key'));
   const timer = new TaskTimer(deps.metrics, { apiKeyId: record.apiKeyId, model: task.model, engine: record.engine, acceptedAt: record.createdAt, startedAt: started, images: record.imageCount });
+  const progress = new ProgressReporter(deps.events, record.taskUUID, task.progress === true);
   const generations = await deps.store.listGenerations(taskUUID);
   const pending = generations.filter((g) => g.status === 'pending');
   // Encoding and storing run beside the engine (their own slots), so the next render starts
@@ -84,7 +90,6 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     if (stop !== undefined) throw stop;
   };
   let failedCount = 0;
-  const followUps: Promise<ApiError[]>[] = [];
   const writer: TaskWriter = { deps, record, task, fence, log, onFailed: (code) => timer.imageFailed(code) };
   const fail = async (group: GenerationRecord | readonly GenerationRecord[], thrown: unknown): Promise<void> => {
     failedCount += await failGenerations(writer, group, thrown);
@@ -139,6 +144,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           const generation = bySlot.get(image.index);
           if (!generation || settled.has(image.index)) return;
           settled.add(image.index);
+          progress.report(image.index, 'encoding');
           const handOver = performance.now();
           // Waiting for an encode slot holds the engine call (and its render slot): the raw images
           // alive are bounded by the two stages' slots, whatever the task's numberResults.
@@ -147,7 +153,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           storing.push(
             (async () => {
               try {
-                followUps.push((await finishImage(deps, record, task, generation, image, engine, fence, timer)).followUp);
+                await finishImage(deps, record, task, generation, image, engine, fence, timer, progress);
               } catch (thrown) {
                 if (mustStop(runSignal, thrown)) throw thrown;
                 await fail(generation, thrown);
@@ -161,6 +167,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           );
         };
         const releaseRender = await slots.render.acquire();
+        for (const g of batch) progress.report(g.index, 'rendering');
         const renderStarted = performance.now();
         try {
           const result = await engine.generate({
@@ -223,14 +230,13 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
       const done = new Set((await deps.store.listGenerations(taskUUID)).filter((g) => g.status !== 'pending').map((g) => g.index));
       await fail(pending.filter((g) => !done.has(g.index)), thrown);
     }
-    const notices = (await Promise.all(followUps)).flat();
     signal.throwIfAborted();
-    for (const error of notices) await deps.events.emit({ type: 'notice', taskUUID, error });
     const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
     const ended = await endTask(writer, allFailed);
     timer.finish(log, ended, { images: pending.length, failed: failedCount, allFailed });
   } finally {
     unwatch();
+    progress.close();
     clearTimeout(deadlineTimer);
   }
 }
@@ -279,6 +285,8 @@ export async function failGenerations(
     const update = { status: 'error', error: storedError, finishedAt: target.now } as const;
     await deps.store.settleGeneration(taskUUID, generation.index, update, i === 0 ? webhooks : [], fence);
   }
+  // A failed or cancelled image is never charged: its held price goes back to the key's budget.
+  await deps.tenancy?.refund(taskUUID, ended.length).catch((error: unknown) => log.warn({ err: error }, 'refund failed; the hold is released when the task ends'));
   await deps.events.emit({ type: 'error', taskUUID, error });
   await deps.delivery?.dispatch(webhooks);
   return ended.length;
@@ -290,6 +298,7 @@ export async function endTask(writer: TaskWriter, allFailed: boolean): Promise<n
   const ended = deps.clock.now();
   await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
   await deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
+  await deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
   await deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
   return ended;
 }
@@ -319,7 +328,8 @@ async function finishImage(
   engine: ImageEngine,
   fence: number,
   timer: TaskTimer,
-): Promise<{ followUp: Promise<ApiError[]> }> {
+  progress: ProgressReporter,
+): Promise<void> {
   const format = FORMAT[task.outputFormat];
   const source = image.pixels ?? image.encoded;
   if (!source) throw new Error(`engine ${engine.name} returned an image without pixels or bytes`);
@@ -350,6 +360,7 @@ async function finishImage(
   const imageUUID = newUuid();
   const objectKey = `${imageUUID}.${format}`;
   const isUrl = task.outputType === 'URL';
+  progress.report(generation.index, 'storing');
   await deps.objects.put(objectKey, encoded.bytes);
   await deps.store.insertImage({
     imageUUID,
@@ -367,7 +378,8 @@ async function finishImage(
     servable: isUrl,
   });
   const model = MODELS.get(task.model);
-  const cost = image.cost ?? model?.price(encoded.width, encoded.height) ?? 0;
+  // Whole micro-dollars, so the ledger's integer totals equal what the clients are told (docs/tenancy.md).
+  const cost = fromMicros(toMicros(image.cost ?? model?.price(encoded.width, encoded.height) ?? 0));
   const item = buildResultItem({
     taskUUID: record.taskUUID,
     imageUUID,
@@ -391,17 +403,34 @@ async function finishImage(
     deliveries,
     fence,
   );
+  // Charged once stored (a run fenced out above charges nothing), before the client hears of it.
+  await deps.tenancy?.charge({
+    apiKeyId: record.apiKeyId,
+    taskUUID: record.taskUUID,
+    imageIndex: generation.index,
+    imageUUID,
+    model: task.model,
+    engine: record.engine,
+    width: encoded.width,
+    height: encoded.height,
+    priceMicros: toMicros(cost),
+    upstreamMicros: image.cost === undefined ? null : toMicros(image.cost),
+    at: now,
+  }).catch((error: unknown) => deps.logger.error({ taskUUID: record.taskUUID, err: error }, 'charging an image failed; it stays uncharged'));
   mark = stage('store', mark);
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
   await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
+  if (task.uploadEndpoint !== undefined) progress.report(generation.index, 'uploading');
   stage('deliver', mark);
   timer.imageDone(cost, deps.clock.now());
-  // Uploads may retry for a while: the engine slot is not held for them; the task ends after
-  // them, and their failures are reported after every result (they never hide a result).
-  const followUp = (async () => {
+  // Webhooks and uploads are durable deliveries, retried on their schedule (past a restart too):
+  // neither the task nor its engine slot waits for them. An upload that fails for good is told
+  // to the webhook and getResponse by the delivery service, and to live watchers here.
+  void (async () => {
     const failedUploads = (await deps.delivery?.dispatch(deliveries)) ?? [];
-    return failedUploads.map((upload) => uploadFailed(record.taskUUID, imageUUID, upload.lastError));
-  })();
-  return { followUp };
+    for (const upload of failedUploads) {
+      await deps.events.emit({ type: 'notice', taskUUID: record.taskUUID, error: uploadFailed(record.taskUUID, imageUUID, upload.lastError) });
+    }
+  })().catch((error: unknown) => deps.logger.warn({ err: error, taskUUID: record.taskUUID }, 'delivery follow-up failed'));
 }
 

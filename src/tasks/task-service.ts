@@ -12,7 +12,10 @@ import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { TaskConflictError, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
+import { describeDelivery } from '../delivery/delivery-log.ts';
+import { progressItem } from './progress.ts';
 import { endTask, failGenerations, runTask } from './run-task.ts';
+import type { Tenancy, UsageReport } from './tenancy.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
 
@@ -53,6 +56,8 @@ export interface TaskServiceDeps {
   readonly queueCapacity: number;
   /** A resent task (same key, taskUUID and body) attaches to the first instead of `conflictTaskUUID`. */
   readonly idempotentResubmit: boolean;
+  /** Per-key fair queueing weight, limits, budgets and the usage ledger (docs/tenancy.md); none: no per-key rules. */
+  readonly tenancy?: Tenancy;
   /** Whether a webhook / upload URL may be delivered to; the problem in words, or undefined. */
   checkDeliveryTarget(url: string): Promise<string | undefined>;
 }
@@ -85,7 +90,8 @@ export class TaskService {
     const unfinished = (await this.deps.store.listUnfinishedTasks()).filter((task) => task.createdAt < olderThan);
     for (const task of unfinished) {
       await this.deps.admission.reserve(task.taskUUID, task.imageCount);
-      await this.deps.queue.enqueue({ id: task.taskUUID });
+      const weight = (await this.deps.tenancy?.weightOf(task.apiKeyId)) ?? 1;
+      await this.deps.queue.enqueue({ id: task.taskUUID, group: task.apiKeyId, cost: task.imageCount, weight });
     }
     return unfinished.length;
   }
@@ -109,6 +115,16 @@ export class TaskService {
       if (task && (task.status === 'queued' || task.status === 'running')) continue;
       await this.deps.admission.release(taskUUID);
       freed++;
+    }
+    // Tenancy holds the same way (an API process that died between holding and storing).
+    const tenancy = this.deps.tenancy;
+    if (tenancy) {
+      for (const taskUUID of await tenancy.holdsOlderThan(before)) {
+        const task = await this.deps.store.getTask(taskUUID);
+        if (task && (task.status === 'queued' || task.status === 'running')) continue;
+        await tenancy.release(taskUUID);
+        freed++;
+      }
     }
     return freed;
   }
@@ -137,12 +153,25 @@ export class TaskService {
       throw this.unavailable(error, task) ?? error;
     }
     if (!admitted) throw queueFull(task.taskUUID, task.taskType, this.deps.queueCapacity);
+    // The key's rate, image limits and budget (docs/tenancy.md): a refused task holds nothing.
+    let weight = 1;
+    try {
+      weight = (await this.deps.tenancy?.admit(task, principal.apiKeyId))?.weight ?? 1;
+    } catch (error) {
+      await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      throw this.unavailable(error, task) ?? error;
+    }
     let stored = false;
     try {
       await this.persist(task, principal);
       stored = true;
       await onAccepted?.();
-      await this.deps.queue.enqueue({ id: task.taskUUID });
+      // Progress (opt-in): every image starts queued, told before the task can start.
+      if (task.progress) {
+        const items = Array.from({ length: images }, (_, index) => progressItem(task.taskUUID, index, 'queued'));
+        await this.deps.events.emit({ type: 'progress', taskUUID: task.taskUUID, items });
+      }
+      await this.deps.queue.enqueue({ id: task.taskUUID, group: principal.apiKeyId, cost: images, weight });
     } catch (error) {
       if (error instanceof TaskConflictError) {
         // Another submission of the same taskUUID stored it first (a race between two retries):
@@ -155,10 +184,25 @@ export class TaskService {
       // Nothing half-accepted stays behind: the client hears an error, so the task must not run.
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
       await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
     return 'accepted';
+  }
+
+  /**
+   * `dryRun`: the task's price and what the key's budget has left, with nothing charged, stored
+   * or queued (docs/tenancy.md).
+   */
+  async estimate(task: InferenceTask, principal: Principal): Promise<{ cost: number; budgetRemaining?: number }> {
+    return this.deps.tenancy ? this.deps.tenancy.estimate(task, principal.apiKeyId) : { cost: 0 };
+  }
+
+  /** The caller's own usage ledger rows and totals (`GET /v1/usage`). */
+  async usage(principal: Principal, range: { since?: number; until?: number }): Promise<UsageReport> {
+    if (!this.deps.tenancy) return { totals: { images: 0, cost: 0 }, rows: [] };
+    return this.deps.tenancy.usage({ ...range, apiKeyId: principal.apiKeyId });
   }
 
   /**
@@ -182,7 +226,7 @@ export class TaskService {
   /** A retryable 503 for errors that mean a shared service is out of reach. */
   private unavailable(error: unknown, task: InferenceTask): ApiError | undefined {
     const name = error instanceof Error ? error.name : '';
-    if (name === 'QueueUnavailableError' || name === 'AdmissionUnavailableError' || name === 'EventBusUnavailableError') {
+    if (name === 'QueueUnavailableError' || name === 'AdmissionUnavailableError' || name === 'EventBusUnavailableError' || name === 'RateLimiterUnavailableError') {
       this.deps.logger.warn({ taskUUID: task.taskUUID, err: error }, 'a shared service is unavailable; task refused');
       return serviceUnavailable(task.taskUUID, task.taskType, name === 'EventBusUnavailableError' ? 'events' : 'queue');
     }
@@ -340,6 +384,39 @@ export class TaskService {
     return { taskType: 'cancelTask', taskUUID, cancelledImages: cancelled, finishedImages: finished };
   }
 
+  /**
+   * `getDeliveries` (Kiln extension): the task's webhook and upload deliveries with every
+   * attempt, for the key that owns the task. Receivers are shown by host only (their URLs may
+   * carry tokens).
+   */
+  async getDeliveries(taskUUID: string, principal: Principal): Promise<Record<string, unknown>> {
+    const record = await this.deps.store.getTask(taskUUID);
+    const deliveries = await this.deps.store.listTaskDeliveries(taskUUID);
+    // Deliveries outlive their task record (a webhook may still be retrying): ownership is theirs too.
+    const owner = record?.apiKeyId ?? deliveries[0]?.delivery.apiKeyId;
+    if (owner !== principal.apiKeyId) throw taskNotFound(taskUUID);
+    return { taskType: 'getDeliveries', taskUUID, deliveries: deliveries.map(({ delivery, attempts }) => describeDelivery(delivery, attempts)) };
+  }
+
+  /**
+   * `redeliver` (Kiln extension): sends a settled or failed delivery again, under the same id
+   * (`webhook-id`), with a fresh retry schedule; its attempts log continues. A delivery still
+   * pending is answered as it stands.
+   */
+  async redeliver(deliveryId: string, principal: Principal): Promise<Record<string, unknown>> {
+    const delivery = await this.deps.store.getDelivery(deliveryId);
+    if (!delivery || delivery.apiKeyId !== principal.apiKeyId) {
+      throw new ApiError('notFound', `No delivery '${deliveryId}' of this API key (getDeliveries lists a task's deliveries).`, { parameter: 'deliveryId' });
+    }
+    if (delivery.status !== 'pending') {
+      const again = { ...delivery, status: 'pending' as const, attempts: 0, nextAttemptAt: this.deps.clock.now() };
+      await this.deps.store.updateDelivery(deliveryId, { status: again.status, attempts: again.attempts, nextAttemptAt: again.nextAttemptAt, lastError: delivery.lastError });
+      // Sent here when this process delivers; otherwise a worker's poll takes it.
+      void this.deps.delivery?.dispatch([again]).catch((error: unknown) => this.deps.logger.warn({ err: error, deliveryId }, 'redelivery failed to start'));
+    }
+    return { taskType: 'redeliver', deliveryId, taskUUID: delivery.taskUUID, kind: delivery.kind, status: 'pending' };
+  }
+
   /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */
   async uploadImage(task: ImageUploadTask, principal: Principal, signal: AbortSignal): Promise<Record<string, unknown>> {
     // An imageUUID as `image` copies a stored image: only the key that owns it may do that
@@ -394,3 +471,4 @@ export class TaskService {
     return object && { ...object, format: image.format };
   }
 }
+

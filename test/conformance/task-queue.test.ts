@@ -178,6 +178,31 @@ for (const adapter of [memoryAdapter, bullmqAdapter()]) {
       assert.deepEqual(ran, ids);
     });
 
+    it('serves groups fairly (weighted, by cost) and each group in FIFO order (docs/tenancy.md)', async () => {
+      const queue = context().open();
+      const a: string[] = Array.from({ length: 12 }, () => randomUUID());
+      const b: string[] = Array.from({ length: 3 }, () => randomUUID());
+      const heavy: string[] = Array.from({ length: 6 }, () => randomUUID());
+      // A queues twelve one-image jobs, then B three, then a weight-2 group six: fair order
+      // interleaves them instead of running A's twelve first.
+      for (const id of a) await queue.enqueue({ id, group: 'a', cost: 1 });
+      for (const id of b) await queue.enqueue({ id, group: 'b', cost: 1 });
+      for (const id of heavy) await queue.enqueue({ id, group: 'heavy', cost: 1, weight: 2 });
+      const ran: string[] = [];
+      queue.process(async (job) => {
+        ran.push(job.id);
+      }, { concurrency: 1 });
+      await until(() => ran.length === a.length + b.length + heavy.length, 'all jobs');
+      const position = (id: string): number => ran.indexOf(id);
+      assert.deepEqual(ran.filter((id) => a.includes(id)), a, 'FIFO within a group');
+      assert.deepEqual(ran.filter((id) => b.includes(id)), b);
+      assert.deepEqual(ran.filter((id) => heavy.includes(id)), heavy);
+      assert.ok(position(b[0]!) <= 1, `B's first job ran at ${position(b[0]!)}`);
+      assert.ok(position(b[2]!) <= 9, `B's last job ran at ${position(b[2]!)}, not after A's twelve`);
+      // Weight 2: the heavy group's six jobs are done within its first three turns of the others.
+      assert.ok(position(heavy[5]!) < 12, `the weighted group finished at ${position(heavy[5]!)}`);
+    });
+
     it('cancel removes a waiting job, which then never runs', async () => {
       const queue = context().open();
       const [first, second, third] = [randomUUID(), randomUUID(), randomUUID()];

@@ -477,6 +477,33 @@ function taskStoreContract(subject: Subject): void {
     await store.updateDelivery(pendingOld.id, { status: 'done', attempts: 1, nextAttemptAt: 0, lastError: null });
   });
 
+  test('the delivery log: attempts numbered in order per delivery, listed with their task, deleted with their delivery', async () => {
+    const { store } = subject;
+    const uuid = mixedUUID();
+    const hook = delivery(uuid, { status: 'done', createdAt: 1_000 });
+    const put = delivery(uuid, { kind: 'upload', body: null, objectKey: 'x.png', createdAt: 1_001 });
+    await store.insertDeliveries([hook, put]);
+    await store.recordDeliveryAttempt({ deliveryId: hook.id, at: T0, httpStatus: 503, error: 'HTTP 503', latencyMs: 12 });
+    await store.recordDeliveryAttempt({ deliveryId: hook.id, at: T0 + 300, httpStatus: null, error: 'connection refused', latencyMs: 1 });
+    await store.recordDeliveryAttempt({ deliveryId: hook.id, at: T0 + 900, httpStatus: 204, error: null, latencyMs: 7 });
+    await store.recordDeliveryAttempt({ deliveryId: put.id, at: T0 + 5, httpStatus: 200, error: null, latencyMs: 40 });
+    const listed = await store.listTaskDeliveries(uuid.toUpperCase());
+    assert.deepEqual(listed.map((d) => d.delivery.id), [hook.id, put.id]);
+    assert.deepEqual(listed[0]!.attempts, [
+      { deliveryId: hook.id, attempt: 1, at: T0, httpStatus: 503, error: 'HTTP 503', latencyMs: 12 },
+      { deliveryId: hook.id, attempt: 2, at: T0 + 300, httpStatus: null, error: 'connection refused', latencyMs: 1 },
+      { deliveryId: hook.id, attempt: 3, at: T0 + 900, httpStatus: 204, error: null, latencyMs: 7 },
+    ]);
+    assert.deepEqual(listed[1]!.attempts.map((a) => a.attempt), [1]);
+    assert.equal((await store.getDelivery(put.id))?.kind, 'upload');
+    assert.equal(await store.getDelivery(randomUUID()), undefined);
+    assert.deepEqual(await store.listTaskDeliveries(mixedUUID()), []);
+    // Settled and old: the delivery and its log go together.
+    assert.equal(await store.deleteSettledDeliveries(1_001), 1);
+    assert.deepEqual((await store.listTaskDeliveries(uuid)).map((d) => d.delivery.id), [put.id]);
+    await store.updateDelivery(put.id, { status: 'done', attempts: 1, nextAttemptAt: 0, lastError: null });
+  });
+
   test('acquireLease: exclusive until it expires, renewable, released only by its owner', async () => {
     const { store } = subject;
     const name = `sweeper-${randomUUID()}`;
@@ -620,7 +647,7 @@ describe('TaskStore on SQLite', () => {
     const check = new Database(oldFile, { readonly: true });
     try {
       const ran = check.prepare('SELECT name FROM kiln_migrations ORDER BY name').all() as { name: string }[];
-      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle']);
+      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts']);
     } finally {
       check.close();
     }
@@ -676,6 +703,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
         'deliveries.created_at',
         'deliveries.lease_until',
         'deliveries.next_attempt_at',
+        'delivery_attempts.at',
         'generations.finished_at',
         'generations.seed',
         'images.bytes',
@@ -688,12 +716,27 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
         'tasks.expires_at',
         'tasks.finished_at',
         'tasks.updated_at',
+        // Migration 0004 (tenancy): money in integer micro-dollars.
+        'api_keys.budget_micros',
+        'api_keys.budget_period_start',
+        'api_keys.budget_reserved_micros',
+        'api_keys.budget_spent_micros',
+        'api_keys.usage_images',
+        'api_keys.usage_micros',
+        'key_holds.created_at',
+        'key_holds.held_micros',
+        'key_holds.unit_micros',
+        'usage_ledger.created_at',
+        'usage_ledger.price_micros',
+        'usage_ledger.upstream_micros',
       ];
-      const integer = ['deliveries.attempts', 'generations.idx', 'generations.nsfw', 'generations.series_index', 'images.height', 'images.servable', 'images.width', 'tasks.claim_token', 'tasks.image_count'];
+      const tenancyIntegers = ['api_keys.fair_weight', 'api_keys.max_concurrent_images', 'api_keys.max_queued_images', 'key_holds.images', 'key_holds.started', 'usage_ledger.height', 'usage_ledger.image_index', 'usage_ledger.width'];
+      const integer = ['deliveries.attempts', 'delivery_attempts.attempt', 'delivery_attempts.http_status', 'delivery_attempts.latency_ms', 'generations.idx', 'generations.nsfw', 'generations.series_index', 'images.height', 'images.servable', 'images.width', 'tasks.claim_token', 'tasks.image_count'];
       assert.deepEqual(types, {
         ...Object.fromEntries(bigint.map((c) => [c, 'bigint'])),
-        ...Object.fromEntries(integer.map((c) => [c, 'integer'])),
+        ...Object.fromEntries([...integer, ...tenancyIntegers].map((c) => [c, 'integer'])),
         'generations.cost': 'double precision',
+        'api_keys.rate_per_second': 'double precision',
       });
     } finally {
       await client.end();
@@ -717,7 +760,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
       await client.connect();
       try {
         const { rows } = await client.query<{ name: string }>('SELECT name FROM kiln_migrations ORDER BY name');
-        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle']);
+        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts']);
       } finally {
         await client.end();
       }

@@ -1,0 +1,293 @@
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import {
+  periodStart,
+  type BudgetPeriod,
+  type HoldOutcome,
+  type HoldRequest,
+  type KeyAccount,
+  type KeyLimits,
+  type KeyLoad,
+  type LedgerEntry,
+  type TenancyStore,
+  type UsageQuery,
+} from './tenancy-store.ts';
+
+/** The columns migration 0004 added (kept apart from `StoreSchema`, which the task store owns). */
+interface TenancyKeysTable {
+  id: string;
+  revoked_at: number | null;
+  max_concurrent_images: number | null;
+  max_queued_images: number | null;
+  rate_per_second: number | null;
+  fair_weight: number | null;
+  budget_micros: number | null;
+  budget_period: string | null;
+  budget_spent_micros: number;
+  budget_reserved_micros: number;
+  budget_period_start: number;
+  usage_images: number;
+  usage_micros: number;
+}
+interface KeyHoldsTable {
+  task_uuid: string;
+  api_key_id: string;
+  images: number;
+  unit_micros: number;
+  held_micros: number;
+  started: number;
+  created_at: number;
+}
+interface UsageLedgerTable {
+  task_uuid: string;
+  image_index: number;
+  api_key_id: string;
+  image_uuid: string;
+  model: string;
+  engine: string;
+  width: number;
+  height: number;
+  price_micros: number;
+  upstream_micros: number | null;
+  created_at: number;
+}
+interface TenancySchema {
+  api_keys: TenancyKeysTable;
+  key_holds: KeyHoldsTable;
+  usage_ledger: UsageLedgerTable;
+}
+type Db = Kysely<TenancySchema> | Transaction<TenancySchema>;
+
+const PERIODS: ReadonlySet<string> = new Set(['day', 'month', 'total']);
+const num = (value: unknown): number => Number(value ?? 0);
+const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
+
+function toAccount(r: Selectable<TenancyKeysTable>): KeyAccount {
+  return {
+    apiKeyId: r.id,
+    maxConcurrentImages: numOrNull(r.max_concurrent_images),
+    maxQueuedImages: numOrNull(r.max_queued_images),
+    rate: numOrNull(r.rate_per_second),
+    weight: numOrNull(r.fair_weight),
+    budgetMicros: numOrNull(r.budget_micros),
+    budgetPeriod: r.budget_period !== null && PERIODS.has(r.budget_period) ? (r.budget_period as BudgetPeriod) : null,
+    spentMicros: num(r.budget_spent_micros),
+    reservedMicros: num(r.budget_reserved_micros),
+    periodStart: num(r.budget_period_start),
+    usageImages: num(r.usage_images),
+    usageMicros: num(r.usage_micros),
+  };
+}
+
+const toEntry = (r: Selectable<UsageLedgerTable>): LedgerEntry => ({
+  apiKeyId: r.api_key_id,
+  taskUUID: r.task_uuid,
+  imageIndex: num(r.image_index),
+  imageUUID: r.image_uuid,
+  model: r.model,
+  engine: r.engine,
+  width: num(r.width),
+  height: num(r.height),
+  priceMicros: num(r.price_micros),
+  upstreamMicros: numOrNull(r.upstream_micros),
+  at: num(r.created_at),
+});
+
+/**
+ * `TenancyStore` on the task store's database (SQLite or PostgreSQL), every statement written
+ * once for both. Each change starts by writing the row it depends on (the key's row for a
+ * hold, the hold's row for a charge, refund or release): on PostgreSQL that row lock orders
+ * concurrent transactions and later reads in the same transaction see what the previous one
+ * committed; on SQLite it takes the write lock before anything is read.
+ */
+export class KyselyTenancyStore implements TenancyStore {
+  private readonly db: Kysely<TenancySchema>;
+
+  constructor(db: Kysely<any>) {
+    this.db = db as Kysely<TenancySchema>;
+  }
+
+  async account(apiKeyId: string): Promise<KeyAccount | undefined> {
+    const r = await this.db.selectFrom('api_keys').selectAll().where('id', '=', apiKeyId).executeTakeFirst();
+    return r && toAccount(r);
+  }
+
+  async setLimits(apiKeyId: string, patch: Partial<KeyLimits>): Promise<boolean> {
+    const set: Partial<TenancyKeysTable> = {};
+    if (patch.maxConcurrentImages !== undefined) set.max_concurrent_images = patch.maxConcurrentImages;
+    if (patch.maxQueuedImages !== undefined) set.max_queued_images = patch.maxQueuedImages;
+    if (patch.rate !== undefined) set.rate_per_second = patch.rate;
+    if (patch.weight !== undefined) set.fair_weight = patch.weight;
+    if (patch.budgetMicros !== undefined) set.budget_micros = patch.budgetMicros;
+    if (patch.budgetPeriod !== undefined) set.budget_period = patch.budgetPeriod;
+    if (Object.keys(set).length === 0) return (await this.account(apiKeyId)) !== undefined;
+    const result = await this.db.updateTable('api_keys').set(set).where('id', '=', apiKeyId).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  hold(request: HoldRequest): Promise<HoldOutcome> {
+    return this.db.transaction().execute(async (trx): Promise<HoldOutcome> => {
+      // The key's row first: holds of one key are serialised from here on.
+      const locked = await trx
+        .updateTable('api_keys')
+        .set({ budget_reserved_micros: sql<number>`budget_reserved_micros` })
+        .where('id', '=', request.apiKeyId)
+        .executeTakeFirst();
+      if (Number(locked.numUpdatedRows) === 0) return { ok: true, account: undefined };
+      const existing = await trx.selectFrom('key_holds').select('task_uuid').where('task_uuid', '=', request.taskUUID).executeTakeFirst();
+      const row = await trx.selectFrom('api_keys').selectAll().where('id', '=', request.apiKeyId).executeTakeFirstOrThrow();
+      const account = toAccount(row);
+      if (existing) return { ok: true, account };
+      const loads = await trx
+        .selectFrom('key_holds')
+        .select((eb) => ['started', eb.fn.sum<number>('images').as('n')])
+        .where('api_key_id', '=', request.apiKeyId)
+        .groupBy('started')
+        .execute();
+      const queued = num(loads.find((l) => num(l.started) === 0)?.n);
+      const running = num(loads.find((l) => num(l.started) === 1)?.n);
+      const maxConcurrent = account.maxConcurrentImages ?? request.defaults.maxConcurrentImages;
+      if (maxConcurrent !== null && queued + running + request.images > maxConcurrent) return { ok: false, reason: 'concurrentImages', limit: maxConcurrent };
+      const maxQueued = account.maxQueuedImages ?? request.defaults.maxQueuedImages;
+      if (maxQueued !== null && queued + request.images > maxQueued) return { ok: false, reason: 'queuedImages', limit: maxQueued };
+      const amount = request.images * request.unitMicros;
+      const start = periodStart(account.budgetPeriod, request.now);
+      const spent = account.periodStart === start ? account.spentMicros : 0;
+      if (account.budgetMicros !== null && spent + account.reservedMicros + amount > account.budgetMicros) {
+        return { ok: false, reason: 'budget', remainingMicros: Math.max(0, account.budgetMicros - spent - account.reservedMicros), budgetMicros: account.budgetMicros };
+      }
+      await trx
+        .updateTable('api_keys')
+        .set({ budget_reserved_micros: sql<number>`budget_reserved_micros + ${amount}`, budget_spent_micros: spent, budget_period_start: start })
+        .where('id', '=', request.apiKeyId)
+        .execute();
+      await trx
+        .insertInto('key_holds')
+        .values({
+          task_uuid: request.taskUUID,
+          api_key_id: request.apiKeyId,
+          images: request.images,
+          unit_micros: request.unitMicros,
+          held_micros: amount,
+          started: 0,
+          created_at: request.now,
+        })
+        .execute();
+      return { ok: true, account: { ...account, spentMicros: spent, periodStart: start, reservedMicros: account.reservedMicros + amount } };
+    });
+  }
+
+  async markStarted(taskUUID: string): Promise<void> {
+    await this.db.updateTable('key_holds').set({ started: 1 }).where('task_uuid', '=', taskUUID).execute();
+  }
+
+  charge(entry: LedgerEntry): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('usage_ledger')
+        .values({
+          task_uuid: entry.taskUUID,
+          image_index: entry.imageIndex,
+          api_key_id: entry.apiKeyId,
+          image_uuid: entry.imageUUID,
+          model: entry.model,
+          engine: entry.engine,
+          width: entry.width,
+          height: entry.height,
+          price_micros: entry.priceMicros,
+          upstream_micros: entry.upstreamMicros,
+          created_at: entry.at,
+        })
+        .onConflict((oc) => oc.columns(['task_uuid', 'image_index']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+      const released = await this.takeFromHold(trx, entry.taskUUID, 1);
+      const key = await trx.selectFrom('api_keys').select(['budget_period']).where('id', '=', entry.apiKeyId).executeTakeFirst();
+      const period = key?.budget_period != null && PERIODS.has(key.budget_period) ? (key.budget_period as BudgetPeriod) : null;
+      const start = periodStart(period, entry.at);
+      await trx
+        .updateTable('api_keys')
+        .set({
+          budget_spent_micros: sql<number>`(case when budget_period_start = ${start} then budget_spent_micros else 0 end) + ${entry.priceMicros}`,
+          budget_period_start: start,
+          budget_reserved_micros: sql<number>`budget_reserved_micros - ${released}`,
+          usage_images: sql<number>`usage_images + 1`,
+          usage_micros: sql<number>`usage_micros + ${entry.priceMicros}`,
+        })
+        .where('id', '=', entry.apiKeyId)
+        .execute();
+      return true;
+    });
+  }
+
+  async refund(taskUUID: string, images: number): Promise<void> {
+    if (images <= 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      const hold = await trx.selectFrom('key_holds').select('api_key_id').where('task_uuid', '=', taskUUID).executeTakeFirst();
+      const released = await this.takeFromHold(trx, taskUUID, images);
+      if (hold && released > 0) {
+        await trx
+          .updateTable('api_keys')
+          .set({ budget_reserved_micros: sql<number>`budget_reserved_micros - ${released}` })
+          .where('id', '=', hold.api_key_id)
+          .execute();
+      }
+    });
+  }
+
+  async release(taskUUID: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const gone = await trx.deleteFrom('key_holds').where('task_uuid', '=', taskUUID).returning(['api_key_id', 'held_micros']).executeTakeFirst();
+      if (!gone || num(gone.held_micros) === 0) return;
+      await trx
+        .updateTable('api_keys')
+        .set({ budget_reserved_micros: sql<number>`budget_reserved_micros - ${num(gone.held_micros)}` })
+        .where('id', '=', gone.api_key_id)
+        .execute();
+    });
+  }
+
+  async holdsOlderThan(before: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('key_holds').select('task_uuid').where('created_at', '<', before).execute();
+    return rows.map((r) => r.task_uuid);
+  }
+
+  async loadByKey(): Promise<KeyLoad[]> {
+    // key_holds has a row per task in flight only (bounded by the queue's capacity).
+    const rows = await this.db
+      .selectFrom('key_holds')
+      .select((eb) => ['api_key_id', 'started', eb.fn.sum<number>('images').as('n')])
+      .groupBy(['api_key_id', 'started'])
+      .execute();
+    const byKey = new Map<string, { queuedImages: number; runningImages: number }>();
+    for (const row of rows) {
+      const load = byKey.get(row.api_key_id) ?? { queuedImages: 0, runningImages: 0 };
+      if (num(row.started) === 1) load.runningImages += num(row.n);
+      else load.queuedImages += num(row.n);
+      byKey.set(row.api_key_id, load);
+    }
+    return [...byKey].map(([apiKeyId, load]) => ({ apiKeyId, ...load }));
+  }
+
+  async usage(query: UsageQuery): Promise<LedgerEntry[]> {
+    let select = this.db.selectFrom('usage_ledger').selectAll().where('created_at', '>=', query.since ?? 0);
+    if (query.until !== undefined) select = select.where('created_at', '<', query.until);
+    if (query.apiKeyId !== undefined) select = select.where('api_key_id', '=', query.apiKeyId);
+    const rows = await select.orderBy('created_at').orderBy('task_uuid').orderBy('image_index').execute();
+    return rows.map(toEntry);
+  }
+
+  /** Takes up to `images` unit prices off a hold (never below zero); answers the micro-dollars taken. */
+  private async takeFromHold(trx: Db, taskUUID: string, images: number): Promise<number> {
+    // The write comes first (the row lock), then the read sees the latest committed hold.
+    const locked = await trx.updateTable('key_holds').set({ held_micros: sql<number>`held_micros` }).where('task_uuid', '=', taskUUID).executeTakeFirst();
+    if (Number(locked.numUpdatedRows) === 0) return 0;
+    const hold = await trx.selectFrom('key_holds').select(['held_micros', 'unit_micros', 'images']).where('task_uuid', '=', taskUUID).executeTakeFirstOrThrow();
+    const taken = Math.min(num(hold.held_micros), images * num(hold.unit_micros));
+    await trx
+      .updateTable('key_holds')
+      .set({ held_micros: num(hold.held_micros) - taken, images: Math.max(0, num(hold.images) - images) })
+      .where('task_uuid', '=', taskUUID)
+      .execute();
+    return taken;
+  }
+}

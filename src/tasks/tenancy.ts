@@ -1,0 +1,162 @@
+/**
+ * Fair sharing and money per API key (docs/tenancy.md): the rate limit, the image limits and
+ * the budget checked before a task is accepted, the hold that reserves its images and price,
+ * and the per-image settlement (charge on success, refund on failure or cancel, release at the
+ * end). Counters live in the `TenancyStore` (the task store's database) and, for the rate, in a
+ * `RateLimiter` (Redis when scaled out), so they hold across every API and worker process.
+ */
+import { insufficientCredits, keyQueueFull, rateLimitExceeded } from '../errors/index.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { MODELS } from '../models/model-registry.ts';
+import { imageCount, type InferenceTask } from '../protocol/task-types.ts';
+import type { RateLimiter } from '../queue/rate-limiter.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { Logger } from '../shared/logger.ts';
+import { fromMicros, periodStart, toMicros, type KeyAccount, type LedgerEntry, type TenancyStore, type UsageQuery } from '../store/tenancy-store.ts';
+
+/** Limits of keys that have none of their own (configuration; `null`: unlimited). */
+export interface TenancyDefaults {
+  readonly maxConcurrentImages: number | null;
+  readonly maxQueuedImages: number | null;
+  readonly rate: number | null;
+}
+
+export interface TenancyDeps {
+  readonly store: TenancyStore;
+  readonly rateLimiter: RateLimiter;
+  readonly defaults: TenancyDefaults;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+}
+
+/** What a key may learn of its own usage (`GET /v1/usage`). */
+export interface UsageReport {
+  readonly totals: { readonly images: number; readonly cost: number };
+  readonly rows: readonly Record<string, unknown>[];
+}
+
+/** Seconds a client is told to wait when its key has too many images in flight. */
+const QUEUE_RETRY_AFTER_S = 1;
+const WEIGHT_CACHE_MS = 5_000;
+
+export class Tenancy {
+  private readonly weights = new Map<string, { weight: number; at: number }>();
+
+  constructor(private readonly deps: TenancyDeps) {}
+
+  /** Price of one image of the task in micro-dollars: the model's price for its size (the default size when it has none yet). */
+  unitMicros(task: InferenceTask): number {
+    const model = MODELS.get(task.model);
+    if (!model) return 0;
+    const size = task.width !== undefined && task.height !== undefined ? { width: task.width, height: task.height } : model.defaultSize;
+    return toMicros(model.price(size.width, size.height));
+  }
+
+  /**
+   * Checks the key's rate and takes one token, then holds the task's images and price. Throws
+   * `rateLimitExceeded`, `queueFull` (the key's image limits) or `insufficientCredits`; nothing
+   * is held then. Answers the key's fair-queueing weight.
+   */
+  async admit(task: InferenceTask, apiKeyId: string): Promise<{ weight: number }> {
+    const account = await this.deps.store.account(apiKeyId);
+    const rate = account?.rate ?? this.deps.defaults.rate;
+    if (rate !== null && rate > 0) {
+      const waitMs = await this.deps.rateLimiter.take(apiKeyId, rate, Math.max(1, rate));
+      if (waitMs > 0) throw rateLimitExceeded(task.taskUUID, task.taskType, rate, Math.max(1, Math.ceil(waitMs / 1000)));
+    }
+    const images = imageCount(task);
+    const unit = this.unitMicros(task);
+    const outcome = await this.deps.store.hold({
+      taskUUID: task.taskUUID.toLowerCase(),
+      apiKeyId,
+      images,
+      unitMicros: unit,
+      now: this.deps.clock.now(),
+      defaults: { maxConcurrentImages: this.deps.defaults.maxConcurrentImages, maxQueuedImages: this.deps.defaults.maxQueuedImages },
+    });
+    if (!outcome.ok) {
+      if (outcome.reason === 'budget') {
+        throw insufficientCredits(task.taskUUID, task.taskType, fromMicros(images * unit), fromMicros(outcome.remainingMicros), fromMicros(outcome.budgetMicros));
+      }
+      throw keyQueueFull(task.taskUUID, task.taskType, outcome.reason, outcome.limit, QUEUE_RETRY_AFTER_S);
+    }
+    const weight = outcome.account?.weight ?? 1;
+    this.weights.set(apiKeyId, { weight, at: performance.now() });
+    return { weight };
+  }
+
+  /** What a task would cost, and what the key's budget has left (when it has one), changing nothing (`dryRun`). */
+  async estimate(task: InferenceTask, apiKeyId: string): Promise<{ cost: number; budgetRemaining?: number }> {
+    const cost = fromMicros(imageCount(task) * this.unitMicros(task));
+    const account = await this.deps.store.account(apiKeyId);
+    const remaining = account && remainingMicros(account, this.deps.clock.now());
+    return { cost, ...(remaining === undefined ? {} : { budgetRemaining: fromMicros(remaining) }) };
+  }
+
+  /** The fair-queueing weight of a key (cached a few seconds). */
+  async weightOf(apiKeyId: string): Promise<number> {
+    const cached = this.weights.get(apiKeyId);
+    if (cached && performance.now() - cached.at < WEIGHT_CACHE_MS) return cached.weight;
+    const weight = (await this.deps.store.account(apiKeyId))?.weight ?? 1;
+    if (this.weights.size > 10_000) this.weights.clear();
+    this.weights.set(apiKeyId, { weight, at: performance.now() });
+    return weight;
+  }
+
+  /** The task's run began: its images count as running. */
+  async started(taskUUID: string): Promise<void> {
+    await this.deps.store.markStarted(taskUUID.toLowerCase());
+  }
+
+  /** Charges one finished image (idempotent per task and image index). */
+  async charge(entry: Omit<LedgerEntry, 'taskUUID'> & { taskUUID: string }): Promise<void> {
+    const charged = await this.deps.store.charge({ ...entry, taskUUID: entry.taskUUID.toLowerCase() });
+    if (charged) this.deps.metrics?.keySpend?.inc({ key: entry.apiKeyId }, fromMicros(entry.priceMicros));
+  }
+
+  /** Gives back the hold of images that failed or were cancelled. */
+  async refund(taskUUID: string, images: number): Promise<void> {
+    await this.deps.store.refund(taskUUID.toLowerCase(), images);
+  }
+
+  /** Drops a task's hold (ended, or refused after holding). */
+  async release(taskUUID: string): Promise<void> {
+    await this.deps.store.release(taskUUID.toLowerCase());
+  }
+
+  /** taskUUIDs holding images and money since before `before` (ms since epoch), for reconciliation. */
+  holdsOlderThan(before: number): Promise<string[]> {
+    return this.deps.store.holdsOlderThan(before);
+  }
+
+  /** The ledger of one key (or all, for operators) with totals in USD, summed as integers. */
+  async usage(query: UsageQuery): Promise<UsageReport> {
+    const entries = await this.deps.store.usage(query);
+    const micros = entries.reduce((sum, entry) => sum + entry.priceMicros, 0);
+    return { totals: { images: entries.length, cost: fromMicros(micros) }, rows: entries.map(usageRow) };
+  }
+}
+
+/** What is left of a key's budget now, in micro-dollars; undefined without a budget. */
+export function remainingMicros(account: KeyAccount, now: number): number | undefined {
+  if (account.budgetMicros === null) return undefined;
+  const spent = account.periodStart === periodStart(account.budgetPeriod, now) ? account.spentMicros : 0;
+  return Math.max(0, account.budgetMicros - spent - account.reservedMicros);
+}
+
+/** A ledger row as the API and the CLI show it. */
+export function usageRow(entry: LedgerEntry): Record<string, unknown> {
+  return {
+    time: new Date(entry.at).toISOString(),
+    apiKeyId: entry.apiKeyId,
+    taskUUID: entry.taskUUID,
+    imageUUID: entry.imageUUID,
+    model: entry.model,
+    engine: entry.engine,
+    width: entry.width,
+    height: entry.height,
+    cost: fromMicros(entry.priceMicros),
+    ...(entry.upstreamMicros === null ? {} : { upstreamCost: fromMicros(entry.upstreamMicros) }),
+  };
+}
