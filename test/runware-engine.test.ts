@@ -223,6 +223,31 @@ describe('runware engine (upstream: a second Kiln process)', () => {
   });
 
   // Enabled by itself once compose routes O3 to the runware engine when RUNWARE_API_KEY is set.
+  test('an aborted call (a cancel, a deadline) stops polling at once and reports what the upstream had already made', async () => {
+    const logger = recordingLogger();
+    const subject = engine(wsOf(upstream), {}, logger);
+    const controller = new AbortController();
+    let streamed = 0;
+    const call = makeCall({
+      count: 6,
+      width: 4096,
+      height: 4096,
+      signal: controller.signal,
+      onImage: () => {
+        // Stop once the first image has been bought.
+        if (++streamed === 1) controller.abort();
+      },
+    });
+    const aborted = Date.now();
+    await assert.rejects(within(subject.generate(call), 10_000, 'the aborted call'), (error: Error) => error.name === 'AbortError' || /abort/i.test(error.message));
+    assert.ok(Date.now() - aborted < 10_000);
+    const line = logger.lines.find((l) => l.msg === 'runware: call stopped; images already made upstream');
+    assert.ok(line, 'the stop is reported');
+    assert.equal(line.fields.of, 6);
+    assert.ok((line.fields.bought as number) >= 1);
+    assert.equal(line.fields.upstreamCost, 0.056 * (line.fields.bought as number));
+  });
+
   test('end to end through a Kiln configured with RUNWARE_API_KEY and KILN_RUNWARE_URL', async () => {
     const server = await startTestServer({ RUNWARE_API_KEY: TEST_KEY, KILN_RUNWARE_URL: wsOf(upstream) });
     try {

@@ -73,55 +73,66 @@ export async function runUpstreamCall(context: EngineContext, call: GenerateCall
   const expected = Math.max(state.expected, planned);
   const assigner = new SlotAssigner(call.images, state.assigned);
   const results: GeneratedImage[] = [];
+  // A cancel, a deadline or a shutdown stops the polling; what the upstream had already made
+  // (and charged the operator for) is reported, so the spend is never invisible.
+  const onAbort = (): void => {
+    const upstreamCost = results.reduce((sum, image) => sum + (image.cost ?? 0), 0);
+    log.info({ bought: results.length, of: planned, upstreamCost }, 'runware: call stopped; images already made upstream');
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
   let resubmits = 0;
   let interval = context.settings.pollIntervalMs;
-  for (;;) {
-    const reply = await request(context, { taskType: 'getResponse', taskUUID: state.upstream }, signal, log, (r) => {
-      const fault = readPoll(r).fault;
-      return fault !== undefined && isTransientError(fault);
-    });
-    const view = readPoll(reply);
-    if (view.notFound) {
-      if (resubmits++ >= MAX_RESUBMITS) throw new ApiError('providerError', 'The upstream image provider lost the task.', { retryable: true });
-      log.warn({ code: codeOf(view.notFound) }, 'runware: the upstream does not know the task; sending it again with the same taskUUID');
-      state = await submit(context, call, state, save, log);
-      continue;
-    }
-    if (view.fault) throw failure(context, log, view.fault);
-    let progressed = false;
-    for (const item of view.successes) {
-      const imageUUID = item.imageUUID as string;
-      if (assigner.isSeen(imageUUID)) continue;
-      const bytes = await imageBytes(context, item, signal);
-      const seriesIndex = typeof item.seriesIndex === 'number' ? item.seriesIndex : undefined;
-      const seed = typeof item.seed === 'number' ? item.seed : undefined;
-      const placed = assigner.assign({ imageUUID, ...(seed === undefined ? {} : { seed }), ...(seriesIndex === undefined ? {} : { seriesIndex }) });
-      if (!placed) continue;
-      progressed = true;
-      if (placed.isNew) await save({ ...state, assigned: assigner.snapshot() });
-      const image: GeneratedImage = {
-        index: placed.slot.index,
-        seed: seed ?? placed.slot.seed,
-        encoded: encodedOf(bytes, call),
-        ...(typeof item.cost === 'number' ? { cost: item.cost } : {}),
-      };
-      results.push(image);
-      await call.onImage?.(image);
-    }
-    if (assigner.complete) return { images: results, warnings: [] };
-    if (hasEnded(view, expected)) {
-      const first = view.failures[0];
-      if (!first) throw new ApiError('providerError', 'The upstream task ended without making every image.', { retryable: true });
-      if (!call.onImage && results.length > 0) {
-        return { images: results, warnings: [`upstream failed ${view.failures.length} image(s): ${String(first.code)}`] };
+  try {
+    for (;;) {
+      const reply = await request(context, { taskType: 'getResponse', taskUUID: state.upstream }, signal, log, (r) => {
+        const fault = readPoll(r).fault;
+        return fault !== undefined && isTransientError(fault);
+      });
+      const view = readPoll(reply);
+      if (view.notFound) {
+        if (resubmits++ >= MAX_RESUBMITS) throw new ApiError('providerError', 'The upstream image provider lost the task.', { retryable: true });
+        log.warn({ code: codeOf(view.notFound) }, 'runware: the upstream does not know the task; sending it again with the same taskUUID');
+        state = await submit(context, call, state, save, log);
+        continue;
       }
-      throw failure(context, log, first);
+      if (view.fault) throw failure(context, log, view.fault);
+      let progressed = false;
+      for (const item of view.successes) {
+        const imageUUID = item.imageUUID as string;
+        if (assigner.isSeen(imageUUID)) continue;
+        const bytes = await imageBytes(context, item, signal);
+        const seriesIndex = typeof item.seriesIndex === 'number' ? item.seriesIndex : undefined;
+        const seed = typeof item.seed === 'number' ? item.seed : undefined;
+        const placed = assigner.assign({ imageUUID, ...(seed === undefined ? {} : { seed }), ...(seriesIndex === undefined ? {} : { seriesIndex }) });
+        if (!placed) continue;
+        progressed = true;
+        if (placed.isNew) await save({ ...state, assigned: assigner.snapshot() });
+        const image: GeneratedImage = {
+          index: placed.slot.index,
+          seed: seed ?? placed.slot.seed,
+          encoded: encodedOf(bytes, call),
+          ...(typeof item.cost === 'number' ? { cost: item.cost } : {}),
+        };
+        results.push(image);
+        await call.onImage?.(image);
+      }
+      if (assigner.complete) return { images: results, warnings: [] };
+      if (hasEnded(view, expected)) {
+        const first = view.failures[0];
+        if (!first) throw new ApiError('providerError', 'The upstream task ended without making every image.', { retryable: true });
+        if (!call.onImage && results.length > 0) {
+          return { images: results, warnings: [`upstream failed ${view.failures.length} image(s): ${String(first.code)}`] };
+        }
+        throw failure(context, log, first);
+      }
+      if (Date.now() - started > context.settings.taskTimeoutMs) {
+        throw unavailableFailure(`the task took longer than ${Math.round(context.settings.taskTimeoutMs / 1000)} s`);
+      }
+      interval = progressed ? context.settings.pollIntervalMs : Math.min(interval * 1.25, context.settings.maxPollIntervalMs);
+      await sleep(interval, signal);
     }
-    if (Date.now() - started > context.settings.taskTimeoutMs) {
-      throw unavailableFailure(`the task took longer than ${Math.round(context.settings.taskTimeoutMs / 1000)} s`);
-    }
-    interval = progressed ? context.settings.pollIntervalMs : Math.min(interval * 1.25, context.settings.maxPollIntervalMs);
-    await sleep(interval, signal);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
