@@ -19,10 +19,12 @@ import { createRunware } from '@runware/ai-sdk-provider';
 import { RunwareServer } from '@runware/sdk-js';
 import { APICallError, generateImage } from 'ai';
 import sharp from 'sharp';
+import Database from 'better-sqlite3';
 import { runKeysCommand } from '../src/cli/keys-command.ts';
 import { runUsageCommand } from '../src/cli/usage-command.ts';
 import { startKiln, type Kiln } from '../src/compose.ts';
 import { loadConfig } from '../src/config/config.ts';
+import { openTaskStore } from '../src/store/open-task-store.ts';
 import type { EncodedImage, GenerateCall, GenerateResult, GeneratedImage, ImageEngine } from '../src/engines/spec/image-engine.ts';
 import { ApiError } from '../src/errors/index.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
@@ -321,9 +323,10 @@ describe('per-key limits', () => {
   test('defaults from configuration apply to keys without their own limits', async () => {
     const limited = await startServer({ KILN_KEY_MAX_CONCURRENT_IMAGES: '3' });
     try {
+      // Four images at once can never fit a limit of three: refused outright (400, not a 429 to retry).
       const refused = await post(limited, TEST_KEY, [inference({ numberResults: 4 })]);
-      assert.equal(refused.status, 429);
-      assert.equal(refused.body.errors[0].limit, 3);
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.errors[0].max, 3);
       const own = await newKey(limited, '--max-concurrent-images', '10');
       assert.equal((await post(limited, own.key, [inference({ numberResults: 4 })])).status, 200);
     } finally {
@@ -357,6 +360,60 @@ describe('budgets, refunds, the ledger and dryRun', () => {
     assert.deepEqual(report.totals, { images: 5, cost: 0.14 });
     assert.equal(sumMicros(costs), 140_000);
     assert.equal((await post(server, k.key, [inference()])).status, 402, 'nothing is left');
+  });
+
+  test('the same taskUUID twice in one request is a conflict, never a way around the budget or the limits', async () => {
+    const k = await newKey(server, '--budget', '0.056', '--budget-period', 'total', '--max-concurrent-images', '2');
+    const taskUUID = randomUUID();
+    const small = inference({ taskUUID, numberResults: 1 });
+    const large = inference({ taskUUID, numberResults: 10 });
+    const answer = await post(server, k.key, [small, large]);
+    assert.equal(answer.body.errors?.length, 1, JSON.stringify(answer.body));
+    assert.equal(answer.body.errors[0].code, 'conflictTaskUUID');
+    assert.equal(answer.body.data.length, 1);
+    const report = await settled(server, k.key, 1);
+    assert.deepEqual(report.totals, { images: 1, cost: 0.028 });
+  });
+
+  test('a taskUUID whose task was charged and then purged is never reused (its images would come free)', async () => {
+    const k = await newKey(server);
+    const t = inference({ numberResults: 2 });
+    assert.equal((await post(server, k.key, [t])).status, 200);
+    await settled(server, k.key, 2);
+    // The retention sweep deletes the task record; the ledger keeps its rows.
+    const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
+    try {
+      db.prepare('DELETE FROM generations WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
+      db.prepare('DELETE FROM tasks WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
+    } finally {
+      db.close();
+    }
+    const again = await post(server, k.key, [t]);
+    assert.equal(again.status, 400);
+    assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
+    assert.deepEqual((await usage(server, k.key)).totals, { images: 2, cost: 0.056 });
+  });
+
+  test('a task over a key\'s image limit on its own is a 400 (waiting would never help), not a 429', async () => {
+    const k = await newKey(server, '--max-concurrent-images', '2');
+    const answer = await post(server, k.key, [inference({ numberResults: 3 })]);
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.errors[0].code, 'invalidNumberResults');
+    assert.equal(answer.body.errors[0].max, 2);
+    assert.equal(answer.headers.get('retry-after'), null);
+  });
+
+  test('a budget set mid-period counts what the key already spent in it', async () => {
+    const k = await newKey(server);
+    assert.equal((await post(server, k.key, [inference({ numberResults: 2 })])).status, 200);
+    await settled(server, k.key, 2);
+    const updated = await server.keys('update', k.id, '--budget', '0.1', '--budget-period', 'month');
+    assert.equal(updated.code, 0, updated.err);
+    // 0.056 spent this month: two more images (0.056) would pass 0.10.
+    const over = await post(server, k.key, [inference({ numberResults: 2 })]);
+    assert.equal(over.status, 402);
+    assert.equal(over.body.errors[0].budgetRemaining, 0.044);
+    assert.equal((await post(server, k.key, [inference({ numberResults: 1 })])).status, 200);
   });
 
   test('20 concurrent submissions racing for the last dollars never overspend', async () => {
@@ -446,6 +503,14 @@ describe('budgets, refunds, the ledger and dryRun', () => {
     assert.deepEqual(report.totals, { images: 2, cost: 0.056 });
     assert.deepEqual(report.rows.map((r: any) => r.imageUUID).sort(), mine.body.data.map((i: any) => i.imageUUID).sort());
     assert.ok(report.rows.every((r: any) => r.apiKeyId === a.id && r.model === O3 && r.engine === 'gate'));
+    // Rows up to `limit`; the totals still cover the whole range, and the answer says rows were left out.
+    const one = await usage(server, a.key, '?limit=1');
+    assert.equal(one.rows.length, 1);
+    assert.deepEqual(one.totals, { images: 2, cost: 0.056 });
+    assert.equal(one.truncated, true);
+    assert.equal(report.truncated, undefined);
+    const badLimit = await fetch(`${server.url}/v1/usage?limit=10001`, { headers: { authorization: `Bearer ${a.key}` } });
+    assert.equal(badLimit.status, 400);
     const none = await usage(server, a.key, `?until=${new Date(Date.now() - 3_600_000).toISOString()}`);
     assert.deepEqual(none.totals, { images: 0, cost: 0 });
     const denied = await fetch(`${server.url}/v1/usage`, { headers: { authorization: 'Bearer kiln_not_a_key_000000000000000000000' } });
@@ -539,6 +604,40 @@ describe('the Runware clients see 402 and 429 as they expect', () => {
       });
     } finally {
       await limited.disconnect();
+    }
+  });
+});
+
+describe('budget periods in the store', () => {
+  test('a charge that lands after midnight for the day before counts in the new day; the period never moves back', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kiln-periods-'));
+    const store = await openTaskStore({ sqliteFile: path.join(dir, 'kiln.sqlite') });
+    try {
+      const id = randomUUID();
+      await store.insertApiKey({ id, hash: randomUUID(), label: 'periods', webhookSecret: null, createdAt: 0 });
+      const tenancy = store.tenancy();
+      assert.equal(await tenancy.setLimits(id, { budgetMicros: 100_000, budgetPeriod: 'day' }), true);
+      // Two days ahead of the real clock (setting a budget reads the period at the real time).
+      const today = new Date();
+      const [y, m, d] = [today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()];
+      const lateOnDay1 = Date.UTC(y, m, d + 1, 23, 59, 59);
+      const earlyOnDay2 = Date.UTC(y, m, d + 2, 0, 0, 10);
+      const entry = (taskUUID: string, at: number) => ({
+        apiKeyId: id, taskUUID, imageIndex: 0, imageUUID: randomUUID(), model: O3, engine: 'studio', width: 1024, height: 1024,
+        priceMicros: 28_000, upstreamMicros: null, at,
+      });
+      assert.equal(await tenancy.charge(entry(randomUUID(), earlyOnDay2)), true);
+      // Made before midnight, committed after a charge of the new day.
+      assert.equal(await tenancy.charge(entry(randomUUID(), lateOnDay1)), true);
+      const account = await tenancy.account(id);
+      assert.equal(account?.periodStart, Date.UTC(y, m, d + 2));
+      assert.equal(account?.spentMicros, 56_000);
+      // A hold from a process whose clock is behind does not take the period back either.
+      const held = await tenancy.hold({ taskUUID: randomUUID(), apiKeyId: id, images: 2, unitMicros: 28_000, now: lateOnDay1, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
+      assert.equal(held.ok, false, 'two more images would pass the day\'s 0.10');
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

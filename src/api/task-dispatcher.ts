@@ -1,4 +1,4 @@
-import { ApiError, invalidApiKey, toApiError } from '../errors/index.ts';
+import { ApiError, conflictTaskUUID, invalidApiKey, toApiError } from '../errors/index.ts';
 import { ackItem } from '../protocol/result-items.ts';
 import type { TaskEvent } from '../events/task-events.ts';
 import { imageCount, type AuthenticationTask, type InferenceTask, type Task } from '../protocol/task-types.ts';
@@ -56,6 +56,9 @@ export class TaskDispatcher {
    */
   async dispatch(rawTasks: readonly unknown[], context: DispatchContext, sink: ReplySink): Promise<void> {
     const running: Promise<void>[] = [];
+    // Tasks of one request run concurrently: the same taskUUID twice in it is a conflict at once
+    // (a resend is a later request), so two of them can never share one admission or budget hold.
+    const inference = new Set<string>();
     for (const raw of rawTasks) {
       const parsed = parseTask(raw);
       if (!parsed.ok) {
@@ -63,6 +66,14 @@ export class TaskDispatcher {
         continue;
       }
       const task = parsed.task;
+      if (task.taskType === 'imageInference') {
+        const key = task.taskUUID.toLowerCase();
+        if (inference.has(key)) {
+          sink.error(conflictTaskUUID(task.taskUUID, task.taskType));
+          continue;
+        }
+        inference.add(key);
+      }
       if (task.taskType === 'authentication') {
         try {
           sink.data(await context.authenticate(task));
@@ -149,7 +160,7 @@ export class TaskDispatcher {
   }
 
   /** The caller's own usage ledger (`GET /v1/usage`). */
-  usage(principal: Principal, range: { since?: number; until?: number }): ReturnType<TaskService['usage']> {
+  usage(principal: Principal, range: { since?: number; until?: number; limit?: number }): ReturnType<TaskService['usage']> {
     return this.service.usage(principal, range);
   }
 

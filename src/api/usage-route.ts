@@ -18,6 +18,10 @@ export function parseInstant(value: unknown): number | undefined {
   return Date.parse(value);
 }
 
+/** Rows one usage answer lists by default, and at most: the totals never depend on it. */
+const USAGE_ROWS_DEFAULT = 1_000;
+const USAGE_ROWS_MAX = 10_000;
+
 function send(reply: FastifyReply, error: ApiError): FastifyReply {
   return reply.code(error.status).send({ errors: [error.toJSON()] });
 }
@@ -46,9 +50,14 @@ export function registerUsageRoute(app: FastifyInstance, options: UsageRouteOpti
         return send(reply, new ApiError('invalidParameter', `Invalid value for '${parameter}' parameter. Use an ISO 8601 date or time, or ms since the epoch.`, { parameter }));
       }
     }
+    // Rows are listed up to `limit` (the oldest first); the totals always cover the whole range.
+    const limit = query.limit === undefined ? USAGE_ROWS_DEFAULT : Number(query.limit);
+    if (!Number.isInteger(limit) || limit < 0 || limit > USAGE_ROWS_MAX) {
+      return send(reply, new ApiError('invalidParameter', `Invalid value for 'limit' parameter. Use an integer from 0 to ${USAGE_ROWS_MAX}.`, { parameter: 'limit', min: 0, max: USAGE_ROWS_MAX }));
+    }
     const report = await options.dispatcher.usage(
       { apiKeyId: principal.apiKeyId },
-      { ...(since === undefined ? {} : { since }), ...(until === undefined ? {} : { until }) },
+      { ...(since === undefined ? {} : { since }), ...(until === undefined ? {} : { until }), limit },
     );
     return reply.header('Cache-Control', 'no-store').send(report);
   });

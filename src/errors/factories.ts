@@ -189,3 +189,12 @@ export function insufficientCredits(taskUUID: string, taskType: string, cost: nu
     { taskUUID, taskType, extra: { cost, budgetRemaining, budget } },
   );
 }
+
+/** A taskUUID already used by another task (or another key). */
+export function conflictTaskUUID(taskUUID: string, taskType: string): ApiError {
+  return new ApiError('conflictTaskUUID', `The taskUUID '${taskUUID}' is already in use. Use a new UUID v4 for each task.`, {
+    parameter: 'taskUUID',
+    taskUUID,
+    taskType,
+  });
+}

@@ -138,8 +138,11 @@ export class BullmqQueue implements TaskQueue {
 
   async enqueue(job: QueueJob): Promise<void> {
     checkJobId(job.id);
-    await this.call('enqueue', async () =>
-      this.queue.add(
+    await this.call('enqueue', async () => {
+      // Re-enqueueing a job that is waiting or running (the sweeper does it for every unfinished
+      // task) adds nothing, and must not advance its group's fair tag either.
+      if (await this.queue.getJob(job.id)) return;
+      await this.queue.add(
         JOB_NAME,
         {},
         {
@@ -150,8 +153,8 @@ export class BullmqQueue implements TaskQueue {
           removeOnComplete: true,
           removeOnFail: true,
         },
-      ),
-    );
+      );
+    });
   }
 
   process(handler: JobHandler, options: { concurrency: number }): void {

@@ -102,7 +102,11 @@ const toEntry = (r: Selectable<UsageLedgerTable>): LedgerEntry => ({
 export class KyselyTenancyStore implements TenancyStore {
   private readonly db: Kysely<TenancySchema>;
 
-  constructor(db: Kysely<any>) {
+  constructor(
+    db: Kysely<any>,
+    /** The time a budget change reads its period at (ms since epoch). */
+    private readonly now: () => number = Date.now,
+  ) {
     this.db = db as Kysely<TenancySchema>;
   }
 
@@ -120,8 +124,25 @@ export class KyselyTenancyStore implements TenancyStore {
     if (patch.budgetMicros !== undefined) set.budget_micros = patch.budgetMicros;
     if (patch.budgetPeriod !== undefined) set.budget_period = patch.budgetPeriod;
     if (Object.keys(set).length === 0) return (await this.account(apiKeyId)) !== undefined;
-    const result = await this.db.updateTable('api_keys').set(set).where('id', '=', apiKeyId).executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx.updateTable('api_keys').set(set).where('id', '=', apiKeyId).executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return false;
+      if (patch.budgetMicros !== undefined || patch.budgetPeriod !== undefined) {
+        // A budget set (or re-periodised) mid-period starts from what the key already spent in
+        // that period, read from the ledger, not from zero.
+        const row = await trx.selectFrom('api_keys').select('budget_period').where('id', '=', apiKeyId).executeTakeFirstOrThrow();
+        const period = row.budget_period != null && PERIODS.has(row.budget_period) ? (row.budget_period as BudgetPeriod) : null;
+        const start = periodStart(period, this.now());
+        const spent = await trx
+          .selectFrom('usage_ledger')
+          .select((eb) => eb.fn.sum<number>('price_micros').as('n'))
+          .where('api_key_id', '=', apiKeyId)
+          .where('created_at', '>=', start)
+          .executeTakeFirst();
+        await trx.updateTable('api_keys').set({ budget_spent_micros: num(spent?.n), budget_period_start: start }).where('id', '=', apiKeyId).execute();
+      }
+      return true;
+    });
   }
 
   hold(request: HoldRequest): Promise<HoldOutcome> {
@@ -133,10 +154,23 @@ export class KyselyTenancyStore implements TenancyStore {
         .where('id', '=', request.apiKeyId)
         .executeTakeFirst();
       if (Number(locked.numUpdatedRows) === 0) return { ok: true, account: undefined };
-      const existing = await trx.selectFrom('key_holds').select('task_uuid').where('task_uuid', '=', request.taskUUID).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('key_holds')
+        .select(['api_key_id', 'images', 'unit_micros'])
+        .where('task_uuid', '=', request.taskUUID)
+        .executeTakeFirst();
       const row = await trx.selectFrom('api_keys').selectAll().where('id', '=', request.apiKeyId).executeTakeFirstOrThrow();
       const account = toAccount(row);
-      if (existing) return { ok: true, account };
+      if (existing) {
+        // The same task submitted twice at once holds once; anything else under its taskUUID
+        // (another key, more images, another price) is a conflict, never a free ride on its hold.
+        const same = existing.api_key_id === request.apiKeyId && num(existing.images) === request.images && num(existing.unit_micros) === request.unitMicros;
+        return same ? { ok: true, account } : { ok: false, reason: 'taskUUID' };
+      }
+      // The ledger keys charges by taskUUID: one whose images were charged (its task since
+      // purged) is never reused, or its images would come free.
+      const charged = await trx.selectFrom('usage_ledger').select('task_uuid').where('task_uuid', '=', request.taskUUID).limit(1).executeTakeFirst();
+      if (charged) return { ok: false, reason: 'taskUUID' };
       const loads = await trx
         .selectFrom('key_holds')
         .select((eb) => ['started', eb.fn.sum<number>('images').as('n')])
@@ -150,17 +184,15 @@ export class KyselyTenancyStore implements TenancyStore {
       const maxQueued = account.maxQueuedImages ?? request.defaults.maxQueuedImages;
       if (maxQueued !== null && queued + request.images > maxQueued) return { ok: false, reason: 'queuedImages', limit: maxQueued };
       const amount = request.images * request.unitMicros;
-      const start = periodStart(account.budgetPeriod, request.now);
+      // The period never moves backwards (a process whose clock is behind, a late charge).
+      const start = Math.max(account.periodStart, periodStart(account.budgetPeriod, request.now));
       const spent = account.periodStart === start ? account.spentMicros : 0;
       if (account.budgetMicros !== null && spent + account.reservedMicros + amount > account.budgetMicros) {
         return { ok: false, reason: 'budget', remainingMicros: Math.max(0, account.budgetMicros - spent - account.reservedMicros), budgetMicros: account.budgetMicros };
       }
-      await trx
-        .updateTable('api_keys')
-        .set({ budget_reserved_micros: sql<number>`budget_reserved_micros + ${amount}`, budget_spent_micros: spent, budget_period_start: start })
-        .where('id', '=', request.apiKeyId)
-        .execute();
-      await trx
+      // The hold first: another key holding the same taskUUID meanwhile (its own row lock does not
+      // cover ours) makes this a conflict, with nothing written.
+      const inserted = await trx
         .insertInto('key_holds')
         .values({
           task_uuid: request.taskUUID,
@@ -171,6 +203,13 @@ export class KyselyTenancyStore implements TenancyStore {
           started: 0,
           created_at: request.now,
         })
+        .onConflict((oc) => oc.column('task_uuid').doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return { ok: false, reason: 'taskUUID' };
+      await trx
+        .updateTable('api_keys')
+        .set({ budget_reserved_micros: sql<number>`budget_reserved_micros + ${amount}`, budget_spent_micros: spent, budget_period_start: start })
+        .where('id', '=', request.apiKeyId)
         .execute();
       return { ok: true, account: { ...account, spentMicros: spent, periodStart: start, reservedMicros: account.reservedMicros + amount } };
     });
@@ -207,8 +246,10 @@ export class KyselyTenancyStore implements TenancyStore {
       await trx
         .updateTable('api_keys')
         .set({
-          budget_spent_micros: sql<number>`(case when budget_period_start = ${start} then budget_spent_micros else 0 end) + ${entry.priceMicros}`,
-          budget_period_start: start,
+          // A charge that lands after its period ended (it was made before midnight) counts in the
+          // current one: the period never moves backwards, so a late charge cannot wipe it.
+          budget_spent_micros: sql<number>`(case when budget_period_start >= ${start} then budget_spent_micros else 0 end) + ${entry.priceMicros}`,
+          budget_period_start: sql<number>`case when budget_period_start > ${start} then budget_period_start else ${start} end`,
           budget_reserved_micros: sql<number>`budget_reserved_micros - ${released}`,
           usage_images: sql<number>`usage_images + 1`,
           usage_micros: sql<number>`usage_micros + ${entry.priceMicros}`,
@@ -269,11 +310,24 @@ export class KyselyTenancyStore implements TenancyStore {
   }
 
   async usage(query: UsageQuery): Promise<LedgerEntry[]> {
-    let select = this.db.selectFrom('usage_ledger').selectAll().where('created_at', '>=', query.since ?? 0);
+    let select = this.ledger(query).selectAll().orderBy('created_at').orderBy('task_uuid').orderBy('image_index');
+    if (query.limit !== undefined) select = select.limit(query.limit);
+    return (await select.execute()).map(toEntry);
+  }
+
+  async usageTotals(query: UsageQuery): Promise<{ images: number; micros: number }> {
+    const row = await this.ledger(query)
+      .select((eb) => [eb.fn.countAll<number>().as('images'), eb.fn.sum<number>('price_micros').as('micros')])
+      .executeTakeFirst();
+    return { images: num(row?.images), micros: num(row?.micros) };
+  }
+
+  /** Ledger rows in a time range, of one key or all (through usage_ledger_key_time or usage_ledger_time). */
+  private ledger(query: UsageQuery) {
+    let select = this.db.selectFrom('usage_ledger').where('created_at', '>=', query.since ?? 0);
     if (query.until !== undefined) select = select.where('created_at', '<', query.until);
     if (query.apiKeyId !== undefined) select = select.where('api_key_id', '=', query.apiKeyId);
-    const rows = await select.orderBy('created_at').orderBy('task_uuid').orderBy('image_index').execute();
-    return rows.map(toEntry);
+    return select;
   }
 
   /** Takes up to `images` unit prices off a hold (never below zero); answers the micro-dollars taken. */

@@ -53,7 +53,9 @@ export interface HoldRequest {
 export type HoldOutcome =
   | { readonly ok: true; readonly account: KeyAccount | undefined }
   | { readonly ok: false; readonly reason: 'concurrentImages' | 'queuedImages'; readonly limit: number }
-  | { readonly ok: false; readonly reason: 'budget'; readonly remainingMicros: number; readonly budgetMicros: number };
+  | { readonly ok: false; readonly reason: 'budget'; readonly remainingMicros: number; readonly budgetMicros: number }
+  /** The taskUUID is held by another task (another key, or other images or price), or was charged before. */
+  | { readonly ok: false; readonly reason: 'taskUUID' };
 
 /** One charged image. */
 export interface LedgerEntry {
@@ -78,6 +80,8 @@ export interface UsageQuery {
   readonly since?: number;
   /** ms since epoch, exclusive. */
   readonly until?: number;
+  /** At most this many rows (the oldest first); none: every row. */
+  readonly limit?: number;
 }
 
 /** Images of a key's tasks held now, split by whether their task has started. */
@@ -114,6 +118,8 @@ export interface TenancyStore {
   loadByKey(): Promise<KeyLoad[]>;
   /** Ledger rows in time order. */
   usage(query: UsageQuery): Promise<LedgerEntry[]>;
+  /** The images and micro-dollars of the rows `usage` would list (all of them, whatever the limit), summed by the database. */
+  usageTotals(query: UsageQuery): Promise<{ images: number; micros: number }>;
 }
 
 /** USD → integer micro-dollars. */

@@ -90,7 +90,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     if (stop !== undefined) throw stop;
   };
   let failedCount = 0;
-  const writer: TaskWriter = { deps, record, task, fence, log, onFailed: (code) => timer.imageFailed(code) };
+  const writer: TaskWriter = { deps, record, task, fence, log, onFailed: (code) => timer.imageFailed(code), charges: { failed: false } };
   const fail = async (group: GenerationRecord | readonly GenerationRecord[], thrown: unknown): Promise<void> => {
     failedCount += await failGenerations(writer, group, thrown);
   };
@@ -153,7 +153,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           storing.push(
             (async () => {
               try {
-                await finishImage(deps, record, task, generation, image, engine, fence, timer, progress);
+                await finishImage(deps, record, task, generation, image, engine, fence, timer, progress, writer.charges!);
               } catch (thrown) {
                 if (mustStop(runSignal, thrown)) throw thrown;
                 await fail(generation, thrown);
@@ -251,6 +251,8 @@ export interface TaskWriter {
   readonly log: Logger;
   /** Called once per image that failed (the run's timer). */
   onFailed?(code: string): void;
+  /** Set when charging an image failed in this run: the task's end charges what is missing. */
+  readonly charges?: { failed: boolean };
 }
 
 /**
@@ -292,12 +294,38 @@ export async function failGenerations(
   return ended.length;
 }
 
+/** Charges every stored image of the task that has no ledger row yet (charging is idempotent per image). */
+async function chargeMissing({ deps, record, task }: TaskWriter): Promise<void> {
+  for (const g of await deps.store.listGenerations(record.taskUUID)) {
+    if (g.status !== 'success' || g.imageUUID === null) continue;
+    const image = await deps.store.getImage(g.imageUUID);
+    await deps.tenancy?.charge({
+      apiKeyId: record.apiKeyId,
+      taskUUID: record.taskUUID,
+      imageIndex: g.index,
+      imageUUID: g.imageUUID,
+      model: task.model,
+      engine: record.engine,
+      width: image?.width ?? task.width ?? 0,
+      height: image?.height ?? task.height ?? 0,
+      priceMicros: toMicros(g.cost ?? 0),
+      upstreamMicros: null,
+      at: g.finishedAt ?? deps.clock.now(),
+    });
+  }
+}
+
 /** Records a task's end: its status and retention, its admission reservation back, the `end` event. Answers the end time. */
 export async function endTask(writer: TaskWriter, allFailed: boolean): Promise<number> {
   const { deps, record, fence, log } = writer;
   const ended = deps.clock.now();
   await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
   await deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
+  // A run after a crash (a newer claim), or one whose charge failed, may have images stored but
+  // not charged (settling and charging are two steps): charge them before the hold goes.
+  if (deps.tenancy && (fence > 1 || writer.charges?.failed)) {
+    await chargeMissing(writer).catch((error: unknown) => log.error({ err: error }, 'charging the task’s images failed'));
+  }
   await deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
   await deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
   return ended;
@@ -329,6 +357,7 @@ async function finishImage(
   fence: number,
   timer: TaskTimer,
   progress: ProgressReporter,
+  charges: { failed: boolean },
 ): Promise<void> {
   const format = FORMAT[task.outputFormat];
   const source = image.pixels ?? image.encoded;
@@ -416,7 +445,11 @@ async function finishImage(
     priceMicros: toMicros(cost),
     upstreamMicros: image.cost === undefined ? null : toMicros(image.cost),
     at: now,
-  }).catch((error: unknown) => deps.logger.error({ taskUUID: record.taskUUID, err: error }, 'charging an image failed; it stays uncharged'));
+  }).catch((error: unknown) => {
+    // Charged again (idempotently) when the task ends, so a delivered image is never free.
+    charges.failed = true;
+    deps.logger.error({ taskUUID: record.taskUUID, err: error }, 'charging an image failed; retried when the task ends');
+  });
   mark = stage('store', mark);
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
   await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });

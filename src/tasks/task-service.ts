@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ApiError, queueFull, serviceUnavailable, taskCancelled, taskNotFound, uploadFailed } from '../errors/index.ts';
+import { ApiError, conflictTaskUUID, queueFull, serviceUnavailable, taskCancelled, taskNotFound, uploadFailed } from '../errors/index.ts';
 import type { TaskEventBus, TaskListener } from '../events/task-events.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
@@ -158,7 +158,8 @@ export class TaskService {
     try {
       weight = (await this.deps.tenancy?.admit(task, principal.apiKeyId))?.weight ?? 1;
     } catch (error) {
-      await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      // A conflict leaves the admission reservation alone: it is the other task's.
+      if (!(error instanceof ApiError && error.code === 'conflictTaskUUID')) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
     let stored = false;
@@ -200,7 +201,7 @@ export class TaskService {
   }
 
   /** The caller's own usage ledger rows and totals (`GET /v1/usage`). */
-  async usage(principal: Principal, range: { since?: number; until?: number }): Promise<UsageReport> {
+  async usage(principal: Principal, range: { since?: number; until?: number; limit?: number }): Promise<UsageReport> {
     if (!this.deps.tenancy) return { totals: { images: 0, cost: 0 }, rows: [] };
     return this.deps.tenancy.usage({ ...range, apiKeyId: principal.apiKeyId });
   }
@@ -216,11 +217,7 @@ export class TaskService {
     const canonical = (request: InferenceTask): string => JSON.stringify({ ...request, taskUUID: request.taskUUID.toLowerCase(), publicBase: undefined });
     const same = existing.apiKeyId === principal.apiKeyId && canonical(JSON.parse(existing.request) as InferenceTask) === canonical(task);
     if (this.deps.idempotentResubmit && same && readable) return;
-    throw new ApiError('conflictTaskUUID', `The taskUUID '${task.taskUUID}' is already in use. Use a new UUID v4 for each task.`, {
-      parameter: 'taskUUID',
-      taskUUID: task.taskUUID,
-      taskType: task.taskType,
-    });
+    throw conflictTaskUUID(task.taskUUID, task.taskType);
   }
 
   /** A retryable 503 for errors that mean a shared service is out of reach. */

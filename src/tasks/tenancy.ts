@@ -5,7 +5,7 @@
  * end). Counters live in the `TenancyStore` (the task store's database) and, for the rate, in a
  * `RateLimiter` (Redis when scaled out), so they hold across every API and worker process.
  */
-import { insufficientCredits, keyQueueFull, rateLimitExceeded } from '../errors/index.ts';
+import { ApiError, conflictTaskUUID, insufficientCredits, keyQueueFull, rateLimitExceeded } from '../errors/index.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { MODELS } from '../models/model-registry.ts';
 import { imageCount, type InferenceTask } from '../protocol/task-types.ts';
@@ -32,8 +32,11 @@ export interface TenancyDeps {
 
 /** What a key may learn of its own usage (`GET /v1/usage`). */
 export interface UsageReport {
+  /** Every row in the range, summed by the database, whatever the row limit. */
   readonly totals: { readonly images: number; readonly cost: number };
   readonly rows: readonly Record<string, unknown>[];
+  /** More rows are in the range than were listed: ask for a narrower range (`since`/`until`). */
+  readonly truncated?: boolean;
 }
 
 /** Seconds a client is told to wait when its key has too many images in flight. */
@@ -76,8 +79,20 @@ export class Tenancy {
       defaults: { maxConcurrentImages: this.deps.defaults.maxConcurrentImages, maxQueuedImages: this.deps.defaults.maxQueuedImages },
     });
     if (!outcome.ok) {
+      if (outcome.reason === 'taskUUID') throw conflictTaskUUID(task.taskUUID, task.taskType);
       if (outcome.reason === 'budget') {
         throw insufficientCredits(task.taskUUID, task.taskType, fromMicros(images * unit), fromMicros(outcome.remainingMicros), fromMicros(outcome.budgetMicros));
+      }
+      if (images > outcome.limit) {
+        // Waiting would never help: the task alone is over the key's limit.
+        const what = outcome.reason === 'queuedImages' ? 'queued images' : 'images in progress';
+        throw new ApiError('invalidNumberResults', `This API key may have at most ${outcome.limit} ${what}; the task asks for ${images}. Ask for fewer images per task.`, {
+          parameter: 'numberResults',
+          taskUUID: task.taskUUID,
+          taskType: task.taskType,
+          max: outcome.limit,
+          retryable: false,
+        });
       }
       throw keyQueueFull(task.taskUUID, task.taskType, outcome.reason, outcome.limit, QUEUE_RETRY_AFTER_S);
     }
@@ -132,9 +147,12 @@ export class Tenancy {
 
   /** The ledger of one key (or all, for operators) with totals in USD, summed as integers. */
   async usage(query: UsageQuery): Promise<UsageReport> {
-    const entries = await this.deps.store.usage(query);
-    const micros = entries.reduce((sum, entry) => sum + entry.priceMicros, 0);
-    return { totals: { images: entries.length, cost: fromMicros(micros) }, rows: entries.map(usageRow) };
+    const [entries, totals] = await Promise.all([this.deps.store.usage(query), this.deps.store.usageTotals(query)]);
+    return {
+      totals: { images: totals.images, cost: fromMicros(totals.micros) },
+      rows: entries.map(usageRow),
+      ...(totals.images > entries.length ? { truncated: true } : {}),
+    };
   }
 }
 

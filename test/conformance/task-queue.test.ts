@@ -203,6 +203,24 @@ for (const adapter of [memoryAdapter, bullmqAdapter()]) {
       assert.ok(position(heavy[5]!) < 12, `the weighted group finished at ${position(heavy[5]!)}`);
     });
 
+    it('enqueueing a job that is already waiting changes neither the queue nor its group’s fair share', async () => {
+      const queue = context().open();
+      const [a1, a2, c1, c2] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      // A's first job stands for 50 images, C's for 100. The sweeper re-enqueues waiting jobs
+      // (here five times): that must not push A's next job behind C's second.
+      await queue.enqueue({ id: a1, group: 'a', cost: 50 });
+      for (let i = 0; i < 5; i++) await queue.enqueue({ id: a1, group: 'a', cost: 50 });
+      await queue.enqueue({ id: c1, group: 'c', cost: 100 });
+      await queue.enqueue({ id: c2, group: 'c', cost: 1 });
+      await queue.enqueue({ id: a2, group: 'a', cost: 1 });
+      const ran: string[] = [];
+      queue.process(async (job) => {
+        ran.push(job.id);
+      }, { concurrency: 1 });
+      await until(() => ran.length === 4, 'all jobs');
+      assert.deepEqual(ran, [a1, c1, a2, c2], 'A resumes at 50 images of virtual time, C at 100');
+    });
+
     it('cancel removes a waiting job, which then never runs', async () => {
       const queue = context().open();
       const [first, second, third] = [randomUUID(), randomUUID(), randomUUID()];
