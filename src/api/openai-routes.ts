@@ -16,6 +16,7 @@ import {
   toInferenceTask,
   type GenerationRequest,
 } from './openai-mapping.ts';
+import { whileClientWaits } from './client-wait.ts';
 import { publicBaseOf } from './public-base.ts';
 import { requestedMegapixels } from './request-limits.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
@@ -111,13 +112,8 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
       },
     };
     // As on REST: the task keeps running if the client leaves; only the wait ends.
-    const controller = new AbortController();
-    const onClose = (): void => {
-      if (!reply.raw.writableFinished) controller.abort();
-    };
-    reply.raw.once('close', onClose);
     try {
-      await options.dispatcher.dispatch(
+      await whileClientWaits(reply, options.shutdown, (signal) => options.dispatcher.dispatch(
         [task],
         {
           principal: async () => ({ ...principal, publicBase: publicBaseOf(request) }),
@@ -127,14 +123,12 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
           dryRun: false,
           endAtLastImage: true,
           syncTimeoutMs: options.syncTimeoutMs,
-          signal: AbortSignal.any([controller.signal, options.shutdown]),
+          signal,
         },
         sink,
-      );
+      ));
     } catch (thrown) {
       errors.push(toApiError(thrown));
-    } finally {
-      reply.raw.off('close', onClose);
     }
     const images = data.filter((item) => typeof item.imageUUID === 'string');
     if (images.length === 0) throw fromApiError(errors[0] ?? new ApiError('internalServerError', 'No image was produced.'), body.size);

@@ -19,6 +19,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { ApiKeys } from '../tasks/api-keys.ts';
 import type { Principal } from '../tasks/task-service.ts';
 import { nestsDeeperThan } from './json-depth.ts';
+import { whileClientWaits } from './client-wait.ts';
 import { publicBaseOf } from './public-base.ts';
 import { dedupeGetResponse, requestedMegapixels } from './request-limits.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
@@ -200,15 +201,8 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
         errors.push(...errs);
       },
     };
-    // The task keeps running if the client goes away; only the wait for it ends. (The request
-    // stream is finished once its body is read, so the response tells us the client left.)
-    const controller = new AbortController();
-    const onClose = (): void => {
-      if (!reply.raw.writableFinished) controller.abort();
-    };
-    reply.raw.once('close', onClose);
     try {
-      await options.dispatcher.dispatch(
+      await whileClientWaits(reply, options.shutdown, (signal) => options.dispatcher.dispatch(
         tasks,
         {
           principal: async () => principal && { ...principal, publicBase },
@@ -231,14 +225,12 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
           dryRun: isDryRun(request.query),
           endAtLastImage: true,
           syncTimeoutMs: options.syncTimeoutMs,
-          signal: AbortSignal.any([controller.signal, options.shutdown]),
+          signal,
         },
         sink,
-      );
+      ));
     } catch (thrown) {
       errors.push(toApiError(thrown));
-    } finally {
-      reply.raw.off('close', onClose);
     }
     // During a shutdown the connection must not idle in keep-alive: the server waits for it.
     if (options.shutdown.aborted) reply.header('Connection', 'close');
