@@ -75,11 +75,13 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   if (fence === undefined) return;
   taskUUID = record.taskUUID;
   log.info({ claim: fence }, 'task claimed');
-  // Its images count as running for the key's limits and gauges (docs/tenancy.md).
-  await deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key'));
   const timer = new TaskTimer(deps.metrics, { apiKeyId: record.apiKeyId, model: task.model, engine: record.engine, acceptedAt: record.createdAt, startedAt: started, images: record.imageCount });
   const progress = new ProgressReporter(deps.events, record.taskUUID, task.progress === true);
-  const generations = await deps.store.listGenerations(taskUUID);
+  const [generations] = await Promise.all([
+    deps.store.listGenerations(taskUUID),
+    // Its images count as running for the key's limits and gauges (docs/tenancy.md).
+    deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key')),
+  ]);
   const pending = generations.filter((g) => g.status === 'pending');
   // Encoding and storing run beside the engine (their own slots), so the next render starts
   // while the last image is encoded; every one of them is awaited before the task ends.
@@ -100,7 +102,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   // task in the store, which fences every later write of this run out.
   const stopRun = new AbortController();
   const runSignal = AbortSignal.any([signal, stopRun.signal]);
-  const unwatch = await deps.events
+  // Not awaited: the run starts at once (a cancel sent before the subscription is confirmed still
+  // fences the run out through the store).
+  const watching = deps.events
     .watch(taskUUID, (event) => {
       if (event.type === 'cancel') stopRun.abort(taskCancelled(record.taskUUID));
     })
@@ -235,7 +239,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     const ended = await endTask(writer, allFailed);
     timer.finish(log, ended, { images: pending.length, failed: failedCount, allFailed });
   } finally {
-    unwatch();
+    (await watching)();
     progress.close();
     clearTimeout(deadlineTimer);
   }
@@ -390,8 +394,9 @@ async function finishImage(
   const objectKey = `${imageUUID}.${format}`;
   const isUrl = task.outputType === 'URL';
   progress.report(generation.index, 'storing');
-  await deps.objects.put(objectKey, encoded.bytes);
-  await deps.store.insertImage({
+  // The bytes and the image's row are written side by side: nothing reads the row before the
+  // generation is settled below, after both.
+  await Promise.all([deps.objects.put(objectKey, encoded.bytes), deps.store.insertImage({
     imageUUID,
     kind: 'generated',
     taskUUID: record.taskUUID,
@@ -405,7 +410,7 @@ async function finishImage(
     // URL outputs live `ttl` seconds; inline outputs as long as their task record (set when it ends).
     expiresAt: isUrl ? now + task.ttl * 1000 : null,
     servable: isUrl,
-  });
+  })]);
   const model = MODELS.get(task.model);
   // Whole micro-dollars, so the ledger's integer totals equal what the clients are told (docs/tenancy.md).
   const cost = fromMicros(toMicros(image.cost ?? model?.price(encoded.width, encoded.height) ?? 0));
@@ -432,7 +437,13 @@ async function finishImage(
     deliveries,
     fence,
   );
-  // Charged once stored (a run fenced out above charges nothing), before the client hears of it.
+  mark = stage('store', mark);
+  deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
+  await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
+  stage('deliver', mark);
+  // Charged once stored (a run fenced out above charges nothing). The price is held since the
+  // task was accepted, so charging after the result goes out never lets a key overspend; a crash
+  // in between is charged by the run that resumes the task (endTask), so no image is free.
   await deps.tenancy?.charge({
     apiKeyId: record.apiKeyId,
     taskUUID: record.taskUUID,
@@ -450,11 +461,7 @@ async function finishImage(
     charges.failed = true;
     deps.logger.error({ taskUUID: record.taskUUID, err: error }, 'charging an image failed; retried when the task ends');
   });
-  mark = stage('store', mark);
-  deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
-  await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
   if (task.uploadEndpoint !== undefined) progress.report(generation.index, 'uploading');
-  stage('deliver', mark);
   timer.imageDone(cost, deps.clock.now());
   // Webhooks and uploads are durable deliveries, retried on their schedule (past a restart too):
   // neither the task nor its engine slot waits for them. An upload that fails for good is told
