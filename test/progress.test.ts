@@ -40,7 +40,8 @@ describe('progress items (progress: true)', () => {
     const ws = await RawWsClient.connect(server.wsUrl);
     try {
       await ws.authenticate(TEST_KEY);
-      const t = task({ progress: true });
+      // With a seed, image k's result carries seed + k: results can be told apart by index.
+      const t = task({ progress: true, seed: 1000 });
       const arrivals: number[] = [];
       ws.socket.on('message', (data) => {
         if (data.toString().includes('"status":"progress"')) arrivals.push(Date.now());
@@ -63,6 +64,12 @@ describe('progress items (progress: true)', () => {
         }
       }
       assert.deepEqual([...seen.keys()].sort(), [0, 1, 2]);
+      // No progress item of an image follows its result (but `uploading`, which this task has not).
+      const done = new Set<number>();
+      for (const item of ws.frames.flatMap((f) => f.data ?? []).filter((d: any) => d.taskUUID === t.taskUUID)) {
+        if (item.status === 'progress') assert.ok(!done.has(item.imageIndex), `image ${item.imageIndex}: ${item.stage} after its result`);
+        else done.add(item.seed - 1000);
+      }
       for (const [index, stages] of seen) {
         assert.equal(stages[0], 'queued', `image ${index}: ${stages.join(' → ')}`);
         const order = stages.map((stage) => STAGES.indexOf(stage));
@@ -93,7 +100,9 @@ describe('progress items (progress: true)', () => {
     const first = await RawWsClient.connect(server.wsUrl);
     const auth = await first.authenticate(TEST_KEY);
     const session = auth.data[0].connectionSessionUUID;
-    const t = task({ progress: true, numberResults: 2 });
+    // Large enough that the later stages come well after the drop (frames written to a socket
+    // that is closing are lost, as on any network).
+    const t = task({ progress: true, numberResults: 2, width: 4096, height: 4096 });
     first.send([t]);
     // Drop the connection as soon as the task is queued.
     await first.next((f) => (f.data ?? []).some((d: any) => d.status === 'progress' && d.taskUUID === t.taskUUID));
@@ -104,7 +113,7 @@ describe('progress items (progress: true)', () => {
       await second.authenticate(TEST_KEY, session);
       await results(second, t.taskUUID, 2);
       const replayed = second.frames.flatMap((f) => f.data ?? []).filter((d: any) => d.taskUUID === t.taskUUID);
-      assert.ok(replayed.some((d: any) => d.status === 'progress'), 'progress items kept for the resumed session');
+      assert.ok(replayed.some((d: any) => d.status === 'progress'), `progress items kept for the resumed session: ${JSON.stringify(replayed.map((d: any) => d.stage ?? d.imageUUID))}`);
       assert.equal(replayed.filter((d: any) => d.imageUUID).length, 2);
     } finally {
       second.close();

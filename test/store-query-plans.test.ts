@@ -194,6 +194,9 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     await run('deleteExpiredTasks', () => store.deleteExpiredTasks(T0 - 1_000_000));
     await run('deleteSettledDeliveries', () => store.deleteSettledDeliveries(T0 - 1_500_000));
     await run('releaseLease', () => store.releaseLease('sweeper', 'worker-1'));
+    const cancelled = randomUUID();
+    await store.insertTask(task(cancelled, now), [pendingGeneration(cancelled, 0), pendingGeneration(cancelled, 1)]);
+    await run('cancelTask', () => store.cancelTask(cancelled, now, now + 86_400_000, () => '{}', () => delivery(cancelled, { createdAt: now })));
     await run('deleteTask', () => store.deleteTask(uuid));
   } finally {
     await store.close();

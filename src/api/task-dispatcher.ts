@@ -196,8 +196,11 @@ export class TaskDispatcher {
   ): Promise<void> {
     const seen = new Set(sent);
     let errorsToSkip = [...sent].filter((key) => key.startsWith('error#')).length;
+    let over = false;
     let finish!: () => void;
-    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const finished = new Promise<void>((resolve) => (finish = resolve)).then(() => {
+      over = true;
+    });
     // Images answered so far (an error that ended several counts them all: its `imageCount`).
     let settled = 0;
     const settle = (count: number): void => {
@@ -208,6 +211,9 @@ export class TaskDispatcher {
       sink.error(error);
       finish();
     };
+    // Errors and notices sent, by what they say: a replay from the store sends only what the
+    // live stream has not (two images can fail with the same words, so they are counted).
+    const sentErrors = new Map<string, number>();
     const forward = (event: TaskEvent): void => {
       if (event.type === 'result') {
         const imageUUID = typeof event.item.imageUUID === 'string' ? event.item.imageUUID : undefined;
@@ -216,13 +222,40 @@ export class TaskDispatcher {
         sink.data({ ...event.item });
         settle(1);
       } else if (event.type === 'error') {
+        const key = errorKey(event.error);
+        sentErrors.set(key, (sentErrors.get(key) ?? 0) + 1);
         if (errorsToSkip > 0) errorsToSkip--;
         else sink.error(event.error);
         const count = event.error.details.extra?.imageCount;
         settle(typeof count === 'number' ? count : 1);
-      } else if (event.type === 'notice') sink.notice(event.error);
+      } else if (event.type === 'notice') {
+        const key = errorKey(event.error);
+        sentErrors.set(key, (sentErrors.get(key) ?? 0) + 1);
+        sink.notice(event.error);
+      }
       else if (event.type === 'progress') sink.progress?.(event.items.map((item) => ({ ...item })));
-      else if (event.type === 'end') finish();
+      else if (event.type === 'end') {
+        // Events of one task may come from two processes (a worker's result, a cancel's end):
+        // when images are unaccounted for, what the store holds and the client was not sent goes
+        // out before the wait ends.
+        if (over || (images !== undefined && settled >= images)) finish();
+        else void replayStored().catch(() => false).finally(finish);
+      }
+    };
+    const replayStored = async (): Promise<boolean> => {
+      const principal = await context.principal();
+      if (!principal) throw invalidApiKey();
+      const state = await this.service.getResponse(taskUUID, principal);
+      for (const item of state.data) if (item.status !== 'processing') forward({ type: 'result', taskUUID, item: withoutStatus(item) });
+      const stored = new Map<string, number>();
+      for (const error of state.errors) {
+        const key = errorKey(error);
+        stored.set(key, (stored.get(key) ?? 0) + 1);
+        if ((stored.get(key) ?? 0) <= (sentErrors.get(key) ?? 0)) continue;
+        // Upload failures are notices (never counted as images, never error frames over WebSocket).
+        forward({ type: error.code === 'uploadFailed' ? 'notice' : 'error', taskUUID, error });
+      }
+      return state.ended;
     };
     const timer = setTimeout(
       () =>
@@ -251,14 +284,7 @@ export class TaskDispatcher {
       sink.opened?.(taskUUID);
       const subscription = await subscribe(forward);
       stop = subscription.stop;
-      if (subscription.replay) {
-        const principal = await context.principal();
-        if (!principal) throw invalidApiKey();
-        const state = await this.service.getResponse(taskUUID, principal);
-        for (const item of state.data) if (item.status !== 'processing') forward({ type: 'result', taskUUID, item: withoutStatus(item) });
-        for (const error of state.errors) forward({ type: 'error', taskUUID, error });
-        if (state.ended) finish();
-      }
+      if (subscription.replay && (await replayStored())) finish();
       await finished;
     } finally {
       clearTimeout(timer);
@@ -267,6 +293,12 @@ export class TaskDispatcher {
       sink.closed?.(taskUUID);
     }
   }
+}
+
+/** What makes two error items the same one (the stored copy carries `status`, the live one not). */
+function errorKey(error: ApiError): string {
+  const { status: _status, ...extra } = error.details.extra ?? {};
+  return JSON.stringify([error.code, error.message, error.details.parameter ?? null, extra]);
 }
 
 /** A stored result as the live stream sends it (getResponse items carry `status`). */

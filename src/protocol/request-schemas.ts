@@ -280,6 +280,7 @@ export const errorItemSchema = z
     documentation: z.string().optional(),
     taskType: z.string().optional(),
     taskUUID: z.string().optional(),
+    imageCount: z.int().min(1).optional().describe('Kiln: how many images a failure that ended several of them ended (it is reported once).'),
   })
   .catchall(z.unknown())
   .describe('A Runware error object. HTTP status by code: ' + Object.entries(ERROR_STATUS).map(([c, s]) => `${c} ${s}`).join(', ') + '.');

@@ -192,6 +192,62 @@ export class KyselyTaskStore implements TaskStore {
     });
   }
 
+  cancelTask(
+    taskUUID: string,
+    at: number,
+    expiresAt: number,
+    errorFor: (indexes: readonly number[]) => string,
+    webhookFor?: (error: string) => DeliveryRecord,
+  ): Promise<{ cancelled: number[]; finished: string[] } | undefined> {
+    const key = taskKey(taskUUID);
+    return this.db.transaction().execute(async (trx) => {
+      // The claim first: it locks the task's row, so a run's fenced write (which takes the same
+      // lock) waits for this transaction and then finds its claim gone.
+      const claimed = await trx
+        .updateTable('tasks')
+        .set((eb) => ({ claim_token: eb('claim_token', '+', 1), updated_at: at }))
+        .where('task_uuid', '=', key)
+        .where('status', 'in', ['queued', 'running'])
+        .returning('claim_token')
+        .executeTakeFirst();
+      if (!claimed) return undefined;
+      const pending = await trx.selectFrom('generations').select('idx').where('task_uuid', '=', key).where('status', '=', 'pending').orderBy('idx').execute();
+      const cancelled = pending.map((g) => g.idx);
+      if (cancelled.length > 0) {
+        const error = errorFor(cancelled);
+        await trx
+          .updateTable('generations')
+          .set({ status: 'error', error, finished_at: at })
+          .where('task_uuid', '=', key)
+          .where('status', '=', 'pending')
+          .execute();
+        const webhook = webhookFor?.(error);
+        if (webhook) await trx.insertInto('deliveries').values(fromDelivery(webhook)).execute();
+      }
+      const finished = await trx
+        .selectFrom('generations')
+        .select('image_uuid')
+        .where('task_uuid', '=', key)
+        .where('status', '=', 'success')
+        .orderBy('idx')
+        .execute();
+      await trx
+        .updateTable('tasks')
+        .set({ status: finished.length > 0 ? 'done' : 'failed', updated_at: at, finished_at: at, expires_at: expiresAt })
+        .where('task_uuid', '=', key)
+        .execute();
+      // Images delivered inline live as long as the task record (as setTaskStatus does).
+      await trx
+        .updateTable('images')
+        .set({ expires_at: expiresAt })
+        .where('task_uuid', '=', key)
+        .where('kind', '=', 'generated')
+        .where('servable', '=', 0)
+        .execute();
+      return { cancelled, finished: finished.flatMap((g) => (g.image_uuid ? [g.image_uuid] : [])) };
+    });
+  }
+
   async claimTask(taskUUID: string, at: number): Promise<number | undefined> {
     const r = await this.db
       .updateTable('tasks')

@@ -221,6 +221,21 @@ export interface TaskStore {
   loadEngineState(taskUUID: string, index: number): Promise<string | undefined>;
   /** With `fence`: `ClaimLostError` unless the claim token is still `fence`. */
   saveEngineState(taskUUID: string, index: number, value: string, fence?: number): Promise<void>;
+  /**
+   * Cancels an unfinished task in one transaction: takes a new claim (so no run that claimed it
+   * before can write again, and none can claim it after: the task ends here), ends every pending
+   * generation with the error `errorFor` builds from their indexes, stores `webhookFor`'s
+   * delivery of that error, and sets the task done (an image had finished) or failed with its
+   * expiry. Answers the indexes it ended and the finished imageUUIDs; `undefined` when the task
+   * had already ended (or is unknown).
+   */
+  cancelTask(
+    taskUUID: string,
+    at: number,
+    expiresAt: number,
+    errorFor: (indexes: readonly number[]) => string,
+    webhookFor?: (error: string) => DeliveryRecord,
+  ): Promise<{ cancelled: number[]; finished: string[] } | undefined>;
   /** Deletes a task and its generations (a submission whose enqueue failed); unknown ids are ignored. */
   deleteTask(taskUUID: string): Promise<void>;
   /** Tasks accepted but not finished (to re-enqueue after a restart), oldest first. */

@@ -37,9 +37,22 @@ export class ProgressReporter {
     private readonly enabled: boolean,
   ) {}
 
+  private readonly finished = new Set<number>();
+
+  /**
+   * Image `imageIndex` has its result (about to be sent): a stage still waiting for the next
+   * frame is dropped, so no progress item of an image follows its result, except `uploading`.
+   */
+  resultFor(imageIndex: number): void {
+    this.finished.add(imageIndex);
+    const stage = this.latest.get(imageIndex);
+    if (stage !== undefined) this.sent.set(imageIndex, stage);
+  }
+
   /** Image `imageIndex` entered `stage`. */
   report(imageIndex: number, stage: ProgressStage): void {
     if (!this.enabled || this.closed) return;
+    if (this.finished.has(imageIndex) && stage !== 'uploading') return;
     const current = this.latest.get(imageIndex);
     if (current !== undefined && ORDER.indexOf(current) >= ORDER.indexOf(stage)) return;
     this.latest.set(imageIndex, stage);
@@ -49,8 +62,9 @@ export class ProgressReporter {
     else this.timer = setTimeout(() => this.flush(), wait);
   }
 
-  /** Sends what is pending at once and stops (the task has ended). */
+  /** Sends what is pending at once and stops (before the task's end is announced). */
   close(): void {
+    if (this.closed) return;
     clearTimeout(this.timer);
     this.flush();
     this.closed = true;

@@ -236,6 +236,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     }
     signal.throwIfAborted();
     const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
+    progress.close();
     const ended = await endTask(writer, allFailed);
     timer.finish(log, ended, { images: pending.length, failed: failedCount, allFailed });
   } finally {
@@ -439,6 +440,7 @@ async function finishImage(
   );
   mark = stage('store', mark);
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
+  progress.resultFor(generation.index);
   await deps.events.emit({ type: 'result', taskUUID: record.taskUUID, item });
   stage('deliver', mark);
   // Charged once stored (a run fenced out above charges nothing). The price is held since the

@@ -10,11 +10,12 @@ import type { Clock } from '../shared/clock.ts';
 import { newUuid, randomSeed } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { TaskConflictError, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
+import { TaskConflictError, type DeliveryRecord, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
 import { describeDelivery } from '../delivery/delivery-log.ts';
+import { webhookForError } from '../delivery/delivery-records.ts';
 import { progressItem } from './progress.ts';
-import { endTask, failGenerations, runTask } from './run-task.ts';
+import { runTask } from './run-task.ts';
 import type { Tenancy, UsageReport } from './tenancy.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
@@ -366,18 +367,48 @@ export class TaskService {
     if (!record || record.apiKeyId !== principal.apiKeyId || (record.expiresAt !== null && record.expiresAt <= now)) {
       throw taskNotFound(taskUUID);
     }
-    let cancelled = 0;
-    const fence = record.status === 'queued' || record.status === 'running' ? await this.deps.store.claimTask(taskUUID, now) : undefined;
-    if (fence !== undefined) {
-      await this.deps.events.emit({ type: 'cancel', taskUUID: record.taskUUID });
-      const writer = { deps: this.deps, record, task: JSON.parse(record.request) as InferenceTask, fence, log: this.deps.logger.child({ taskUUID: record.taskUUID }) };
-      const pending = (await this.deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'pending');
-      cancelled = await failGenerations(writer, pending, taskCancelled(record.taskUUID));
-      const succeeded = (await this.deps.store.listGenerations(taskUUID)).some((g) => g.status === 'success');
-      await endTask(writer, !succeeded);
-      writer.log.info({ cancelled }, 'task cancelled');
+    const task = JSON.parse(record.request) as InferenceTask;
+    const log = this.deps.logger.child({ taskUUID: record.taskUUID });
+    const cancelError = (count: number): ApiError => {
+      const base = taskCancelled(record.taskUUID);
+      return new ApiError(base.code, base.message, { ...base.details, extra: { imageCount: count } });
+    };
+    let hook: DeliveryRecord | undefined;
+    // One transaction ends the task (docs/protocol.md): a worker taking the task meanwhile, or one
+    // running it, can neither write after it nor claim the task again.
+    const outcome = await this.deps.store.cancelTask(
+      taskUUID,
+      now,
+      now + this.deps.retentionMs,
+      // `group` (not sent) lets getResponse answer the cancelled images once.
+      (indexes) => JSON.stringify({ ...cancelError(indexes.length).toJSON(), group: indexes[0] }),
+      task.webhookURL === undefined
+        ? undefined
+        : (stored) => {
+            const { group: _group, ...body } = JSON.parse(stored) as Record<string, unknown>;
+            hook = webhookForError({ taskUUID: record.taskUUID, apiKeyId: record.apiKeyId, now }, task.webhookURL!, body);
+            return hook;
+          },
+    );
+    if (!outcome) {
+      const generations = await this.deps.store.listGenerations(taskUUID);
+      return { taskType: 'cancelTask', taskUUID, cancelledImages: 0, finishedImages: generations.flatMap((g) => (g.status === 'success' && g.imageUUID ? [g.imageUUID] : [])) };
     }
-    const finished = (await this.deps.store.listGenerations(taskUUID)).flatMap((g) => (g.status === 'success' && g.imageUUID ? [g.imageUUID] : []));
+    const cancelled = outcome.cancelled.length;
+    const finished = outcome.finished;
+    // A worker running the task stops its engine call (its writes are fenced out already).
+    await this.deps.events.emit({ type: 'cancel', taskUUID: record.taskUUID });
+    if (cancelled > 0) {
+      for (let i = 0; i < cancelled; i++) this.deps.metrics?.images.inc({ model: task.model, outcome: 'taskCancelled' });
+      await this.deps.events.emit({ type: 'error', taskUUID: record.taskUUID, error: cancelError(cancelled).forTask(record.taskUUID, 'imageInference') });
+      await this.deps.tenancy?.refund(record.taskUUID, cancelled).catch((error: unknown) => log.warn({ err: error }, 'refund failed; the hold is released below'));
+    }
+    await this.deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
+    await this.deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
+    await this.deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
+    // The webhook was stored with the cancel; sent here when this process delivers, else by a worker.
+    if (hook) void this.deps.delivery?.dispatch([hook]).catch(() => undefined);
+    log.info({ cancelled, finished: finished.length }, 'task cancelled');
     return { taskType: 'cancelTask', taskUUID, cancelledImages: cancelled, finishedImages: finished };
   }
 
@@ -392,7 +423,8 @@ export class TaskService {
     // Deliveries outlive their task record (a webhook may still be retrying): ownership is theirs too.
     const owner = record?.apiKeyId ?? deliveries[0]?.delivery.apiKeyId;
     if (owner !== principal.apiKeyId) throw taskNotFound(taskUUID);
-    return { taskType: 'getDeliveries', taskUUID, deliveries: deliveries.map(({ delivery, attempts }) => describeDelivery(delivery, attempts)) };
+    const own = deliveries.filter(({ delivery }) => delivery.apiKeyId === principal.apiKeyId);
+    return { taskType: 'getDeliveries', taskUUID, deliveries: own.map(({ delivery, attempts }) => describeDelivery(delivery, attempts)) };
   }
 
   /**

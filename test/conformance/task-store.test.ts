@@ -206,6 +206,35 @@ function taskStoreContract(subject: Subject): void {
     assert.equal((await store.imagesAhead(base + 100)) - (await store.imagesAhead(base + 5)), 4);
   });
 
+  test('cancelTask ends the pending generations, the task and any earlier claim in one step', async () => {
+    const { store } = subject;
+    const uuid = await seedTask(store, 3);
+    const fence = await store.claimTask(uuid, T0 + 10);
+    const imageUUID = randomUUID();
+    await store.settleGeneration(uuid, 0, { status: 'success', imageUUID, cost: 0.028, finishedAt: T0 + 20 }, [], fence);
+    const hook = delivery(uuid, { createdAt: T0 + 30 });
+    let built = '';
+    const outcome = await store.cancelTask(uuid.toUpperCase(), T0 + 30, FAR, (indexes) => (built = JSON.stringify({ code: 'taskCancelled', indexes })), (error) => ({ ...hook, body: error }));
+    assert.deepEqual(outcome, { cancelled: [1, 2], finished: [imageUUID] });
+    assert.deepEqual(JSON.parse(built).indexes, [1, 2]);
+    const generations = await store.listGenerations(uuid);
+    assert.deepEqual(generations.map((g) => g.status), ['success', 'error', 'error']);
+    assert.equal(generations[1]!.error, built);
+    const record = await store.getTask(uuid);
+    assert.equal(record?.status, 'done');
+    assert.equal(record?.expiresAt, FAR);
+    assert.equal((await store.getDelivery(hook.id))?.body, built);
+    // The run that held the task cannot write any more, and nobody can claim it again.
+    await assert.rejects(store.settleGeneration(uuid, 1, { status: 'success', imageUUID: randomUUID(), cost: 0, finishedAt: T0 + 40 }, [], fence), ClaimLostError);
+    assert.equal(await store.claimTask(uuid, T0 + 50), undefined);
+    assert.equal(await store.cancelTask(uuid, T0 + 60, FAR, () => '{}'), undefined, 'an ended task is not cancelled again');
+    // A task with nothing finished ends failed.
+    const other = await seedTask(store, 2);
+    assert.deepEqual(await store.cancelTask(other, T0 + 70, FAR, () => '{}'), { cancelled: [0, 1], finished: [] });
+    assert.equal((await store.getTask(other))?.status, 'failed');
+    await store.updateDelivery(hook.id, { status: 'done', attempts: 1, nextAttemptAt: 0, lastError: null });
+  });
+
   test('claimTask returns increasing tokens, marks the task running, and refuses ended or unknown tasks', async () => {
     const { store } = subject;
     const uuid = await seedTask(store);
