@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { ApiError, conflictTaskUUID, queueFull, serviceUnavailable, taskCancelled, taskNotFound, uploadFailed } from '../errors/index.ts';
+import { ApiError, conflictTaskUUID, queueFull, serviceUnavailable, taskCancelled, taskNotFound, timeoutDeadline, uploadFailed } from '../errors/index.ts';
 import type { TaskEventBus, TaskListener } from '../events/task-events.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
@@ -190,6 +190,7 @@ export class TaskService {
       throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
+    this.watchDeadline(task);
     return 'accepted';
   }
 
@@ -367,21 +368,37 @@ export class TaskService {
     if (!record || record.apiKeyId !== principal.apiKeyId || (record.expiresAt !== null && record.expiresAt <= now)) {
       throw taskNotFound(taskUUID);
     }
+    const outcome = await this.endUnfinished(record, (count) => withImageCount(taskCancelled(record.taskUUID), count), now);
+    if (!outcome) {
+      const generations = await this.deps.store.listGenerations(taskUUID);
+      return { taskType: 'cancelTask', taskUUID, cancelledImages: 0, finishedImages: generations.flatMap((g) => (g.status === 'success' && g.imageUUID ? [g.imageUUID] : [])) };
+    }
+    const cancelled = outcome.cancelled.length;
+    const finished = outcome.finished;
+    return { taskType: 'cancelTask', taskUUID, cancelledImages: cancelled, finishedImages: finished };
+  }
+
+  /**
+   * Ends a task that has not ended, whatever it is doing, with one error item for its unfinished
+   * images (a cancel, a deadline): one store transaction ends it (a worker taking the task
+   * meanwhile, or one running it, can neither write after it nor claim it again), then a worker
+   * running it is told to stop its engine, waiters get the error and the end, the key's hold and
+   * the admission reservation go back, and the webhook is sent. `undefined` when it had ended.
+   */
+  private async endUnfinished(
+    record: TaskRecord,
+    errorFor: (count: number) => ApiError,
+    now: number,
+  ): Promise<{ cancelled: number[]; finished: string[] } | undefined> {
     const task = JSON.parse(record.request) as InferenceTask;
     const log = this.deps.logger.child({ taskUUID: record.taskUUID });
-    const cancelError = (count: number): ApiError => {
-      const base = taskCancelled(record.taskUUID);
-      return new ApiError(base.code, base.message, { ...base.details, extra: { imageCount: count } });
-    };
     let hook: DeliveryRecord | undefined;
-    // One transaction ends the task (docs/protocol.md): a worker taking the task meanwhile, or one
-    // running it, can neither write after it nor claim the task again.
     const outcome = await this.deps.store.cancelTask(
-      taskUUID,
+      record.taskUUID,
       now,
       now + this.deps.retentionMs,
-      // `group` (not sent) lets getResponse answer the cancelled images once.
-      (indexes) => JSON.stringify({ ...cancelError(indexes.length).toJSON(), group: indexes[0] }),
+      // `group` (not sent) lets getResponse answer the ended images once.
+      (indexes) => JSON.stringify({ ...errorFor(indexes.length).toJSON(), group: indexes[0] }),
       task.webhookURL === undefined
         ? undefined
         : (stored) => {
@@ -390,26 +407,41 @@ export class TaskService {
             return hook;
           },
     );
-    if (!outcome) {
-      const generations = await this.deps.store.listGenerations(taskUUID);
-      return { taskType: 'cancelTask', taskUUID, cancelledImages: 0, finishedImages: generations.flatMap((g) => (g.status === 'success' && g.imageUUID ? [g.imageUUID] : [])) };
-    }
-    const cancelled = outcome.cancelled.length;
-    const finished = outcome.finished;
+    if (!outcome) return undefined;
+    const count = outcome.cancelled.length;
     // A worker running the task stops its engine call (its writes are fenced out already).
     await this.deps.events.emit({ type: 'cancel', taskUUID: record.taskUUID });
-    if (cancelled > 0) {
-      for (let i = 0; i < cancelled; i++) this.deps.metrics?.images.inc({ model: task.model, outcome: 'taskCancelled' });
-      await this.deps.events.emit({ type: 'error', taskUUID: record.taskUUID, error: cancelError(cancelled).forTask(record.taskUUID, 'imageInference') });
-      await this.deps.tenancy?.refund(record.taskUUID, cancelled).catch((error: unknown) => log.warn({ err: error }, 'refund failed; the hold is released below'));
+    if (count > 0) {
+      const error = errorFor(count).forTask(record.taskUUID, 'imageInference');
+      for (let i = 0; i < count; i++) this.deps.metrics?.images.inc({ model: task.model, outcome: error.code });
+      await this.deps.events.emit({ type: 'error', taskUUID: record.taskUUID, error });
+      await this.deps.tenancy?.refund(record.taskUUID, count).catch((failure: unknown) => log.warn({ err: failure }, 'refund failed; the hold is released below'));
     }
-    await this.deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
-    await this.deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
+    await this.deps.admission.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'admission release failed; the sweeper reconciles it'));
+    await this.deps.tenancy?.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'tenancy release failed; the sweeper reconciles it'));
     await this.deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
-    // The webhook was stored with the cancel; sent here when this process delivers, else by a worker.
+    // The webhook was stored with the end; sent here when this process delivers, else by a worker.
     if (hook) void this.deps.delivery?.dispatch([hook]).catch(() => undefined);
-    log.info({ cancelled, finished: finished.length }, 'task cancelled');
-    return { taskType: 'cancelTask', taskUUID, cancelledImages: cancelled, finishedImages: finished };
+    log.info({ ended: count, finished: outcome.finished.length, code: errorFor(count).code }, 'task ended early');
+    return outcome;
+  }
+
+  /**
+   * At a task's deadline (`deadlineSeconds`), a task still queued ends with `timeoutDeadline`
+   * then, not when a worker reaches it. A running task is stopped by its worker's own timer.
+   * Best effort in this process: the worker checks the deadline again when it takes the task.
+   */
+  private watchDeadline(task: InferenceTask): void {
+    if (task.deadlineSeconds === undefined) return;
+    const seconds = task.deadlineSeconds;
+    const timer = setTimeout(() => {
+      void (async () => {
+        const record = await this.deps.store.getTask(task.taskUUID);
+        if (record?.status !== 'queued') return;
+        await this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now());
+      })().catch((error: unknown) => this.deps.logger.warn({ err: error, taskUUID: task.taskUUID }, 'ending a queued task at its deadline failed; its worker will'));
+    }, seconds * 1000);
+    timer.unref();
   }
 
   /**
@@ -501,3 +533,8 @@ export class TaskService {
   }
 }
 
+
+/** The same error, reported once for `count` images (docs/protocol.md: failures that end several images). */
+function withImageCount(error: ApiError, count: number): ApiError {
+  return new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, imageCount: count } });
+}
