@@ -195,7 +195,7 @@ describe('kiln client commands', () => {
     assert.deepEqual([item.width, item.height, item.cost], [1552, 656, 0.028]);
   });
 
-  test('on a terminal, a live display shows every image reaching done, then a total', async () => {
+  test('on a terminal, a live display shows every image moving through its stages to done, then a total', async () => {
     const cwd = await mkdtemp(path.join(work, 'tty-'));
     // A wide pseudo-terminal, so no status line is cut at the edge.
     const command = ['stty cols 200;', process.execPath, '--import', TSX, MAIN, 'generate', "'a golden pagoda'", '--model', STUDIO, '--size', '192x128', '-n', '3'].join(' ');
@@ -211,6 +211,8 @@ describe('kiln client commands', () => {
     const text = result.out.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '\n');
     // The first frame, drawn before the task is sent, shows every image waiting.
     for (const k of [1, 2, 3]) assert.match(text, new RegExp(`${k}/3\\s+waiting\\s+\\d+\\.\\ds`));
+    // Kiln's progress items move the rows through their stages before they are done.
+    assert.match(text, /\d\/3\s+(queued|rendering|encoding|storing)\s+\d+\.\ds/);
     for (const k of [1, 2, 3]) assert.match(text, new RegExp(`${k}/3\\s+done\\s+\\d+\\.\\ds\\s+\\$0\\.0000\\s+seed \\d+\\s+\\d+-[0-9a-f-]{36}\\.jpg`));
     assert.match(text, /3 of 3 images in \d+\.\ds, total \$0\.0000/);
     assert.doesNotMatch(text, /^\{"path"/m, 'no JSON lines on a terminal');

@@ -42,10 +42,26 @@ Examples:
   kiln generate "snowy peaks" --server wss://ws-api.runware.ai/v1 --key $RUNWARE_API_KEY
 `;
 
+/** A row's state: waiting, a stage of Kiln's progress items, or its end. */
+type RowState = 'waiting' | 'queued' | 'rendering' | 'encoding' | 'storing' | 'uploading' | 'done' | 'failed';
+const STAGE_RANK: Readonly<Record<string, number>> = { waiting: 0, queued: 1, rendering: 2, encoding: 3, storing: 4, uploading: 5 };
+
 interface Row {
-  state: 'waiting' | 'done' | 'failed';
+  state: RowState;
   finishedAt?: number;
   text?: string;
+}
+
+/**
+ * Kiln's progress items (a Kiln extension) are asked for from Kiln servers only: the hosted
+ * Runware API refuses fields it does not know.
+ */
+function wantsProgress(server: string): boolean {
+  try {
+    return !/(^|\.)runware\.ai$/i.test(new URL(server).hostname);
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `kiln generate <args>`; resolves with the exit code. */
@@ -64,8 +80,9 @@ export async function runGenerateCommand(args: readonly string[], io: ClientIo):
     const { socket, server } = await connect(values, io);
     try {
       await mkdir(outDir, { recursive: true });
-      const { task } = prepared;
       const live = io.isTTY === true && !values.json;
+      // The live display shows each image's stage when the server is a Kiln.
+      const task = live && wantsProgress(server) ? { ...prepared.task, progress: true } : prepared.task;
       const started = Date.now();
       const rows: Row[] = Array.from({ length: task.numberResults }, () => ({ state: 'waiting' }));
       let totalCost: number | undefined;
@@ -78,16 +95,27 @@ export async function runGenerateCommand(args: readonly string[], io: ClientIo):
               ...rows.map((row, k) => {
                 const label = `  ${String(k + 1).padStart(2)}/${task.numberResults}`;
                 const elapsed = seconds((row.finishedAt ?? Date.now()) - started);
-                return `${label}  ${row.state.padEnd(7)} ${elapsed.padStart(7)}${row.text ? `  ${row.text}` : ''}`;
+                return `${label}  ${row.state.padEnd(9)} ${elapsed.padStart(7)}${row.text ? `  ${row.text}` : ''}`;
               }),
             ],
             io.columns,
           )
         : undefined;
       display?.start();
+      const open = (row: Row): boolean => row.state !== 'done' && row.state !== 'failed';
       const finishRow = (state: Row['state'], text: string): void => {
-        const row = rows.find((r) => r.state === 'waiting') ?? rows[rows.push({ state: 'waiting' }) - 1]!;
+        // Results do not say which image they are: the one furthest along takes it.
+        const candidates = rows.filter(open);
+        const row =
+          candidates.reduce<Row | undefined>((best, r) => (best === undefined || (STAGE_RANK[r.state] ?? 0) > (STAGE_RANK[best.state] ?? 0) ? r : best), undefined) ??
+          rows[rows.push({ state: 'waiting' }) - 1]!;
         Object.assign(row, { state, text, finishedAt: Date.now() });
+        display?.draw();
+      };
+      const onProgress = (item: Record<string, unknown>): void => {
+        const row = typeof item.imageIndex === 'number' ? rows[item.imageIndex] : undefined;
+        if (!row || !open(row) || typeof item.stage !== 'string') return;
+        if ((STAGE_RANK[item.stage] ?? 0) > (STAGE_RANK[row.state] ?? 0)) row.state = item.stage as RowState;
         display?.draw();
       };
       const writeImage = async (item: ResultItem): Promise<void> => {
@@ -103,7 +131,7 @@ export async function runGenerateCommand(args: readonly string[], io: ClientIo):
           io.out(`${JSON.stringify({ path: file, imageUUID: item.imageUUID, seed: item.seed, cost: cost ?? null, width: dimensions.width ?? null, height: dimensions.height ?? null })}\n`);
         }
       };
-      const outcome = await Promise.race([runInference(socket, task, writeImage), aborted(io.signal)]);
+      const outcome = await Promise.race([runInference(socket, task, writeImage, onProgress), aborted(io.signal)]);
       if (outcome === 'interrupted') {
         await cancelAndClose(socket, [task.taskUUID]);
         display?.stop();

@@ -25,6 +25,8 @@ export function runInference(
   socket: RunwareSocket,
   task: Record<string, unknown> & { readonly taskUUID: string; readonly numberResults: number },
   onImage: (item: ResultItem) => void | Promise<void>,
+  /** Kiln's progress items (`progress: true` on the task): `imageIndex`, `stage`, `progress`. */
+  onProgress?: (item: Record<string, unknown>) => void,
 ): Promise<InferenceOutcome> {
   const key = task.taskUUID.toLowerCase();
   const images: ResultItem[] = [];
@@ -81,6 +83,10 @@ export function runInference(
       if (item) {
         // getResponse answers are read by `poll`.
         if (item.status === undefined && item.taskType === 'imageInference') addImage(item);
+        else if (item.status === 'progress') {
+          onProgress?.(item);
+          return;
+        }
       } else if (error) {
         // Errors of a getResponse answer (`status: "error"`) are read by `poll`.
         if (error.taskType === 'getResponse' || error.status === 'error') return;
