@@ -4,6 +4,9 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { parseTask } from './protocol/validate-task.ts';
+import { newUuid } from './shared/ids.ts';
+import type { TaskStore } from './store/task-store.ts';
 import pino from 'pino';
 import { buildOpsServer, buildServer } from './api/server.ts';
 import { ConfigError, type Config } from './config/config.ts';
@@ -143,12 +146,31 @@ export function upstreamDownloader(http: SafeFetch): UpstreamImageDownload {
  * requests after a start are not paying for module loading and JIT compilation. Waits at most
  * `WARM_UP_BUDGET_MS`, then stops it; a failed warm-up is only logged (the engine starts its workers on demand).
  */
-async function warmUp(studio: StudioEngine, logger: Logger): Promise<void> {
+async function warmUp(studio: StudioEngine, logger: Logger, app: FastifyInstance | undefined, store: TaskStore): Promise<void> {
   const started = Date.now();
-  const pixels = { data: new Uint8Array(1024 * 1024 * 3).fill(128), width: 1024, height: 1024, channels: 3 } as const;
+  // The encoder at the O3 default size and format, as the first requests will use it.
+  const pixels = { data: new Uint8Array(2496 * 1664 * 3).fill(128), width: 2496, height: 1664, channels: 3 } as const;
   // Past the budget the warm-up stops (what already runs finishes), so requests do not queue behind it.
   const budget = AbortSignal.timeout(WARM_UP_BUDGET_MS);
-  const warming = Promise.all([studio.warm(budget), encodeRaw(pixels, 'jpg', 95), encodeRaw(pixels, 'png', 90)]).then(
+  const encodes = async (): Promise<void> => {
+    for (let i = 0; i < 3; i++) await encodeRaw(pixels, 'jpg', 95);
+    await encodeRaw(pixels, 'png', 90);
+  };
+  // The request path of this process (routing, body parsing, validation), through fastify's
+  // in-process injection: a task refused for its key runs every step up to authentication.
+  const requests = async (): Promise<void> => {
+    // The store's query builder and statements, read-only.
+    for (let i = 0; i < 10; i++) {
+      await store.getTask(newUuid());
+      await store.listGenerations(newUuid());
+    }
+    if (!app) return;
+    for (let i = 0; i < 20; i++) {
+      await app.inject({ method: 'POST', url: '/v1', payload: [{ taskType: 'ping', ping: true }] });
+      parseTask({ taskType: 'imageInference', taskUUID: newUuid(), model: 'klingai:kling-image@o3', positivePrompt: 'a lighthouse at dusk', width: 2496, height: 1664 });
+    }
+  };
+  const warming = Promise.all([studio.warm(budget), encodes(), requests()]).then(
     () => logger.info({ ms: Date.now() - started }, 'engines warmed up'),
     (error: unknown) => logger.warn({ err: error }, 'warm-up failed; workers start on first use'),
   );
@@ -259,7 +281,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const app = api?.app ?? (await buildOpsServer({ metrics, health, readiness, logger, metricsToken: config.metricsToken, limits: config.limits }));
   // Scrape-time gauges (docs/operations.md): cluster-wide counts from the store and the queue.
   metrics.watch({ store, queue, webSockets: () => api?.app.websocketServer.clients.size });
-  if (runsTasks && config.warmUp) await warmUp(studio, logger);
+  if (runsTasks && config.warmUp) await warmUp(studio, logger, api?.app, store);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
