@@ -16,7 +16,7 @@ Server:
   serve      everything in one process (default): API, tasks, deliveries, sweeper
   api        transports only: REST and WebSocket on /v1, images, /health, /metrics
              (needs KILN_REDIS_URL, KILN_DATABASE_URL and KILN_S3_BUCKET)
-  worker     runs tasks, deliveries and the sweeper; serves only /health and /metrics
+  worker     runs tasks, deliveries and the sweeper; serves only /health, /ready, /metrics
              (same services as api; KILN_QUEUE_CONCURRENCY tasks at once)
   keys       manage API keys in the store: create, list, revoke, rotate,
              rotate-webhook-secret, update (limits, budget) (kiln keys help)

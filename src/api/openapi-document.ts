@@ -210,6 +210,16 @@ export function buildOpenApiDocument(version: string): Json {
           responses: { '200': json({ type: 'object', properties: { status: { const: 'ok' } }, required: ['status'], additionalProperties: true }) },
         },
       },
+      '/ready': {
+        get: {
+          tags: ['Operations'],
+          summary: 'Readiness: 200 when the store, the queue and the event bus answer (and the queue is below KILN_READY_MAX_QUEUED_IMAGES), 503 naming the failing check',
+          responses: {
+            '200': json({ type: 'object', properties: { status: { const: 'ready' } }, additionalProperties: true }),
+            '503': json({ type: 'object', additionalProperties: true }, 'A check failed'),
+          },
+        },
+      },
       '/metrics': {
         get: { tags: ['Operations'], summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format.', content: { 'text/plain': { schema: { type: 'string' } } } } } },
       },

@@ -362,6 +362,7 @@ export class KyselyTaskStore implements TaskStore {
           last_error: u.lastError,
           lease_owner: null,
           lease_until: null,
+          ...(u.createdAt === undefined ? {} : { created_at: u.createdAt }),
         })
         .where('id', '=', id)
         .execute();

@@ -155,6 +155,8 @@ export interface DeliveryUpdate {
   readonly attempts: number;
   readonly nextAttemptAt: number;
   readonly lastError: string | null;
+  /** A redelivery starts the delivery's retention afresh (the sweep cuts settled ones by it). */
+  readonly createdAt?: number;
 }
 
 /**

@@ -471,7 +471,14 @@ export class TaskService {
     }
     if (delivery.status !== 'pending') {
       const again = { ...delivery, status: 'pending' as const, attempts: 0, nextAttemptAt: this.deps.clock.now() };
-      await this.deps.store.updateDelivery(deliveryId, { status: again.status, attempts: again.attempts, nextAttemptAt: again.nextAttemptAt, lastError: delivery.lastError });
+      await this.deps.store.updateDelivery(deliveryId, {
+        status: again.status,
+        attempts: again.attempts,
+        nextAttemptAt: again.nextAttemptAt,
+        lastError: delivery.lastError,
+        // Kept (with its log) as long as a new delivery would be.
+        createdAt: again.nextAttemptAt,
+      });
       // Sent here when this process delivers; otherwise a worker's poll takes it.
       void this.deps.delivery?.dispatch([again]).catch((error: unknown) => this.deps.logger.warn({ err: error, deliveryId }, 'redelivery failed to start'));
     }
