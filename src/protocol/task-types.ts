@@ -52,6 +52,8 @@ export interface InferenceTask {
   readonly progress?: boolean;
   /** Set by Kiln, not by clients: the base URL the client reached Kiln at, kept with the stored task for its image URLs. */
   readonly publicBase?: string;
+  /** Set by Kiln, not by clients: the task holds images and price for its key's limits or budget (docs/tenancy.md). */
+  readonly keyHold?: boolean;
   readonly includeCost: boolean;
   readonly seed?: number;
   readonly resultType: 'single' | 'series';

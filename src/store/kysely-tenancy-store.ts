@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { TasksTable } from './schema.ts';
 import {
   periodStart,
   type BudgetPeriod,
@@ -54,6 +55,8 @@ interface TenancySchema {
   api_keys: TenancyKeysTable;
   key_holds: KeyHoldsTable;
   usage_ledger: UsageLedgerTable;
+  /** Read only here (per-key loads); owned by the task store. */
+  tasks: Pick<TasksTable, 'api_key_id' | 'status' | 'image_count' | 'created_at'>;
 }
 type Db = Kysely<TenancySchema> | Transaction<TenancySchema>;
 
@@ -293,20 +296,26 @@ export class KyselyTenancyStore implements TenancyStore {
   }
 
   async loadByKey(): Promise<KeyLoad[]> {
-    // key_holds has a row per task in flight only (bounded by the queue's capacity).
+    // Unfinished tasks only, through tasks_status (status, created_at).
     const rows = await this.db
-      .selectFrom('key_holds')
-      .select((eb) => ['api_key_id', 'started', eb.fn.sum<number>('images').as('n')])
-      .groupBy(['api_key_id', 'started'])
+      .selectFrom('tasks')
+      .select((eb) => ['api_key_id', 'status', eb.fn.sum<number>('image_count').as('n')])
+      .where('status', 'in', ['queued', 'running'])
+      .groupBy(['api_key_id', 'status'])
       .execute();
     const byKey = new Map<string, { queuedImages: number; runningImages: number }>();
     for (const row of rows) {
       const load = byKey.get(row.api_key_id) ?? { queuedImages: 0, runningImages: 0 };
-      if (num(row.started) === 1) load.runningImages += num(row.n);
+      if (row.status === 'running') load.runningImages += num(row.n);
       else load.queuedImages += num(row.n);
       byKey.set(row.api_key_id, load);
     }
     return [...byKey].map(([apiKeyId, load]) => ({ apiKeyId, ...load }));
+  }
+
+  async wasCharged(taskUUID: string): Promise<boolean> {
+    const row = await this.db.selectFrom('usage_ledger').select('task_uuid').where('task_uuid', '=', taskUUID).limit(1).executeTakeFirst();
+    return row !== undefined;
   }
 
   async usage(query: UsageQuery): Promise<LedgerEntry[]> {

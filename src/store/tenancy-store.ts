@@ -114,8 +114,13 @@ export interface TenancyStore {
   release(taskUUID: string): Promise<void>;
   /** Holds made before `before` (ms since epoch), for reconciliation. */
   holdsOlderThan(before: number): Promise<string[]>;
-  /** Images held per key (keys holding nothing are left out). */
+  /**
+   * Images of unfinished tasks per key, queued and running (keys with none are left out), read
+   * from the tasks themselves, so keys without limits (whose tasks hold nothing) count too.
+   */
   loadByKey(): Promise<KeyLoad[]>;
+  /** Whether images of this taskUUID were ever charged (a taskUUID is never reused then). */
+  wasCharged(taskUUID: string): Promise<boolean>;
   /** Ledger rows in time order. */
   usage(query: UsageQuery): Promise<LedgerEntry[]>;
   /** The images and micro-dollars of the rows `usage` would list (all of them, whatever the limit), summed by the database. */

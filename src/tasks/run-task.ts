@@ -79,8 +79,8 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   const progress = new ProgressReporter(deps.events, record.taskUUID, task.progress === true);
   const [generations] = await Promise.all([
     deps.store.listGenerations(taskUUID),
-    // Its images count as running for the key's limits and gauges (docs/tenancy.md).
-    deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key')),
+    // Its images count as running for the key's limits (docs/tenancy.md).
+    task.keyHold && deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key')),
   ]);
   const pending = generations.filter((g) => g.status === 'pending');
   // Encoding and storing run beside the engine (their own slots), so the next render starts
@@ -293,7 +293,7 @@ export async function failGenerations(
     await deps.store.settleGeneration(taskUUID, generation.index, update, i === 0 ? webhooks : [], fence);
   }
   // A failed or cancelled image is never charged: its held price goes back to the key's budget.
-  await deps.tenancy?.refund(taskUUID, ended.length).catch((error: unknown) => log.warn({ err: error }, 'refund failed; the hold is released when the task ends'));
+  if (task.keyHold) await deps.tenancy?.refund(taskUUID, ended.length).catch((error: unknown) => log.warn({ err: error }, 'refund failed; the hold is released when the task ends'));
   await deps.events.emit({ type: 'error', taskUUID, error });
   await deps.delivery?.dispatch(webhooks);
   return ended.length;
@@ -331,7 +331,7 @@ export async function endTask(writer: TaskWriter, allFailed: boolean): Promise<n
   if (deps.tenancy && (fence > 1 || writer.charges?.failed)) {
     await chargeMissing(writer).catch((error: unknown) => log.error({ err: error }, 'charging the task’s images failed'));
   }
-  await deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
+  if (writer.task.keyHold) await deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
   await deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
   return ended;
 }

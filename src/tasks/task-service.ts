@@ -156,8 +156,11 @@ export class TaskService {
     if (!admitted) throw queueFull(task.taskUUID, task.taskType, this.deps.queueCapacity);
     // The key's rate, image limits and budget (docs/tenancy.md): a refused task holds nothing.
     let weight = 1;
+    let held = false;
     try {
-      weight = (await this.deps.tenancy?.admit(task, principal.apiKeyId))?.weight ?? 1;
+      const admitted = await this.deps.tenancy?.admit(task, principal.apiKeyId);
+      weight = admitted?.weight ?? 1;
+      held = admitted?.held ?? false;
     } catch (error) {
       // A conflict leaves the admission reservation alone: it is the other task's.
       if (!(error instanceof ApiError && error.code === 'conflictTaskUUID')) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
@@ -165,7 +168,7 @@ export class TaskService {
     }
     let stored = false;
     try {
-      await this.persist(task, principal);
+      await this.persist(held ? { ...task, keyHold: true } : task, principal);
       stored = true;
       await onAccepted?.();
       // Progress (opt-in): every image starts queued, told before the task can start.
@@ -216,7 +219,8 @@ export class TaskService {
     const now = this.deps.clock.now();
     const readable = existing.expiresAt === null || existing.expiresAt > now;
     // taskUUIDs are case-insensitive: a retry that changed only their case is the same task.
-    const canonical = (request: InferenceTask): string => JSON.stringify({ ...request, taskUUID: request.taskUUID.toLowerCase(), publicBase: undefined });
+    const canonical = (request: InferenceTask): string =>
+      JSON.stringify({ ...request, taskUUID: request.taskUUID.toLowerCase(), publicBase: undefined, keyHold: undefined });
     const same = existing.apiKeyId === principal.apiKeyId && canonical(JSON.parse(existing.request) as InferenceTask) === canonical(task);
     if (this.deps.idempotentResubmit && same && readable) return;
     throw conflictTaskUUID(task.taskUUID, task.taskType);
@@ -415,10 +419,10 @@ export class TaskService {
       const error = errorFor(count).forTask(record.taskUUID, 'imageInference');
       for (let i = 0; i < count; i++) this.deps.metrics?.images.inc({ model: task.model, outcome: error.code });
       await this.deps.events.emit({ type: 'error', taskUUID: record.taskUUID, error });
-      await this.deps.tenancy?.refund(record.taskUUID, count).catch((failure: unknown) => log.warn({ err: failure }, 'refund failed; the hold is released below'));
+      if (task.keyHold) await this.deps.tenancy?.refund(record.taskUUID, count).catch((failure: unknown) => log.warn({ err: failure }, 'refund failed; the hold is released below'));
     }
     await this.deps.admission.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'admission release failed; the sweeper reconciles it'));
-    await this.deps.tenancy?.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'tenancy release failed; the sweeper reconciles it'));
+    if (task.keyHold) await this.deps.tenancy?.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'tenancy release failed; the sweeper reconciles it'));
     await this.deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
     // The webhook was stored with the end; sent here when this process delivers, else by a worker.
     if (hook) void this.deps.delivery?.dispatch([hook]).catch(() => undefined);

@@ -61,12 +61,25 @@ export class Tenancy {
    * `rateLimitExceeded`, `queueFull` (the key's image limits) or `insufficientCredits`; nothing
    * is held then. Answers the key's fair-queueing weight.
    */
-  async admit(task: InferenceTask, apiKeyId: string): Promise<{ weight: number }> {
+  async admit(task: InferenceTask, apiKeyId: string): Promise<{ weight: number; held: boolean }> {
     const account = await this.deps.store.account(apiKeyId);
     const rate = account?.rate ?? this.deps.defaults.rate;
     if (rate !== null && rate > 0) {
       const waitMs = await this.deps.rateLimiter.take(apiKeyId, rate, Math.max(1, rate));
       if (waitMs > 0) throw rateLimitExceeded(task.taskUUID, task.taskType, rate, Math.max(1, Math.ceil(waitMs / 1000)));
+    }
+    // A key without a budget or image limits holds nothing (what a hold is for is checking them):
+    // its task is only refused when its taskUUID was charged before.
+    const limited =
+      account !== undefined &&
+      (account.budgetMicros !== null ||
+        (account.maxConcurrentImages ?? this.deps.defaults.maxConcurrentImages) !== null ||
+        (account.maxQueuedImages ?? this.deps.defaults.maxQueuedImages) !== null);
+    if (!limited) {
+      if (await this.deps.store.wasCharged(task.taskUUID.toLowerCase())) throw conflictTaskUUID(task.taskUUID, task.taskType);
+      const weight = account?.weight ?? 1;
+      this.weights.set(apiKeyId, { weight, at: performance.now() });
+      return { weight, held: false };
     }
     const images = imageCount(task);
     const unit = this.unitMicros(task);
@@ -98,7 +111,7 @@ export class Tenancy {
     }
     const weight = outcome.account?.weight ?? 1;
     this.weights.set(apiKeyId, { weight, at: performance.now() });
-    return { weight };
+    return { weight, held: true };
   }
 
   /** What a task would cost, and what the key's budget has left (when it has one), changing nothing (`dryRun`). */
