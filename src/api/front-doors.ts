@@ -1,25 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { Limits } from '../config/config.ts';
-import type { AuthThrottle } from '../events/auth-throttle.ts';
-import type { Logger } from '../shared/logger.ts';
-import type { ApiKeys } from '../tasks/api-keys.ts';
 import { buildOpenApiDocument } from './openapi-document.ts';
-import { openAiRoutes } from './openai-routes.ts';
+import { openAiRoutes, type OpenAiOptions } from './openai-routes.ts';
 import { registerPlaygroundRoutes } from './playground-page.ts';
-import type { TaskDispatcher } from './task-dispatcher.ts';
 import { registerUsageRoute } from './usage-route.ts';
 
-export interface FrontDoorOptions {
-  readonly dispatcher: TaskDispatcher;
-  readonly apiKeys: ApiKeys;
-  readonly syncTimeoutMs: number;
-  readonly maxBodyBytes: number;
-  readonly shutdown: AbortSignal;
-  readonly logger: Logger;
-  readonly limits: Pick<Limits, 'maxRequestMegapixels'>;
-  readonly authThrottle: AuthThrottle;
-}
+/** What the front doors need: the OpenAI routes' options (the usage route takes a part of them). */
+export type FrontDoorOptions = OpenAiOptions;
 
 /** package.json sits two folders up from both src/api and dist/api. */
 function version(): string {

@@ -179,16 +179,7 @@ export class KyselyTaskStore implements TaskStore {
         .$if(fence !== undefined, (q) => q.where('claim_token', '=', fence as number))
         .executeTakeFirst();
       if (fence !== undefined && Number(updated.numUpdatedRows) === 0) throw new ClaimLostError(key);
-      if (expiresAt !== undefined && expiresAt !== null) {
-        // Images delivered inline (not by URL) exist for getResponse, so they live as long as the task record.
-        await trx
-          .updateTable('images')
-          .set({ expires_at: expiresAt })
-          .where('task_uuid', '=', key)
-          .where('kind', '=', 'generated')
-          .where('servable', '=', 0)
-          .execute();
-      }
+      if (expiresAt !== undefined && expiresAt !== null) await keepInlineImages(trx, key, expiresAt);
     });
   }
 
@@ -236,14 +227,7 @@ export class KyselyTaskStore implements TaskStore {
         .set({ status: finished.length > 0 ? 'done' : 'failed', updated_at: at, finished_at: at, expires_at: expiresAt })
         .where('task_uuid', '=', key)
         .execute();
-      // Images delivered inline live as long as the task record (as setTaskStatus does).
-      await trx
-        .updateTable('images')
-        .set({ expires_at: expiresAt })
-        .where('task_uuid', '=', key)
-        .where('kind', '=', 'generated')
-        .where('servable', '=', 0)
-        .execute();
+      await keepInlineImages(trx, key, expiresAt);
       return { cancelled, finished: finished.flatMap((g) => (g.image_uuid ? [g.image_uuid] : [])) };
     });
   }
@@ -610,4 +594,9 @@ async function holdFence(trx: Transaction<StoreSchema>, key: string, fence: numb
     .where('claim_token', '=', fence)
     .executeTakeFirst();
   if (Number(held.numUpdatedRows) === 0) throw new ClaimLostError(key);
+}
+
+/** Images delivered inline (not by URL) exist for getResponse, so they live as long as the task record. */
+async function keepInlineImages(trx: Db, key: string, expiresAt: number): Promise<void> {
+  await trx.updateTable('images').set({ expires_at: expiresAt }).where('task_uuid', '=', key).where('kind', '=', 'generated').where('servable', '=', 0).execute();
 }
