@@ -76,6 +76,9 @@ async function openPostgres(url: string, options: OpenTaskStoreOptions, log: Log
   });
   // An idle connection that breaks (a server restart) is reported here; unheard, it would end the process.
   pool.on('error', (error) => options.logger?.warn({ err: error, database: maskUrl(url) }, 'PostgreSQL connection lost'));
+  // A connection cut while checked out (between the statements of one call) errors on the client
+  // itself, which the pool does not listen to; the statement in flight fails on its own.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<StoreSchema>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
   try {
     await migrateToLatest(db, 'postgres', options.logger);
