@@ -113,7 +113,8 @@ describe('idempotent resubmission', () => {
     // (same taskUUID, same body).
     const blocker = await post(server, [task({ deliveryMethod: 'async', numberResults: 4, width: 4096, height: 4096, outputFormat: 'PNG' })]);
     assert.equal(blocker.status, 200);
-    const runware = new RunwareServer({ apiKey: TEST_KEY, url: proxy.url, shouldReconnect: false, timeoutDuration: 1_000, globalMaxRetries: 4 });
+    // Enough retries to outlast the blocker on a loaded machine (four 4096² PNGs can take 5 s or more).
+    const runware = new RunwareServer({ apiKey: TEST_KEY, url: proxy.url, shouldReconnect: false, timeoutDuration: 1_000, globalMaxRetries: 15 });
     try {
       await runware.ensureConnection();
       const taskUUID = randomUUID();

@@ -91,6 +91,36 @@ describe('tenancy across a cluster (BullMQ, PostgreSQL, Redis)', { skip, timeout
     for (let i = 1; i < times.length; i++) assert.ok(times[i - 1]! <= times[i]!, `A's task ${i} finished before task ${i - 1}`);
   });
 
+  test("fairness counts images on BullMQ too: A's started 12-image task hands its slot back to B's one image", async () => {
+    const a = await newKey();
+    const b = await newKey();
+    const [api0, api1] = cluster.apis.map((api) => api.url) as [string, string];
+    const big = inference({ positivePrompt: 'a harbour crane', numberResults: 12, width: 1024, height: 1024, deliveryMethod: 'async' });
+    const next = inference({ positivePrompt: 'a second crane', numberResults: 4, width: 1024, height: 1024, deliveryMethod: 'async' });
+    assert.equal((await post(api0, a.key, [big])).status, 200);
+    assert.equal((await post(api0, a.key, [next])).status, 200);
+    await until(async () => (await usage(api0, a.key)).totals.images >= 1, "A's first image");
+    assert.equal((await post(api1, b.key, [inference({ positivePrompt: 'a small boat', deliveryMethod: 'async' })])).status, 200);
+    // Read once B is queued: what A has in flight then may still finish first.
+    const doneBefore = (await usage(api0, a.key)).totals.images as number;
+    await until(async () => (await usage(api1, b.key)).totals.images === 1, "B's image");
+    const bTime = Date.parse((await usage(api1, b.key)).rows[0].time);
+    await until(async () => (await usage(api0, a.key)).totals.images === 16, "A's 16 images", 120_000);
+    const aRows = (await usage(api0, a.key)).rows as { taskUUID: string; imageUUID: string; time: string }[];
+    const aBeforeB = aRows.filter((row) => Date.parse(row.time) < bTime).length;
+    console.log(`fairness in images: ${doneBefore} of A's 16 done when B was sent, ${aBeforeB} before B`);
+    // On this worker's one slot the studio engine renders up to two images of a task at once while
+    // up to two more are encoded and stored: those in flight when B came may finish first, but no
+    // image of A starts after B is queued (without the hand-back, all twelve would be before B).
+    assert.ok(aBeforeB <= doneBefore + 4, `${aBeforeB} of A's images finished before B's (${doneBefore} were done when B was sent)`);
+    assert.ok(aBeforeB < 12, 'B did not wait for the rest of the big task');
+    const bigRows = aRows.filter((row) => row.taskUUID === big.taskUUID);
+    assert.equal(new Set(bigRows.map((row) => row.imageUUID)).size, 12, 'the big task resumed without making an image twice');
+    const nextRows = aRows.filter((row) => row.taskUUID === next.taskUUID);
+    const lastBig = Math.max(...bigRows.map((row) => Date.parse(row.time)));
+    assert.ok(nextRows.every((row) => Date.parse(row.time) >= lastBig), "A's second task waited for its first (FIFO within a key)");
+  });
+
   test('one rate limit for every API process (Redis token bucket)', async () => {
     const k = await newKey('--rate', '1');
     const [api0, api1] = cluster.apis.map((api) => api.url) as [string, string];

@@ -38,6 +38,8 @@ class GateEngine implements ImageEngine {
   readonly maxImagesPerCall = 1;
   readonly concurrency = 1;
   readonly starts: string[] = [];
+  /** `prompt#index` of each image, in the order the calls started. */
+  readonly slots: string[] = [];
   private gate: { promise: Promise<void>; open: () => void } | undefined;
   private readonly images = new Map<string, EncodedImage>();
 
@@ -60,6 +62,7 @@ class GateEngine implements ImageEngine {
 
   async generate(call: GenerateCall): Promise<GenerateResult> {
     this.starts.push(call.prompt);
+    for (const slot of call.images) this.slots.push(`${call.prompt}#${slot.index}`);
     while (this.gate) await this.gate.promise;
     const size = `${call.width}x${call.height}`;
     if (!this.images.has(size)) {
@@ -206,6 +209,34 @@ describe('fair queueing across API keys (in-process queue)', () => {
     assert.ok(position >= 0 && position <= 1, `B started at position ${position}`);
     const aOrder = server.engine.starts.filter((prompt) => prompt.startsWith('key A'));
     assert.deepEqual(aOrder, aTasks.map((t) => t.positivePrompt), "A's tasks ran in the order A sent them");
+  });
+
+  test("fairness counts images: A's started 20-image task hands its slot back, so B's image starts after the one image running when it came", async () => {
+    const a = await newKey(server);
+    const b = await newKey(server);
+    server.engine.shut();
+    server.engine.starts.length = 0;
+    server.engine.slots.length = 0;
+    const big = inference({ positivePrompt: 'A big', numberResults: 20, deliveryMethod: 'async' });
+    const next = inference({ positivePrompt: 'A next', numberResults: 5, deliveryMethod: 'async' });
+    assert.equal((await post(server, a.key, [big])).status, 200);
+    assert.equal((await post(server, a.key, [next])).status, 200);
+    await waitFor(() => server.engine.slots.length === 1, "A's first image to start");
+    assert.equal((await post(server, b.key, [inference({ positivePrompt: 'B small', deliveryMethod: 'async' })])).status, 200);
+    server.engine.open();
+    const aUsage = await settled(server, a.key, 25);
+    await settled(server, b.key, 1);
+    const slots = server.engine.slots;
+    assert.equal(slots.indexOf('B small#0'), 1, `B's image started at ${slots.indexOf('B small#0')}: ${slots.slice(0, 4).join(', ')}`);
+    const expected = [...Array.from({ length: 20 }, (_, i) => `A big#${i}`), ...Array.from({ length: 5 }, (_, i) => `A next#${i}`)];
+    assert.deepEqual(slots.filter((slot) => slot.startsWith('A')), expected, "A's images each made once, in order");
+    // The task resumed where it stopped: 20 distinct images, each charged once.
+    const bigRows = aUsage.rows.filter((row: any) => row.taskUUID === big.taskUUID);
+    assert.equal(bigRows.length, 20);
+    assert.equal(new Set(bigRows.map((row: any) => row.imageUUID)).size, 20);
+    const answer = await post(server, a.key, [{ taskType: 'getResponse', taskUUID: big.taskUUID }]);
+    assert.equal(answer.body.data.filter((item: any) => item.imageUUID).length, 20);
+    assert.equal(answer.body.errors?.length ?? 0, 0);
   });
 
   test('a weighted key gets its share: weight 3 against 1 starts three images for each one', async () => {

@@ -15,6 +15,8 @@ export interface TaskTimerStart {
   readonly startedAt: number;
   /** Images the task asked for. */
   readonly images: number;
+  /** This run resumes a task that an earlier run started (after a yield or a crash): no queue wait nor first result is observed. */
+  readonly resumed?: boolean;
 }
 
 /**
@@ -34,7 +36,7 @@ export class TaskTimer {
     private readonly metrics: Metrics | undefined,
     private readonly start: TaskTimerStart,
   ) {
-    this.stage('queue_wait', start.startedAt - start.acceptedAt);
+    if (!start.resumed) this.stage('queue_wait', start.startedAt - start.acceptedAt);
   }
 
   /** Records `ms` spent in `stage`. */
@@ -58,7 +60,7 @@ export class TaskTimer {
   imageDone(cost: number, now: number): void {
     this.succeeded++;
     this.cost += cost;
-    if (this.firstResultMs !== undefined) return;
+    if (this.firstResultMs !== undefined || this.start.resumed) return;
     this.firstResultMs = Math.max(0, now - this.start.acceptedAt);
     this.metrics?.firstResultSeconds.observe({ model: this.start.model, engine: this.start.engine }, this.firstResultMs / 1000);
   }

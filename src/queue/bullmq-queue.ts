@@ -25,18 +25,21 @@
  *   to the tag of each job it starts. BullMQ runs lower priorities first and equal ones FIFO;
  *   retries and stalled jobs keep their priority. The hash is reset whenever the queue is empty;
  *   tags past BullMQ's priority limit (2 097 151 images of backlog) are clamped to it, which
- *   falls back to FIFO order until the queue drains.
+ *   falls back to FIFO order until the queue drains. A job that yields between units (`JobTurn`)
+ *   gets its resume tag as its priority and goes back to the prioritized set (`moveToWait`, in
+ *   front of jobs of equal priority), then BullMQ's `WaitingError` lets the worker move on;
+ *   `shouldYield` reads the lowest waiting priority (one `ZRANGE` per unit).
  * - **Redis down.** Producer calls (enqueue, counts, cancel) fail within `timeoutMs` with
  *   `QueueUnavailableError`. Workers wait: their connection retries forever and processing
  *   resumes, with nothing lost, when Redis is back.
  */
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { deferred, type Deferred } from '../shared/deferred.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, whenReady, withDeadline } from './redis-client.ts';
-import { QueueUnavailableError, type JobHandler, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
+import { QueueUnavailableError, type JobHandler, type JobTurn, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface BullmqQueueOptions {
   /** `redis://[user:password@]host[:port][/db]` */
@@ -144,7 +147,7 @@ export class BullmqQueue implements TaskQueue {
       if (await this.queue.getJob(job.id)) return;
       await this.queue.add(
         JOB_NAME,
-        {},
+        { weight: fairWeight(job) } satisfies JobData,
         {
           jobId: job.id,
           priority: await this.fairTag(job),
@@ -184,7 +187,7 @@ export class BullmqQueue implements TaskQueue {
   }
 
   private startWorker(handler: JobHandler, client: Redis, concurrency: number): Worker {
-    const worker = new Worker(this.name, (job: Job) => this.run(handler, job), {
+    const worker = new Worker(this.name, (job: Job, token?: string) => this.run(handler, job, token), {
       connection: client,
       prefix: this.prefix,
       concurrency,
@@ -270,7 +273,7 @@ export class BullmqQueue implements TaskQueue {
     await Promise.all([...this.active.values()].map((run) => run.settled.promise));
   }
 
-  private async run(handler: JobHandler, job: Job): Promise<void> {
+  private async run(handler: JobHandler, job: Job, token: string | undefined): Promise<void> {
     const id = job.id;
     if (id === undefined) throw new UnrecoverableError('a job without an id');
     // Fetched just as close began: hand it back (a failed attempt; it runs again later).
@@ -284,9 +287,23 @@ export class BullmqQueue implements TaskQueue {
     }
     const run: ActiveRun = { controller: new AbortController(), settled: deferred(), cancelled: false };
     this.active.set(id, run);
+    // Tags are whole numbers here (BullMQ priorities): the job's remaining work after `done`
+    // units stands `done / weight` (rounded down) after its own tag.
+    const weight = Number((job.data as Partial<JobData> | undefined)?.weight) > 0 ? Number((job.data as JobData).weight) : 1;
+    const resumePriority = (done: number): number => Math.min(PRIORITY_LIMIT, Math.max(1, job.priority) + Math.floor(Math.max(0, done) / weight));
+    const turn: JobTurn = { shouldYield: (done) => this.waitingBefore(resumePriority(done)) };
     try {
-      await handler({ id }, run.controller.signal);
+      const outcome = await handler({ id }, run.controller.signal, turn);
+      if (outcome && !run.cancelled && token !== undefined) {
+        // Handed back between units: the job returns to the prioritized set at its resume tag
+        // (ahead of its group's later jobs, which have larger tags, and of equal ones), not as a
+        // failed attempt. BullMQ moves on to the next job when the processor throws WaitingError.
+        await job.changePriority({ priority: resumePriority(outcome.yielded) });
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
     } catch (error) {
+      if (error instanceof WaitingError) throw error;
       if (run.cancelled) {
         const cancelled = new UnrecoverableError(`job ${id} was cancelled`);
         this.cancelErrors.add(cancelled);
@@ -331,6 +348,22 @@ export class BullmqQueue implements TaskQueue {
     return Math.max(1, Math.round(exponential * (0.8 + Math.random() * 0.4)));
   }
 
+  /** Whether a job waits with a lower priority (fair tag) than `priority`; false when Redis does not answer. */
+  private async waitingBefore(priority: number): Promise<boolean> {
+    if (this.closing) return false;
+    try {
+      const first = await withDeadline(
+        () => this.producerClient.zrange(this.key('prioritized'), '0', '0', 'WITHSCORES'),
+        this.timeoutMs,
+        (message) => new QueueUnavailableError(message),
+      );
+      // BullMQ scores prioritized jobs priority × 2³² + arrival counter.
+      return first.length === 2 && Math.floor(Number(first[1]) / 2 ** 32) < priority;
+    } catch {
+      return false;
+    }
+  }
+
   private get fair(): FairCommands {
     return this.producerClient as unknown as FairCommands;
   }
@@ -341,7 +374,7 @@ export class BullmqQueue implements TaskQueue {
 
   private async fairTag(job: QueueJob): Promise<number> {
     const cost = Number.isFinite(job.cost) && job.cost! >= 0 ? job.cost! : 1;
-    const weight = Number.isFinite(job.weight) && job.weight! > 0 ? job.weight! : 1;
+    const weight = fairWeight(job);
     // The producer connection keeps no offline queue: wait for it as BullMQ's own calls do.
     await whenReady(this.producerClient);
     const tag = await this.fair.kilnFairTag(
@@ -379,6 +412,15 @@ export class BullmqQueue implements TaskQueue {
       (message, cause) => new QueueUnavailableError(`queue ${what} failed on Redis at ${this.where}: ${message}`, { cause }),
     );
   }
+}
+
+/** What a job carries in Redis: its group's weight, for the tag of its remaining work after a yield. */
+interface JobData {
+  readonly weight: number;
+}
+
+function fairWeight(job: QueueJob): number {
+  return Number.isFinite(job.weight) && job.weight! > 0 ? job.weight! : 1;
 }
 
 /** BullMQ custom ids cannot contain ':' nor be integers; task UUIDs never are. */

@@ -1,5 +1,5 @@
 import { FairOrder, type TaggedJob } from './fair-order.ts';
-import { QueueUnavailableError, type JobHandler, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
+import { QueueUnavailableError, type JobHandler, type JobTurn, type JobYield, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface MemoryQueueOptions {
   /** Runs of one job before it is given up (a rejected run counts as one). Default 5. */
@@ -132,14 +132,25 @@ export class MemoryQueue implements TaskQueue {
   private start(handler: JobHandler, tagged: TaggedJob): void {
     const job = tagged.job;
     const controller = new AbortController();
+    const weight = job.weight !== undefined && job.weight > 0 ? job.weight : 1;
+    // Where the job's remaining work stands in fair order once `done` of its units are done.
+    const resumeTag = (done: number): number => tagged.tag + Math.max(0, done) / weight;
+    const turn: JobTurn = {
+      shouldYield: (done) => {
+        const next = this.waiting[0];
+        return Promise.resolve(next !== undefined && next.tag < resumeTag(done));
+      },
+    };
     const run: Running = {
       controller,
       cancelled: false,
       done: Promise.resolve()
-        .then(() => handler({ id: job.id }, controller.signal))
+        .then(() => handler({ id: job.id }, controller.signal, turn))
         .then(
-          () => {
+          (outcome: void | JobYield) => {
             this.failedAttempts.delete(job.id);
+            // Handed back between units: the rest waits at its own tag, ahead of the group's later jobs.
+            if (outcome && !run.cancelled && !this.closing) FairOrder.insert(this.waiting, { job, tag: resumeTag(outcome.yielded), seq: tagged.seq });
           },
           (error: unknown) => this.afterRejection(tagged, run, error),
         )

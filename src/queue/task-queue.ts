@@ -32,7 +32,31 @@ export interface QueueJob {
  * shutdown is a failed attempt (BullMQ: back to waiting; memory: dropped with the queue, the task
  * store re-enqueues unfinished tasks at start); a cancelled job is never run again.
  */
-export type JobHandler = (job: QueueJob, signal: AbortSignal) => Promise<void>;
+export type JobHandler = (job: QueueJob, signal: AbortSignal, turn: JobTurn) => Promise<void | JobYield>;
+
+/**
+ * A running job's turn, for jobs that stand for several units of work (Kiln: a task of several
+ * images). Fairness counts units, so such a job hands its slot back between units when the
+ * queue has a job that fair order puts before the job's remaining work: the handler asks
+ * `shouldYield(done)` before starting another unit and, when told to, finishes what it started
+ * and resolves with `{ yielded: done }`. The queue then puts the job back with the virtual start
+ * tag its remaining units would have had as a job of their own (the job's start tag plus
+ * `done / weight`), ahead of the group's later jobs, so the group stays FIFO. A yield is not an
+ * attempt: it neither counts toward `maxAttempts` nor backs off.
+ */
+export interface JobTurn {
+  /**
+   * True when a waiting job comes before this job's remaining work in fair order, `done` units
+   * having been done in this run. Never rejects (a backend that cannot tell answers false).
+   */
+  shouldYield(done: number): Promise<boolean>;
+}
+
+/** What a handler resolves with when it handed its slot back (see `JobTurn`). */
+export interface JobYield {
+  /** Units of the job's cost done in this run. */
+  readonly yielded: number;
+}
 
 export interface QueueCounts {
   /** Jobs waiting to start (delayed retries included). */

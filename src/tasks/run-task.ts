@@ -15,6 +15,7 @@ import { ClaimLostError, type GenerationRecord, type TaskRecord } from '../store
 import { uploadOf, webhookForError, webhookForItem } from '../delivery/delivery-records.ts';
 import type { TaskServiceDeps } from './task-service.ts';
 import { fromMicros, toMicros } from '../store/tenancy-store.ts';
+import type { JobTurn, JobYield } from '../queue/task-queue.ts';
 
 const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
 
@@ -60,8 +61,13 @@ function mustStop(signal: AbortSignal, thrown: unknown): boolean {
  * leaving the task unfinished in the store for the next attempt. A cancel (`cancelTask`, from any
  * process) stops the run quietly: the cancel itself settles the task. The task's deadline stops
  * it too, and what is still pending fails with `timeoutDeadline`.
+ *
+ * Fair sharing counts images (docs/tenancy.md): before each engine call after the first, the run
+ * asks its queue `turn` whether another key's work is due first, and if so hands its slot back
+ * once the calls it started have finished: the task goes back to `queued` and the run resolves
+ * with what it did, for the queue to resume the rest at its fair place.
  */
-export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: AbortSignal): Promise<void> {
+export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: AbortSignal, turn?: JobTurn): Promise<void | JobYield> {
   const record = await deps.store.getTask(taskUUID);
   if (!record || record.status === 'done' || record.status === 'failed') {
     await deps.admission.release(taskUUID);
@@ -75,7 +81,6 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   if (fence === undefined) return;
   taskUUID = record.taskUUID;
   log.info({ claim: fence }, 'task claimed');
-  const timer = new TaskTimer(deps.metrics, { apiKeyId: record.apiKeyId, model: task.model, engine: record.engine, acceptedAt: record.createdAt, startedAt: started, images: record.imageCount });
   const progress = new ProgressReporter(deps.events, record.taskUUID, task.progress === true);
   const [generations] = await Promise.all([
     deps.store.listGenerations(taskUUID),
@@ -83,6 +88,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     task.keyHold && deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key')),
   ]);
   const pending = generations.filter((g) => g.status === 'pending');
+  // A run that resumes a task (after a yield or a crash) has no queue wait nor first result of its own to report.
+  const resumed = pending.length < generations.length;
+  const timer = new TaskTimer(deps.metrics, { apiKeyId: record.apiKeyId, model: task.model, engine: record.engine, acceptedAt: record.createdAt, startedAt: started, images: record.imageCount, resumed });
   // Encoding and storing run beside the engine (their own slots), so the next render starts
   // while the last image is encoded; every one of them is awaited before the task ends.
   const storing: Promise<unknown>[] = [];
@@ -92,6 +100,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     if (stop !== undefined) throw stop;
   };
   let failedCount = 0;
+  // Images this run started, and whether it hands its slot back before starting the rest.
+  let startedImages = 0;
+  let yielded = false;
   const writer: TaskWriter = { deps, record, task, fence, log, onFailed: (code) => timer.imageFailed(code), charges: { failed: false } };
   const fail = async (group: GenerationRecord | readonly GenerationRecord[], thrown: unknown): Promise<void> => {
     failedCount += await failGenerations(writer, group, thrown);
@@ -141,6 +152,11 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
       const taskSeed = generations[0]?.seed ?? 1;
       const slots = stageSlots(deps, engine);
       await runLimited(batches, engine.concurrency, async ({ start, generations: batch }) => {
+        if (yielded || (turn !== undefined && startedImages > 0 && (await turn.shouldYield(startedImages)))) {
+          yielded = true;
+          return;
+        }
+        startedImages += batch.length;
         const settled = new Set<number>();
         // Time spent handing images over, taken out of the render time.
         let handingOverMs = 0;
@@ -217,6 +233,8 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
         (error: unknown) => error,
       );
       if (stop !== undefined) thrown = stop;
+      // Whatever ends the run here, it is not handing its slot back.
+      yielded = false;
       if (stopRun.signal.aborted && !signal.aborted) {
         const reason = stopRun.signal.reason as ApiError;
         if (reason.code === 'taskCancelled') {
@@ -235,6 +253,12 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
       await fail(pending.filter((g) => !done.has(g.index)), thrown);
     }
     signal.throwIfAborted();
+    if (yielded) {
+      // Fenced: a cancel or another worker that took the task meanwhile keeps it.
+      await deps.store.setTaskStatus(taskUUID, 'queued', deps.clock.now(), undefined, fence);
+      log.info({ images: startedImages, left: pending.length - startedImages }, "task yielded its worker slot to another key's work");
+      return { yielded: startedImages };
+    }
     const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
     progress.close();
     const ended = await endTask(writer, allFailed);

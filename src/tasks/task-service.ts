@@ -100,7 +100,7 @@ export class TaskService {
   /** Starts running queued tasks in this process (worker role), after re-enqueueing those a previous run left unfinished. */
   async start(concurrency: number): Promise<number> {
     const unfinished = await this.requeueUnfinished();
-    this.deps.queue.process((job, signal) => runTask(this.deps, job.id, signal), { concurrency });
+    this.deps.queue.process((job, signal, turn) => runTask(this.deps, job.id, signal, turn), { concurrency });
     if (unfinished > 0) this.deps.logger.info({ tasks: unfinished }, 'resuming unfinished tasks');
     return unfinished;
   }

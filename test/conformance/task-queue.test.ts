@@ -221,6 +221,69 @@ for (const adapter of [memoryAdapter, bullmqAdapter()]) {
       assert.deepEqual(ran, [a1, c1, a2, c2], 'A resumes at 50 images of virtual time, C at 100');
     });
 
+    it('a job of several units hands its slot back between units when another group is due first, and resumes in FIFO order (JobTurn)', async () => {
+      const queue = context().open();
+      const [a1, a2, b1]: string[] = [randomUUID(), randomUUID(), randomUUID()];
+      const name = new Map<string, string>([[a1!, 'a1'], [a2!, 'a2'], [b1!, 'b1']]);
+      const units = new Map<string, number>([[a1!, 6], [a2!, 2], [b1!, 1]]);
+      // Units done so far, across runs (the task store's part in Kiln).
+      const done = new Map<string, number>();
+      const log: string[] = [];
+      const yields: string[] = [];
+      const bQueued = deferred();
+      queue.process(async (job, _signal, turn) => {
+        let run = 0;
+        while ((done.get(job.id) ?? 0) < units.get(job.id)!) {
+          if (run > 0 && (await turn.shouldYield(run))) {
+            yields.push(`${name.get(job.id)} after ${run}`);
+            return { yielded: run };
+          }
+          const unit = done.get(job.id) ?? 0;
+          log.push(`${name.get(job.id)}#${unit}`);
+          // A's first unit lasts until B has queued its one-unit job.
+          if (job.id === a1 && unit === 0) await bQueued.promise;
+          done.set(job.id, unit + 1);
+          run += 1;
+        }
+        return undefined;
+      }, { concurrency: 1 });
+      await queue.enqueue({ id: a1!, group: 'a', cost: 6 });
+      await queue.enqueue({ id: a2!, group: 'a', cost: 2 });
+      await until(() => log.length === 1, "A's first unit");
+      await queue.enqueue({ id: b1!, group: 'b', cost: 1 });
+      bQueued.resolve();
+      await until(() => log.length === 9, 'every unit');
+      await untilCounts(queue, { waiting: 0, running: 0 });
+      assert.equal(log.indexOf('b1#0'), 1, `B's unit ran right after the unit running when it came: ${log.join(' ')}`);
+      assert.deepEqual(
+        log.filter((entry) => !entry.startsWith('b')),
+        ['a1#0', 'a1#1', 'a1#2', 'a1#3', 'a1#4', 'a1#5', 'a2#0', 'a2#1'],
+        "A's units stay in order, each done once",
+      );
+      // One hand-back, for B; never to a job of its own group.
+      assert.deepEqual(yields, ['a1 after 1']);
+    });
+
+    it('shouldYield is false while nothing else waits, or only the group’s own later jobs', async () => {
+      const queue = context().open();
+      const [a1, a2] = [randomUUID(), randomUUID()];
+      const answers: boolean[] = [];
+      const release = deferred();
+      queue.process(async (job, _signal, turn) => {
+        if (job.id !== a1) return;
+        answers.push(await turn.shouldYield(1));
+        await release.promise;
+        answers.push(await turn.shouldYield(3));
+      }, { concurrency: 1 });
+      await queue.enqueue({ id: a1, group: 'a', cost: 4 });
+      await until(() => answers.length === 1, 'the first answer');
+      await queue.enqueue({ id: a2, group: 'a', cost: 1 });
+      release.resolve();
+      await until(() => answers.length === 2, 'the second answer');
+      assert.deepEqual(answers, [false, false]);
+      await untilCounts(queue, { waiting: 0, running: 0 });
+    });
+
     it('cancel removes a waiting job, which then never runs', async () => {
       const queue = context().open();
       const [first, second, third] = [randomUUID(), randomUUID(), randomUUID()];
