@@ -3,8 +3,8 @@
  * asked for figures over IPC): `startKiln` on loopback from the environment (as `kiln serve`
  * reads it), optionally with the fixed test engine injected for every model (`--engine fixed`).
  *
- * It counts the SQL statements and commits the store sends (every statement of kysely's SQLite
- * driver goes through better-sqlite3's `prepare`) and the main thread's busy time (event-loop
+ * It counts the SQL statements and commits the store runs (every run of a better-sqlite3
+ * statement) and the main thread's busy time (event-loop
  * utilisation), and answers `{ type: 'stats' }` messages with them. Prints
  * `{"listening": "http://127.0.0.1:<port>"}` once it answers.
  */
@@ -21,14 +21,20 @@ import { MODELS } from '../src/models/model-registry.ts';
 import { createFixedEngine } from '../test/helpers/fixed-engine.ts';
 import { TEST_KEY } from '../test/helpers/kiln-server.ts';
 
+// Statements are counted as they run (the store keeps them prepared, so `prepare` is not a count).
 const counts = { statements: 0, commits: 0 };
-const prepare = Database.prototype.prepare;
-Database.prototype.prepare = function (this: Database.Database, source: string) {
-  counts.statements++;
-  if (source === 'commit') counts.commits++;
-  if (process.env.BENCH_LOG_SQL) process.stderr.write(`${source.slice(0, 160)}\n`);
-  return prepare.call(this, source);
-} as typeof prepare;
+const probe = new Database(':memory:');
+const statementPrototype = Object.getPrototypeOf(probe.prepare('select 1')) as Record<'run' | 'all' | 'get', (...args: unknown[]) => unknown>;
+probe.close();
+for (const method of ['run', 'all', 'get'] as const) {
+  const original = statementPrototype[method];
+  statementPrototype[method] = function (this: Database.Statement, ...args: unknown[]) {
+    counts.statements++;
+    if (this.source === 'commit') counts.commits++;
+    if (process.env.BENCH_LOG_SQL) process.stderr.write(`${this.source.slice(0, 160)}\n`);
+    return original.apply(this, args);
+  };
+}
 
 const engineArg = process.argv.indexOf('--engine');
 const engineName = engineArg >= 0 ? process.argv[engineArg + 1] : undefined;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type LogConfig } from 'kysely';
+import { withStatementCache } from './sqlite-statement-cache.ts';
 import pg from 'pg';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
@@ -115,7 +116,7 @@ const sqliteMigrations = new Map<string, Promise<unknown>>();
 
 async function openSqlite(file: string, options: OpenTaskStoreOptions, log: LogConfig | undefined): Promise<TaskStore> {
   const sqlite = new Database(file);
-  const db = new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: sqlite }), ...(log ? { log } : {}) });
+  const db = new Kysely<StoreSchema>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), ...(log ? { log } : {}) });
   try {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
