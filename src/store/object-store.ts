@@ -44,9 +44,15 @@ export class LocalObjectStore implements ObjectStore {
 
   async put(key: string, bytes: Uint8Array): Promise<void> {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
     const temp = `${target}.${newUuid()}.tmp`;
-    await writeFile(temp, bytes);
+    try {
+      await writeFile(temp, bytes);
+    } catch (error) {
+      // The shard's directory is made on its first write only (one file-system call less per image).
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(temp, bytes);
+    }
     await rename(temp, target);
   }
 
