@@ -72,8 +72,11 @@ interface ActiveRun {
 const JOB_NAME = 'task';
 /** BullMQ's highest priority number. */
 const PRIORITY_LIMIT = 2 ** 21 - 1;
-// The fair tag of a new job (see the class comment). KEYS: fair hash, prioritized, wait, delayed, active.
+// The fair tag of a new job (see the class comment), or 0 when the job exists already (waiting or
+// running: enqueueing it again adds nothing, and must not advance its group's tag either).
+// KEYS: fair hash, prioritized, wait, delayed, active, the job's hash.
 const FAIR_TAG = `
+if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
 if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('LLEN', KEYS[3]) == 0 and redis.call('ZCARD', KEYS[4]) == 0 and redis.call('LLEN', KEYS[5]) == 0 then
   redis.call('DEL', KEYS[1])
 end
@@ -87,7 +90,7 @@ local tag = tonumber(ARGV[1]) - 1
 if tag > tonumber(redis.call('HGET', KEYS[1], 'v') or '0') then redis.call('HSET', KEYS[1], 'v', tostring(tag)) end
 return 1`;
 interface FairCommands {
-  kilnFairTag(fair: string, prioritized: string, wait: string, delayed: string, active: string, group: string, cost: number, weight: number, limit: number): Promise<number>;
+  kilnFairTag(fair: string, prioritized: string, wait: string, delayed: string, active: string, job: string, group: string, cost: number, weight: number, limit: number): Promise<number>;
   kilnFairStarted(fair: string, priority: number): Promise<number>;
 }
 const BACKOFF_TYPE = 'kiln-capped-exponential';
@@ -132,7 +135,7 @@ export class BullmqQueue implements TaskQueue {
       timeoutMs: this.timeoutMs,
       ...(this.logger === undefined ? {} : { logger: this.logger }),
     });
-    this.producerClient.defineCommand('kilnFairTag', { numberOfKeys: 5, lua: FAIR_TAG });
+    this.producerClient.defineCommand('kilnFairTag', { numberOfKeys: 6, lua: FAIR_TAG });
     this.producerClient.defineCommand('kilnFairStarted', { numberOfKeys: 1, lua: FAIR_STARTED });
     this.queue = new Queue(this.name, { connection: this.producerClient, prefix: this.prefix });
     // An EventEmitter without an 'error' listener would throw.
@@ -142,15 +145,15 @@ export class BullmqQueue implements TaskQueue {
   async enqueue(job: QueueJob): Promise<void> {
     checkJobId(job.id);
     await this.call('enqueue', async () => {
-      // Re-enqueueing a job that is waiting or running (the sweeper does it for every unfinished
-      // task) adds nothing, and must not advance its group's fair tag either.
-      if (await this.queue.getJob(job.id)) return;
+      // 0: the job is waiting or running already (the sweeper re-enqueues every unfinished task).
+      const priority = await this.fairTag(job);
+      if (priority === 0) return;
       await this.queue.add(
         JOB_NAME,
         { weight: fairWeight(job) } satisfies JobData,
         {
           jobId: job.id,
-          priority: await this.fairTag(job),
+          priority,
           attempts: this.maxAttempts,
           backoff: { type: BACKOFF_TYPE, delay: this.retryDelayMs },
           removeOnComplete: true,
@@ -372,6 +375,7 @@ export class BullmqQueue implements TaskQueue {
     return `${this.prefix}:${this.name}:${suffix}`;
   }
 
+  /** The new job's priority, or 0 when a job of that id is waiting or running already. */
   private async fairTag(job: QueueJob): Promise<number> {
     const cost = Number.isFinite(job.cost) && job.cost! >= 0 ? job.cost! : 1;
     const weight = fairWeight(job);
@@ -383,12 +387,13 @@ export class BullmqQueue implements TaskQueue {
       this.key('wait'),
       this.key('delayed'),
       this.key('active'),
+      this.key(job.id),
       job.group ?? '',
       cost,
       weight,
       PRIORITY_LIMIT,
     );
-    return Math.max(1, Math.min(PRIORITY_LIMIT, Number(tag)));
+    return Number(tag) === 0 ? 0 : Math.max(1, Math.min(PRIORITY_LIMIT, Number(tag)));
   }
 
   private abortLocal(id: string): boolean {
