@@ -265,6 +265,12 @@ describe('kiln client commands', () => {
     }
     for (const word of ['--concurrency', 'manifest.jsonl', '.jsonl', 'Examples:']) assert.ok(batch.out.includes(word), word);
     for (const word of ['show', 'watch', 'Examples:']) assert.ok(tasks.out.includes(word), word);
+    // The operator's commands answer --help the same way (exit 0, usage on stdout).
+    const [keys, usage, deliveries] = await Promise.all([help('keys', '--help'), help('usage', '--help'), help('deliveries', '--help')]);
+    for (const result of [keys, usage, deliveries]) assert.equal(result.code, 0, result.err);
+    for (const word of ['create', '--budget', '--rate', '--max-concurrent-images']) assert.ok(keys.out.includes(word), word);
+    for (const word of ['--group-by', '--since', '--format']) assert.ok(usage.out.includes(word), word);
+    assert.match(deliveries.out, /deliveries/);
   });
 
   test('Ctrl-C cancels the running task on the server, closes the socket and exits 130', async () => {

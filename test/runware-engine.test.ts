@@ -356,6 +356,17 @@ describe('runware engine: the Kiln in front is killed mid-task', () => {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       assert.equal(upstreamTasks(upstreamDir).length, 1, 'the restarted Kiln polled the upstream task instead of paying for another');
+      // Each image charged once with the upstream's own figure, whether the run before the kill or
+      // the resumed one (which charges what was stored but not charged) wrote its ledger row.
+      let rows: { taskUUID: string; cost: number; upstreamCost?: number }[] = [];
+      while (rows.length < 4) {
+        assert.ok(Date.now() < deadline + 40_000, `the ledger has ${rows.length} of the task's 4 images`);
+        const usage = await fetch(`${front.url}/v1/usage`, { headers: { authorization: `Bearer ${TEST_KEY}` } });
+        rows = ((await usage.json()) as { rows: typeof rows }).rows.filter((row) => row.taskUUID === taskUUID);
+        if (rows.length < 4) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(rows.length, 4);
+      for (const row of rows) assert.equal(row.upstreamCost, row.cost, JSON.stringify(row));
     } finally {
       await front.kill('SIGTERM');
       await upstream?.kill('SIGTERM');

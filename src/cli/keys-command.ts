@@ -151,6 +151,10 @@ function listRow(record: ApiKeyRecord): Record<string, unknown> {
 
 /** Runs `kiln keys <args>`; resolves with the exit code. */
 export async function runKeysCommand(args: readonly string[], io: KeysIo): Promise<number> {
+  if (args[0] === 'help' || args.includes('--help') || args.includes('-h')) {
+    io.out(KEYS_USAGE);
+    return 0;
+  }
   const parsed = parse(args);
   if (typeof parsed === 'string' || parsed.command === undefined || parsed.command === 'help') {
     if (typeof parsed === 'string') io.err(`${parsed}\n`);

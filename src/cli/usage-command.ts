@@ -88,7 +88,7 @@ function render(rows: readonly Record<string, unknown>[], totals: { images: numb
 
 /** Runs `kiln usage <args>`; resolves with the exit code. */
 export async function runUsageCommand(args: readonly string[], io: KeysIo): Promise<number> {
-  if (args[0] === 'help') {
+  if (args[0] === 'help' || args.includes('--help') || args.includes('-h')) {
     io.out(USAGE_USAGE);
     return 0;
   }

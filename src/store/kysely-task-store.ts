@@ -576,6 +576,7 @@ function generationUpdate(u: GenerationUpdate) {
     ...(u.imageUUID === undefined ? {} : { image_uuid: u.imageUUID }),
     ...(u.error === undefined ? {} : { error: u.error }),
     ...(u.cost === undefined ? {} : { cost: u.cost }),
+    ...(u.upstreamCost === undefined ? {} : { upstream_cost: u.upstreamCost }),
     ...(u.nsfw === undefined ? {} : { nsfw: Number(u.nsfw) }),
     ...(u.seed === undefined ? {} : { seed: u.seed }),
   };

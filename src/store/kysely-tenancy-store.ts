@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
-import type { TasksTable } from './schema.ts';
+import type { GenerationsTable, TasksTable } from './schema.ts';
 import {
   periodStart,
   type BudgetPeriod,
@@ -56,7 +56,8 @@ interface TenancySchema {
   key_holds: KeyHoldsTable;
   usage_ledger: UsageLedgerTable;
   /** Read only here (per-key loads); owned by the task store. */
-  tasks: Pick<TasksTable, 'api_key_id' | 'status' | 'image_count' | 'created_at'>;
+  tasks: Pick<TasksTable, 'task_uuid' | 'api_key_id' | 'status' | 'image_count' | 'created_at'>;
+  generations: Pick<GenerationsTable, 'task_uuid' | 'status'>;
 }
 type Db = Kysely<TenancySchema> | Transaction<TenancySchema>;
 
@@ -296,12 +297,15 @@ export class KyselyTenancyStore implements TenancyStore {
   }
 
   async loadByKey(): Promise<KeyLoad[]> {
-    // Unfinished tasks only, through tasks_status (status, created_at).
+    // The images still to make of unfinished tasks (through tasks_status, then each task's
+    // generations by primary key): a running 20-image task with 19 done counts one.
     const rows = await this.db
       .selectFrom('tasks')
-      .select((eb) => ['api_key_id', 'status', eb.fn.sum<number>('image_count').as('n')])
-      .where('status', 'in', ['queued', 'running'])
-      .groupBy(['api_key_id', 'status'])
+      .innerJoin('generations', 'generations.task_uuid', 'tasks.task_uuid')
+      .select((eb) => ['tasks.api_key_id as api_key_id', 'tasks.status as status', eb.fn.countAll<number>().as('n')])
+      .where('tasks.status', 'in', ['queued', 'running'])
+      .where('generations.status', '=', 'pending')
+      .groupBy(['tasks.api_key_id', 'tasks.status'])
       .execute();
     const byKey = new Map<string, { queuedImages: number; runningImages: number }>();
     for (const row of rows) {

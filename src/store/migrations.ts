@@ -261,6 +261,18 @@ function deliveryAttempts(): Migration {
   };
 }
 
+/**
+ * Migration 6: a generation keeps what the upstream engine reported for its image, so that a
+ * charge made later (after a crash, or a failed ledger write) records the same upstream cost.
+ */
+function upstreamCost(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('generations').addColumn('upstream_cost', 'double precision').execute();
+    },
+  };
+}
+
 /** The migrations, by name (kysely runs them in name order). */
 export function migrations(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -269,6 +281,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     '0003_key_lifecycle': keyLifecycle(),
     '0004_tenancy': tenancy(),
     '0005_delivery_attempts': deliveryAttempts(),
+    '0006_upstream_cost': upstreamCost(),
   };
 }
 

@@ -49,6 +49,8 @@ export interface GenerationsTable {
   image_uuid: string | null;
   error: string | null;
   cost: number | null;
+  /** What the upstream engine reported for the image (USD), when it did. */
+  upstream_cost: Generated<number | null>;
   nsfw: number | null;
   finished_at: number | null;
   engine_state: string | null;
@@ -216,6 +218,7 @@ export const toGeneration = (r: Selectable<GenerationsTable>): GenerationRecord 
   imageUUID: r.image_uuid,
   error: r.error,
   cost: r.cost,
+  upstreamCost: r.upstream_cost,
   nsfw: r.nsfw === null ? null : r.nsfw === 1,
   finishedAt: r.finished_at,
 });

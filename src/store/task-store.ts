@@ -76,6 +76,8 @@ export interface GenerationRecord {
   /** The Runware error object (JSON) of a failed generation. */
   readonly error: string | null;
   readonly cost: number | null;
+  /** What an upstream engine reported for the image (USD), kept for a charge made later (docs/tenancy.md). */
+  readonly upstreamCost?: number | null;
   readonly nsfw: boolean | null;
   readonly finishedAt: number | null;
 }
@@ -103,6 +105,7 @@ export interface GenerationUpdate {
   readonly imageUUID?: string;
   readonly error?: string;
   readonly cost?: number;
+  readonly upstreamCost?: number;
   readonly nsfw?: boolean;
   /** The seed the engine actually used, when it differs from the planned one. */
   readonly seed?: number;

@@ -338,7 +338,7 @@ async function chargeMissing({ deps, record, task }: TaskWriter): Promise<void> 
       width: image?.width ?? task.width ?? 0,
       height: image?.height ?? task.height ?? 0,
       priceMicros: toMicros(g.cost ?? 0),
-      upstreamMicros: null,
+      upstreamMicros: g.upstreamCost == null ? null : toMicros(g.upstreamCost),
       at: g.finishedAt ?? deps.clock.now(),
     });
   }
@@ -458,7 +458,7 @@ async function finishImage(
   await deps.store.settleGeneration(
     record.taskUUID,
     generation.index,
-    { status: 'success', imageUUID, cost, seed: image.seed, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
+    { status: 'success', imageUUID, cost, ...(image.cost === undefined ? {} : { upstreamCost: image.cost }), seed: image.seed, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
     deliveries,
     fence,
   );

@@ -305,7 +305,7 @@ function taskStoreContract(subject: Subject): void {
     const uuid = await seedTask(store);
     const imageUUID = randomUUID();
     const hook = delivery(uuid, { imageUUID, nextAttemptAt: T0 + 5, createdAt: T0 + 5 });
-    await store.settleGeneration(uuid, 0, { status: 'success', imageUUID, cost: 0.028, nsfw: true, seed: 2 ** 31 + 7, finishedAt: T0 + 5 }, [hook]);
+    await store.settleGeneration(uuid, 0, { status: 'success', imageUUID, cost: 0.028, upstreamCost: 0.0265, nsfw: true, seed: 2 ** 31 + 7, finishedAt: T0 + 5 }, [hook]);
     await store.settleGeneration(uuid, 1, { status: 'error', error: '{"code":"timeout"}', nsfw: false, finishedAt: T0 + 6 }, []);
     const [ok, failed] = await store.listGenerations(uuid);
     assert.deepEqual(ok, {
@@ -317,11 +317,12 @@ function taskStoreContract(subject: Subject): void {
       imageUUID,
       error: null,
       cost: 0.028,
+      upstreamCost: 0.0265,
       nsfw: true,
       finishedAt: T0 + 5,
     });
     assert.equal(ok?.cost, 0.028);
-    assert.deepEqual([failed?.status, failed?.error, failed?.nsfw, failed?.cost, failed?.imageUUID], ['error', '{"code":"timeout"}', false, null, null]);
+    assert.deepEqual([failed?.status, failed?.error, failed?.nsfw, failed?.cost, failed?.upstreamCost, failed?.imageUUID], ['error', '{"code":"timeout"}', false, null, null, null]);
     const stored = (await store.listPendingDeliveries()).find((d) => d.id === hook.id);
     assert.deepEqual(stored, { ...hook, taskUUID: uuid.toLowerCase() });
     for (const value of [stored?.nextAttemptAt, stored?.createdAt, ok?.finishedAt, ok?.seed]) {
@@ -676,7 +677,7 @@ describe('TaskStore on SQLite', () => {
     const check = new Database(oldFile, { readonly: true });
     try {
       const ran = check.prepare('SELECT name FROM kiln_migrations ORDER BY name').all() as { name: string }[];
-      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts']);
+      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts', '0006_upstream_cost']);
     } finally {
       check.close();
     }
@@ -765,6 +766,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
         ...Object.fromEntries(bigint.map((c) => [c, 'bigint'])),
         ...Object.fromEntries([...integer, ...tenancyIntegers].map((c) => [c, 'integer'])),
         'generations.cost': 'double precision',
+        'generations.upstream_cost': 'double precision',
         'api_keys.rate_per_second': 'double precision',
       });
     } finally {
@@ -789,7 +791,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
       await client.connect();
       try {
         const { rows } = await client.query<{ name: string }>('SELECT name FROM kiln_migrations ORDER BY name');
-        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts']);
+        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts', '0006_upstream_cost']);
       } finally {
         await client.end();
       }
