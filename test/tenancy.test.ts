@@ -334,6 +334,18 @@ describe('per-key limits', () => {
     assert.equal(refused.body.errors[0].taskUUID, task.taskUUID);
     const lookup = await post(server, k.key, [{ taskType: 'getResponse', taskUUID: task.taskUUID }]);
     assert.equal(lookup.body.errors[0].code, 'taskNotFound', 'a refused task is not stored');
+    // Over WebSocket: the same error item.
+    const ws = await RawWsClient.connect(`${server.url.replace(/^http/, 'ws')}/v1`);
+    try {
+      await ws.authenticate(k.key);
+      ws.send([task]);
+      const frame = await ws.next((f) => (f.errors ?? []).some((e: any) => e.taskUUID === task.taskUUID));
+      const error = frame.errors.find((e: any) => e.taskUUID === task.taskUUID);
+      assert.deepEqual([error.code, error.limitType, error.limit], ['queueFull', 'concurrentImages', 2]);
+      assert.ok(error.retryAfter >= 1);
+    } finally {
+      ws.close();
+    }
     server.engine.open();
     await settled(server, k.key, 2);
     const again = await post(server, k.key, [task]);
@@ -376,6 +388,26 @@ describe('per-key limits', () => {
       assert.equal(refused.body.errors[0].max, 3);
       const own = await newKey(limited, '--max-concurrent-images', '10');
       assert.equal((await post(limited, own.key, [inference({ numberResults: 4 })])).status, 200);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  test('rate and queued-image defaults from configuration apply too, and a key of its own overrides them', async () => {
+    const limited = await startServer({ KILN_KEY_RATE: '1', KILN_KEY_MAX_QUEUED_IMAGES: '2' });
+    try {
+      const plain = await newKey(limited);
+      assert.equal((await post(limited, plain.key, [inference({ deliveryMethod: 'async' })])).status, 200);
+      const second = await post(limited, plain.key, [inference({ deliveryMethod: 'async' })]);
+      assert.equal(second.status, 429);
+      assert.deepEqual([second.body.errors[0].code, second.body.errors[0].limit], ['rateLimitExceeded', 1]);
+      // Three images waiting at once are past the default of two: refused outright (they never fit).
+      const tooMany = await newKey(limited, '--rate', '100');
+      const queued = await post(limited, tooMany.key, [inference({ numberResults: 3, deliveryMethod: 'async' })]);
+      assert.equal(queued.status, 400, JSON.stringify(queued.body));
+      assert.equal(queued.body.errors[0].max, 2);
+      const own = await newKey(limited, '--rate', '100', '--max-queued-images', '10');
+      for (let i = 0; i < 3; i++) assert.equal((await post(limited, own.key, [inference({ deliveryMethod: 'async' })])).status, 200);
     } finally {
       await limited.close();
     }
