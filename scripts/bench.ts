@@ -244,7 +244,7 @@ better-sqlite3 ceiling (\`scripts/ceiling-server.ts\`), Kiln with the studio eng
 a test engine that answers a fixed 16×16 JPG (\`test/helpers/fixed-engine.ts\`, injected through
 \`startKiln\`'s \`engines\` option) — medians of the rounds. Main-thread time is the event loop's
 busy time, process CPU includes the render workers and libuv's encode threads, statements and
-commits are counted at better-sqlite3's \`prepare\` (every kysely statement goes through it).
+commits are counted as better-sqlite3 runs them (the store keeps its statements prepared).
 Memory and warm start use a fresh \`kiln serve\` child each (peak resident from
 \`/proc/<pid>/status\` VmHWM); the flat-store rows prefill a SQLite store with 40k finished tasks
 (one URL image each) through the store's own methods, then compare it with an empty one, both
