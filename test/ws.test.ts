@@ -137,3 +137,28 @@ describe('WebSocket /v1 protocol', () => {
     client.close();
   });
 });
+
+describe('WebSocket idle timeout while a sync task runs', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ KILN_WS_IDLE_SECONDS: '1', KILN_STUDIO_THREADS: '1', KILN_QUEUE_CONCURRENCY: '1' });
+  });
+  after(() => server.close());
+
+  test('a socket waiting for results is not idle: a task longer than the idle time gets every image, then the socket idles out', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    await client.authenticate(TEST_KEY);
+    // Six 4096² images on one render thread take several idle periods on any machine.
+    const t = task({ numberResults: 6, width: 4096, height: 4096, outputFormat: 'JPG' });
+    const started = Date.now();
+    client.send([t]);
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push(await client.next(client.forTask(t.taskUUID), 120_000));
+    const elapsed = Date.now() - started;
+    console.log(`six 4096² images over one quiet socket in ${elapsed} ms (idle timeout 1000 ms)`);
+    assert.ok(elapsed > 1_000, 'the task outlasted the idle time, so the test shows something');
+    assert.equal(new Set(results.map((frame) => frame.data[0].imageUUID)).size, 6);
+    const closed = await client.closed;
+    assert.equal(closed.reason, 'idle timeout', 'once nothing is in flight, the idle timeout applies again');
+  });
+});

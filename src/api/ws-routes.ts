@@ -57,9 +57,12 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     authDeadline.unref();
     let session: WsSession | undefined;
     let idle: NodeJS.Timeout | undefined;
+    // Sync tasks this socket is waiting on: a socket waiting for results is not idle, however
+    // long the render takes (a quiet stretch after the ack or the last ping is normal then).
+    let waiting = 0;
     const touch = (): void => {
       clearTimeout(idle);
-      idle = setTimeout(() => socket.close(1000, 'idle timeout'), options.idleMs);
+      idle = setTimeout(() => (waiting > 0 ? touch() : socket.close(1000, 'idle timeout')), options.idleMs);
       // A socket's idle timer never keeps the process alive on its own.
       idle.unref();
     };
@@ -100,9 +103,11 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
         send({ errors: [error.toJSON()] }, session && taskUUID !== undefined ? session.errorTag(taskUUID) : undefined);
       },
       opened: (taskUUID) => {
+        waiting++;
         if (session) options.sessions.opened(session, taskUUID);
       },
       closed: (taskUUID) => {
+        waiting = Math.max(0, waiting - 1);
         if (session) options.sessions.closed(session, taskUUID);
       },
       // sdk-js rejects a request on any error frame with its taskUUID, even one that follows

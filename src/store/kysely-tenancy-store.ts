@@ -297,15 +297,27 @@ export class KyselyTenancyStore implements TenancyStore {
   }
 
   async loadByKey(): Promise<KeyLoad[]> {
-    // The images still to make of unfinished tasks (through tasks_status, then each task's
-    // generations by primary key): a running 20-image task with 19 done counts one.
-    const rows = await this.db
+    // The images still to make of unfinished tasks: the tasks through tasks_status, then each
+    // one's pending generations by primary key (a correlated count, so neither database is
+    // tempted into scanning all generations): a running 20-image task with 19 done counts one.
+    const perTask = this.db
       .selectFrom('tasks')
-      .innerJoin('generations', 'generations.task_uuid', 'tasks.task_uuid')
-      .select((eb) => ['tasks.api_key_id as api_key_id', 'tasks.status as status', eb.fn.countAll<number>().as('n')])
+      .select((eb) => [
+        'tasks.api_key_id as api_key_id',
+        'tasks.status as status',
+        eb
+          .selectFrom('generations')
+          .select((inner) => inner.fn.countAll<number>().as('c'))
+          .whereRef('generations.task_uuid', '=', 'tasks.task_uuid')
+          .where('generations.status', '=', 'pending')
+          .as('pending'),
+      ])
       .where('tasks.status', 'in', ['queued', 'running'])
-      .where('generations.status', '=', 'pending')
-      .groupBy(['tasks.api_key_id', 'tasks.status'])
+      .as('t');
+    const rows = await this.db
+      .selectFrom(perTask)
+      .select((eb) => ['t.api_key_id as api_key_id', 't.status as status', eb.fn.sum<number>('t.pending').as('n')])
+      .groupBy(['t.api_key_id', 't.status'])
       .execute();
     const byKey = new Map<string, { queuedImages: number; runningImages: number }>();
     for (const row of rows) {
