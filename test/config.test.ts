@@ -18,10 +18,10 @@ test('defaults match docs/configuration.md', () => {
 
 test('every bad variable is listed at once', () => {
   assert.throws(
-    () => loadConfig({ KILN_PORT: 'eighty', KILN_SAFETY_THRESHOLD: '2', KILN_RUNWARE_URL: 'ftp://x', KILN_ROUTES: 'nonsense' }),
+    () => loadConfig({ KILN_PORT: 'eighty', KILN_SAFETY_THRESHOLD: '2', KILN_RUNWARE_URL: 'ftp://x', KILN_ROUTES: 'nonsense', KILN_RUNWARE_OUTPUT_TYPE: 'png' }),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError);
-      assert.equal(error.problems.length, 4, error.message);
+      assert.equal(error.problems.length, 5, error.message);
       return true;
     },
   );
@@ -58,4 +58,9 @@ test('KILN_ROUTES pins O3 to studio although a Runware key is set; unknown route
   }
   await assert.rejects(startTestServer({ KILN_ROUTES: 'klingai:kling-image@o3=runware' }), ConfigError);
   await assert.rejects(startTestServer({ KILN_ROUTES: 'kiln:studio@1=runware', RUNWARE_API_KEY: TEST_KEY }), ConfigError);
+});
+
+test('KILN_RUNWARE_OUTPUT_TYPE chooses how the runware engine gets its images (base64 by default, or URLs)', () => {
+  assert.equal(loadConfig({ RUNWARE_API_KEY: 'operator-key' }).runware?.upstreamOutputType, 'base64Data');
+  assert.equal(loadConfig({ RUNWARE_API_KEY: 'operator-key', KILN_RUNWARE_OUTPUT_TYPE: 'URL' }).runware?.upstreamOutputType, 'URL');
 });

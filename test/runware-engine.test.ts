@@ -279,6 +279,41 @@ describe('runware engine (upstream: a second Kiln process)', () => {
       await server.close();
     }
   });
+
+  test('KILN_RUNWARE_OUTPUT_TYPE=URL: the upstream answers URLs, which Kiln downloads once each', async () => {
+    const server = await startTestServer({
+      RUNWARE_API_KEY: TEST_KEY,
+      KILN_RUNWARE_URL: wsOf(upstream),
+      KILN_RUNWARE_OUTPUT_TYPE: 'URL',
+      // The upstream here is on loopback; the hosted service's image host is public.
+      KILN_ALLOW_PRIVATE_URLS: 'true',
+    });
+    try {
+      const taskUUID = randomUUID();
+      const response = await post(server, [
+        { taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'a paper boat on a pond', width: 1024,
+          height: 1024, numberResults: 2, outputType: 'base64Data', outputFormat: 'PNG' },
+      ]);
+      assert.equal(response.status, 200, JSON.stringify(response.body));
+      const items = response.body.data as Record<string, any>[];
+      assert.equal(items.length, 2);
+      for (const item of items) {
+        const meta = await sharp(Buffer.from(item.imageBase64Data, 'base64')).metadata();
+        assert.deepEqual([meta.format, meta.width, meta.height], ['png', 1024, 1024]);
+      }
+      // What the upstream was asked for.
+      const db = new Database(path.join(upstreamDir, 'kiln.sqlite'), { readonly: true, fileMustExist: true });
+      try {
+        const requests = (db.prepare('SELECT request FROM tasks').all() as { request: string }[]).map((row) => JSON.parse(row.request));
+        const asked = requests.find((request) => request.positivePrompt === 'a paper boat on a pond');
+        assert.equal(asked?.outputType, 'URL');
+      } finally {
+        db.close();
+      }
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('runware engine: the upstream process dies mid-task', () => {

@@ -118,6 +118,7 @@ const envSchema = z.object({
     .string()
     .regex(/^(wss?|https?):\/\/./, 'must be a ws://, wss://, http:// or https:// URL')
     .default('wss://ws-api.runware.ai/v1'),
+  KILN_RUNWARE_OUTPUT_TYPE: z.enum(['base64Data', 'URL']).default('base64Data'),
   KILN_ROUTES: z
     .string()
     .regex(/^\s*[^=,\s]+\s*=\s*[a-z]+\s*(,\s*[^=,\s]+\s*=\s*[a-z]+\s*)*$/, 'must look like model=engine,model=engine')
@@ -201,7 +202,7 @@ export interface Config {
   /** Ports outbound fetches, webhooks and uploads may use (lifted by `allowPrivateUrls`). */
   readonly outboundPorts: readonly number[];
   /** The upstream Runware engine; set when RUNWARE_API_KEY is (it then serves klingai:kling-image@o3). */
-  readonly runware: { readonly apiKey: string; readonly url: string } | undefined;
+  readonly runware: { readonly apiKey: string; readonly url: string; readonly upstreamOutputType: 'base64Data' | 'URL' } | undefined;
   /** Explicit model → engine routes (KILN_ROUTES), applied over the defaults. */
   readonly routes: Readonly<Record<string, string>>;
 }
@@ -375,7 +376,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     readyMaxQueuedImages: e.KILN_READY_MAX_QUEUED_IMAGES,
     keyHashSecret: e.KILN_KEY_HASH_SECRET,
     outboundPorts: Object.freeze([...e.KILN_OUTBOUND_PORTS]),
-    runware: e.RUNWARE_API_KEY === undefined ? undefined : Object.freeze({ apiKey: e.RUNWARE_API_KEY, url: e.KILN_RUNWARE_URL }),
+    runware:
+      e.RUNWARE_API_KEY === undefined
+        ? undefined
+        : Object.freeze({ apiKey: e.RUNWARE_API_KEY, url: e.KILN_RUNWARE_URL, upstreamOutputType: e.KILN_RUNWARE_OUTPUT_TYPE }),
     routes: Object.freeze(
       Object.fromEntries(
         (e.KILN_ROUTES ?? '')
