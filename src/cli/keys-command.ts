@@ -156,10 +156,10 @@ export async function runKeysCommand(args: readonly string[], io: KeysIo): Promi
     return 0;
   }
   const parsed = parse(args);
-  if (typeof parsed === 'string' || parsed.command === undefined || parsed.command === 'help') {
+  if (typeof parsed === 'string' || parsed.command === undefined) {
     if (typeof parsed === 'string') io.err(`${parsed}\n`);
     io.err(KEYS_USAGE);
-    return typeof parsed === 'string' || parsed.command === undefined ? 2 : 0;
+    return 2;
   }
   const opened = await openStoreForCommand(io);
   if (typeof opened === 'number') return opened;

@@ -39,7 +39,7 @@ import { deferred, type Deferred } from '../shared/deferred.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, whenReady, withDeadline } from './redis-client.ts';
-import { QueueUnavailableError, type JobHandler, type JobTurn, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
+import { fairWeight, QueueUnavailableError, type JobHandler, type JobTurn, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface BullmqQueueOptions {
   /** `redis://[user:password@]host[:port][/db]` */
@@ -292,7 +292,7 @@ export class BullmqQueue implements TaskQueue {
     this.active.set(id, run);
     // Tags are whole numbers here (BullMQ priorities): the job's remaining work after `done`
     // units stands `done / weight` (rounded down) after its own tag.
-    const weight = Number((job.data as Partial<JobData> | undefined)?.weight) > 0 ? Number((job.data as JobData).weight) : 1;
+    const weight = fairWeight((job.data ?? {}) as Partial<JobData>);
     const resumePriority = (done: number): number => Math.min(PRIORITY_LIMIT, Math.max(1, job.priority) + Math.floor(Math.max(0, done) / weight));
     const turn: JobTurn = { shouldYield: (done) => this.waitingBefore(resumePriority(done)) };
     try {
@@ -422,10 +422,6 @@ export class BullmqQueue implements TaskQueue {
 /** What a job carries in Redis: its group's weight, for the tag of its remaining work after a yield. */
 interface JobData {
   readonly weight: number;
-}
-
-function fairWeight(job: QueueJob): number {
-  return Number.isFinite(job.weight) && job.weight! > 0 ? job.weight! : 1;
 }
 
 /** BullMQ custom ids cannot contain ':' nor be integers; task UUIDs never are. */

@@ -1,4 +1,4 @@
-import type { QueueJob } from './task-queue.ts';
+import { fairWeight, type QueueJob } from './task-queue.ts';
 
 /** A waiting job with its virtual start tag and arrival order. */
 export interface TaggedJob {
@@ -21,8 +21,7 @@ export class FairOrder {
     const group = job.group ?? '';
     const start = Math.max(this.virtual, this.finish.get(group) ?? 0);
     const cost = Math.max(0, job.cost ?? 1);
-    const weight = job.weight !== undefined && job.weight > 0 ? job.weight : 1;
-    this.finish.set(group, start + cost / weight);
+    this.finish.set(group, start + cost / fairWeight(job));
     return { job, tag: start, seq: this.seq++ };
   }
 

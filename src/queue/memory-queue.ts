@@ -1,5 +1,5 @@
 import { FairOrder, type TaggedJob } from './fair-order.ts';
-import { QueueUnavailableError, type JobHandler, type JobTurn, type JobYield, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
+import { fairWeight, QueueUnavailableError, type JobHandler, type JobTurn, type JobYield, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface MemoryQueueOptions {
   /** Runs of one job before it is given up (a rejected run counts as one). Default 5. */
@@ -132,7 +132,7 @@ export class MemoryQueue implements TaskQueue {
   private start(handler: JobHandler, tagged: TaggedJob): void {
     const job = tagged.job;
     const controller = new AbortController();
-    const weight = job.weight !== undefined && job.weight > 0 ? job.weight : 1;
+    const weight = fairWeight(job);
     // Where the job's remaining work stands in fair order once `done` of its units are done.
     const resumeTag = (done: number): number => tagged.tag + Math.max(0, done) / weight;
     const turn: JobTurn = {

@@ -58,6 +58,11 @@ export interface JobYield {
   readonly yielded: number;
 }
 
+/** A job's fair-sharing weight: its `weight` when positive, else 1. */
+export function fairWeight(job: { readonly weight?: unknown }): number {
+  return typeof job.weight === 'number' && Number.isFinite(job.weight) && job.weight > 0 ? job.weight : 1;
+}
+
 export interface QueueCounts {
   /** Jobs waiting to start (delayed retries included). */
   readonly waiting: number;
