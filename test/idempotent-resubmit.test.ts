@@ -95,6 +95,30 @@ describe('idempotent resubmission', () => {
     assert.equal(new Set(imageUUIDs(items)).size, 2);
   });
 
+  test('a finished task resent takes no room in the queue (its check and the reservation go out together)', async () => {
+    const small = await startTestServer({ KILN_API_KEYS: TEST_KEY, KILN_QUEUE_MAX: '2' });
+    try {
+      const t = task({ numberResults: 2 });
+      const first = await post(small, [t]);
+      assert.equal(first.status, 200);
+      // Each resend reserves beside its existence check and gives the reservation back: were one
+      // kept, the third resend would find the two-image queue full.
+      for (let i = 0; i < 3; i++) {
+        const again = await post(small, [t]);
+        assert.equal(again.status, 200, JSON.stringify(again.body));
+        assert.deepEqual(imageUUIDs(again.body.data), imageUUIDs(first.body.data));
+      }
+      const other = await post(small, [task({ numberResults: 2 })]);
+      assert.equal(other.status, 200, JSON.stringify(other.body));
+      // A conflicting body is refused as a conflict, never as a full queue, and holds nothing either.
+      const changed = await post(small, [{ ...t, positivePrompt: 'something else' }]);
+      assert.equal(changed.body.errors[0].code, 'conflictTaskUUID');
+      assert.equal((await post(small, [task({ numberResults: 2 })])).status, 200);
+    } finally {
+      await small.close();
+    }
+  });
+
   test('another body or another key still gets conflictTaskUUID', async () => {
     const t = task();
     assert.equal((await post(server, [t])).status, 200);

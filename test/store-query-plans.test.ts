@@ -159,7 +159,7 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     await run('tenancy.usage by key', () => tenancy.usage({ apiKeyId: 'key-1', since: T0 - 100_000, until: T0 }));
     await run('tenancy.usage', () => tenancy.usage({ since: T0 - 100_000 }));
     await run('tenancy.usageTotals by key', () => tenancy.usageTotals({ apiKeyId: 'key-1', since: T0 - 100_000, until: T0 }));
-    const fence = await run('claimTask', () => store.claimTask(uuid, now));
+    const fence = (await run('claimTask', () => store.claimTask(uuid, now)))?.fence;
     assert.equal(fence, 1);
     await run('getTask', () => store.getTask(uuid));
     await run('imagesAhead', () => store.imagesAhead(now));

@@ -45,16 +45,17 @@ const task = (): Record<string, unknown> => ({
 });
 
 /**
- * Requests not counted, per measurement: the studio's worker threads reach their speed after a
- * few renders each (the first 1024² render takes ~10× a warm one), and the cluster spreads its
- * requests over two workers.
+ * Requests not counted, per worker process: the studio's worker threads reach their speed after a
+ * few renders each (the first 1024² render takes ~10× a warm one). The cluster's two workers
+ * share its requests, so it gets twice as many: each process is as warm as the single one.
  */
 const WARM_UP = 8;
 
-async function timeRequests(servers: readonly { url: string }[], runs: number): Promise<number[]> {
+async function timeRequests(servers: readonly { url: string }[], runs: number, workers: number): Promise<number[]> {
   const times: number[] = [];
-  for (let i = -WARM_UP; i < runs; i++) {
-    const server = servers[(i + WARM_UP) % servers.length]!;
+  const warmUp = WARM_UP * workers;
+  for (let i = -warmUp; i < runs; i++) {
+    const server = servers[(i + warmUp) % servers.length]!;
     const started = performance.now();
     const response = await post(server, [task()]);
     if (response.status !== 200) throw new Error(`status ${response.status}: ${JSON.stringify(response.body)}`);
@@ -93,7 +94,7 @@ export async function benchCluster(runs: number): Promise<ClusterBench> {
   const single = await ChildServer.start(dataDir, env);
   let serveTimes: number[];
   try {
-    serveTimes = await timeRequests([single], runs);
+    serveTimes = await timeRequests([single], runs, 1);
   } finally {
     await single.kill('SIGTERM');
     await rm(dataDir, { recursive: true, force: true });
@@ -101,7 +102,7 @@ export async function benchCluster(runs: number): Promise<ClusterBench> {
   const cluster = await startCluster({ env: { ...env, KILN_QUEUE_LOCK_SECONDS: '30' } });
   let clusterTimes: number[];
   try {
-    clusterTimes = await timeRequests(cluster.apis, runs);
+    clusterTimes = await timeRequests(cluster.apis, runs, cluster.workers.length);
   } finally {
     await cluster.close();
   }

@@ -3,13 +3,16 @@
  * The memory adapter counts in this process; the Redis adapter counts in one Redis hash with an
  * atomic script, so two API processes can never overshoot the bound together.
  */
+export type ReserveOutcome = 'reserved' | 'kept' | 'full';
+
 export interface Admission {
   /**
-   * Reserves `images` for a task; false when that would pass the capacity (nothing is
-   * reserved then). Reserving a taskUUID that already holds a reservation keeps the first one and
-   * answers true (a resubmission never counts twice).
+   * Reserves `images` for a task: `reserved`, or `full` when that would pass the capacity
+   * (nothing is reserved then). Reserving a taskUUID that already holds a reservation keeps the
+   * first one and answers `kept` (a resubmission never counts twice, and only a caller that got
+   * `reserved` may give it back for a task it then refuses).
    */
-  reserve(taskUUID: string, images: number): Promise<boolean>;
+  reserve(taskUUID: string, images: number): Promise<ReserveOutcome>;
   /** Frees a task's reservation (its task ended, or was refused after reserving). Unknown ids are ignored. */
   release(taskUUID: string): Promise<void>;
   /** Images reserved now. */

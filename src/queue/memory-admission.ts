@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../shared/clock.ts';
-import type { Admission } from './admission.ts';
+import type { Admission, ReserveOutcome } from './admission.ts';
 
 export interface MemoryAdmissionOptions {
   /** Images that may be reserved at once (waiting or running), in this process. */
@@ -20,13 +20,13 @@ export class MemoryAdmission implements Admission {
     this.clock = options.clock ?? systemClock;
   }
 
-  async reserve(taskUUID: string, images: number): Promise<boolean> {
+  async reserve(taskUUID: string, images: number): Promise<ReserveOutcome> {
     checkCount(images, 'images');
-    if (this.reservations.has(taskUUID)) return true;
-    if (this.total + images > this.capacity) return false;
+    if (this.reservations.has(taskUUID)) return 'kept';
+    if (this.total + images > this.capacity) return 'full';
     this.reservations.set(taskUUID, { images, at: this.clock.now() });
     this.total += images;
-    return true;
+    return 'reserved';
   }
 
   async release(taskUUID: string): Promise<void> {

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
-import { AdmissionUnavailableError, type Admission } from './admission.ts';
+import { AdmissionUnavailableError, type Admission, type ReserveOutcome } from './admission.ts';
 import { checkCount } from './memory-admission.ts';
 import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, whenReady, withDeadline } from './redis-client.ts';
 
@@ -20,9 +20,10 @@ export interface RedisAdmissionOptions {
 }
 
 // One script per call, so the check and the update are atomic across processes: concurrent
-// reserves can never pass the capacity together. Values are `images:timestampMs`.
+// reserves can never pass the capacity together. Values are `images:timestampMs`. Answers
+// 1 reserved, 2 kept (the task held one already), 0 full.
 const RESERVE = `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 2 end
 local images = tonumber(ARGV[2])
 local total = tonumber(redis.call('GET', KEYS[2]) or '0')
 if total + images > tonumber(ARGV[3]) then return 0 end
@@ -82,13 +83,13 @@ export class RedisAdmission implements Admission {
     this.commands = this.client as unknown as AdmissionCommands;
   }
 
-  async reserve(taskUUID: string, images: number): Promise<boolean> {
+  async reserve(taskUUID: string, images: number): Promise<ReserveOutcome> {
     checkCount(images, 'images');
     const now = this.clock.now();
     const answer = await this.call('reserve', () =>
       this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, this.capacity, now),
     );
-    return answer === 1;
+    return answer === 1 ? 'reserved' : answer === 2 ? 'kept' : 'full';
   }
 
   async release(taskUUID: string): Promise<void> {

@@ -28,6 +28,7 @@ import {
   type TaskRecord,
   type TaskStatus,
   type TaskStore,
+  type ClaimedTask,
 } from './task-store.ts';
 
 import { KyselyTenancyStore } from './kysely-tenancy-store.ts';
@@ -117,6 +118,20 @@ export class KyselyTaskStore implements TaskStore {
   }
 
   async insertTask(t: TaskRecord, generations: readonly GenerationRecord[]): Promise<void> {
+    if (!this.sqlite && generations.length > 0) {
+      // PostgreSQL: one statement instead of a four-round-trip transaction. The generations are
+      // inserted only when the task's row was (a data-modifying WITH is atomic), from one JSON
+      // parameter shaped as the table's rows.
+      const inserted = await this.db
+        .with('t', (db) => db.insertInto('tasks').values(fromTask(t)).onConflict((oc) => oc.column('task_uuid').doNothing()).returning('task_uuid'))
+        .insertInto('generations')
+        .expression(
+          sql`select g.* from json_populate_recordset(null::generations, ${JSON.stringify(generations.map(fromGeneration))}) as g where exists (select 1 from t)`,
+        )
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) throw new TaskConflictError(taskKey(t.taskUUID));
+      return;
+    }
     await this.db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('tasks')
@@ -232,15 +247,15 @@ export class KyselyTaskStore implements TaskStore {
     });
   }
 
-  async claimTask(taskUUID: string, at: number): Promise<number | undefined> {
+  async claimTask(taskUUID: string, at: number): Promise<ClaimedTask | undefined> {
     const r = await this.db
       .updateTable('tasks')
       .set((eb) => ({ claim_token: eb('claim_token', '+', 1), status: 'running', claimed_at: at, updated_at: at }))
       .where('task_uuid', '=', taskKey(taskUUID))
       .where('status', 'in', ['queued', 'running'])
-      .returning('claim_token')
+      .returningAll()
       .executeTakeFirst();
-    return r?.claim_token;
+    return r && { task: toTask(r), fence: r.claim_token };
   }
 
   async settleGeneration(
@@ -251,18 +266,38 @@ export class KyselyTaskStore implements TaskStore {
     fence?: number,
   ): Promise<void> {
     const key = taskKey(taskUUID);
-    if (fence !== undefined && deliveries.length === 0 && this.sqlite) {
-      // SQLite runs one statement under its write lock, fence check included: no transaction needed.
-      const updated = await this.db
-        .updateTable('generations')
-        .set(generationUpdate(u))
-        .where('task_uuid', '=', key)
-        .where('idx', '=', index)
-        .where('status', '=', 'pending')
-        .where(({ exists, selectFrom }) =>
-          exists(selectFrom('tasks').select('tasks.task_uuid').where('tasks.task_uuid', '=', key).where('tasks.claim_token', '=', fence)),
-        )
-        .executeTakeFirst();
+    if (fence !== undefined && deliveries.length === 0) {
+      // One statement, fence check included, no transaction. SQLite runs it under its write lock.
+      // On PostgreSQL it starts by re-writing the task's row where the token still matches (the
+      // row lock of the transaction below, as a data-modifying WITH): a claim being committed is
+      // waited for and then seen (the row no longer matches), and a later claim waits for it.
+      const updated = this.sqlite
+        ? await this.db
+            .updateTable('generations')
+            .set(generationUpdate(u))
+            .where('task_uuid', '=', key)
+            .where('idx', '=', index)
+            .where('status', '=', 'pending')
+            .where(({ exists, selectFrom }) =>
+              exists(selectFrom('tasks').select('tasks.task_uuid').where('tasks.task_uuid', '=', key).where('tasks.claim_token', '=', fence)),
+            )
+            .executeTakeFirst()
+        : await this.db
+            .with('fence', (db) =>
+              db
+                .updateTable('tasks')
+                .set((eb) => ({ claim_token: eb.ref('claim_token') }))
+                .where('task_uuid', '=', key)
+                .where('claim_token', '=', fence)
+                .returning('task_uuid'),
+            )
+            .updateTable('generations')
+            .set(generationUpdate(u))
+            .where('task_uuid', '=', key)
+            .where('idx', '=', index)
+            .where('status', '=', 'pending')
+            .where(({ exists, selectFrom }) => exists(selectFrom('fence').select('fence.task_uuid')))
+            .executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) throw new ClaimLostError(key);
       return;
     }

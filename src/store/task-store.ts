@@ -66,6 +66,13 @@ export interface TaskRecord {
   readonly claimedAt?: number | null;
 }
 
+/** A task claimed for one run (`claimTask`). */
+export interface ClaimedTask {
+  readonly task: TaskRecord;
+  /** The claim token every write of this run carries. */
+  readonly fence: number;
+}
+
 export interface GenerationRecord {
   readonly taskUUID: string;
   readonly index: number;
@@ -205,10 +212,10 @@ export interface TaskStore {
   setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number): Promise<void>;
   /**
    * Claims an unfinished task for one run: increments its claim token, sets it `running` and
-   * returns the new token (the fence every later write of this run carries). `undefined` when
-   * the task is unknown or already ended.
+   * returns the new token (the fence every later write of this run carries) with the task's
+   * record as the claim left it. `undefined` when the task is unknown or already ended.
    */
-  claimTask(taskUUID: string, at: number): Promise<number | undefined>;
+  claimTask(taskUUID: string, at: number): Promise<ClaimedTask | undefined>;
   /**
    * Records the outcome of one pending generation and the deliveries it causes, in one
    * transaction, so a crash can neither lose a webhook nor send one for an image that was not

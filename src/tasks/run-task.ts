@@ -68,22 +68,26 @@ function mustStop(signal: AbortSignal, thrown: unknown): boolean {
  * with what it did, for the queue to resume the rest at its fair place.
  */
 export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: AbortSignal, turn?: JobTurn): Promise<void | JobYield> {
-  const record = await deps.store.getTask(taskUUID);
-  if (!record || record.status === 'done' || record.status === 'failed') {
+  const started = deps.clock.now();
+  // The claim answers the record, and the generations are read beside it: one round trip to start.
+  const [claimed, firstRead] = await Promise.all([deps.store.claimTask(taskUUID, started), deps.store.listGenerations(taskUUID)]);
+  if (!claimed) {
+    // Ended (or gone) meanwhile: what it held for admission and for its key goes back.
     await deps.admission.release(taskUUID);
     await deps.tenancy?.release(taskUUID);
     return;
   }
+  const { task: record, fence } = claimed;
   const task = JSON.parse(record.request) as InferenceTask;
-  const log = deps.logger.child({ taskUUID });
-  const started = deps.clock.now();
-  const fence = await deps.store.claimTask(taskUUID, started);
-  if (fence === undefined) return;
   taskUUID = record.taskUUID;
+  const log = deps.logger.child({ taskUUID });
   log.info({ claim: fence }, 'task claimed');
   const progress = new ProgressReporter(deps.events, record.taskUUID, task.progress === true);
+  // A first run's generations were read beside its claim: nothing but a run could have settled
+  // one, and there was none. A later run reads them after its claim, which fences the runs
+  // before it out, so it sees everything they settled.
   const [generations] = await Promise.all([
-    deps.store.listGenerations(taskUUID),
+    fence === 1 ? firstRead : deps.store.listGenerations(taskUUID),
     // Its images count as running for the key's limits (docs/tenancy.md).
     task.keyHold && deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key')),
   ]);
@@ -419,9 +423,10 @@ async function finishImage(
   const objectKey = `${imageUUID}.${format}`;
   const isUrl = task.outputType === 'URL';
   progress.report(generation.index, 'storing');
-  // The bytes and the image's row are written side by side: nothing reads the row before the
+  // The image's row and the bytes are written side by side (the row's statement goes out first,
+  // before the object store's client takes the thread): nothing reads the row before the
   // generation is settled below, after both.
-  await Promise.all([deps.objects.put(objectKey, encoded.bytes), deps.store.insertImage({
+  const row = deps.store.insertImage({
     imageUUID,
     kind: 'generated',
     taskUUID: record.taskUUID,
@@ -435,7 +440,8 @@ async function finishImage(
     // URL outputs live `ttl` seconds; inline outputs as long as their task record (set when it ends).
     expiresAt: isUrl ? now + task.ttl * 1000 : null,
     servable: isUrl,
-  })]);
+  });
+  await Promise.all([row, deps.objects.put(objectKey, encoded.bytes)]);
   const model = MODELS.get(task.model);
   // Whole micro-dollars, so the ledger's integer totals equal what the clients are told (docs/tenancy.md).
   const cost = fromMicros(toMicros(image.cost ?? model?.price(encoded.width, encoded.height) ?? 0));

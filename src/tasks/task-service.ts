@@ -137,23 +137,27 @@ export class TaskService {
    * task is stored and before it can start (to subscribe to it; its promise is awaited).
    */
   async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>): Promise<'accepted' | 'attached'> {
-    // A taskUUID already in use: the same task resent (attach) or a conflict. Checked before the
-    // admission reservation, which is keyed by taskUUID and belongs to the first task.
-    const existing = await this.deps.store.getTask(task.taskUUID);
-    if (existing) {
-      this.attachOrConflict(existing, task, principal);
+    // A taskUUID already in use: the same task resent (attach) or a conflict. The check and the
+    // admission reservation go out together (one round trip, not two); the reservation comes
+    // before the target checks and the insert, so concurrent submissions on any API process
+    // cannot overshoot the bound. It is keyed by taskUUID: for a task that exists, only a
+    // reservation made by this call is given back (one the task already held stays its own).
+    const images = imageCount(task);
+    const [found, reservation] = await Promise.all([outcomeOf(this.deps.store.getTask(task.taskUUID)), outcomeOf(this.deps.admission.reserve(task.taskUUID, images))]);
+    const giveBack = async (): Promise<void> => {
+      if (reservation.ok && reservation.value === 'reserved') await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+    };
+    if (!found.ok) {
+      await giveBack();
+      throw found.error;
+    }
+    if (found.value) {
+      await giveBack();
+      this.attachOrConflict(found.value, task, principal);
       return 'attached';
     }
-    const images = imageCount(task);
-    // The reservation comes first, so concurrent submissions on any API process cannot
-    // overshoot the bound while they wait for target checks and the insert.
-    let admitted: boolean;
-    try {
-      admitted = await this.deps.admission.reserve(task.taskUUID, images);
-    } catch (error) {
-      throw this.unavailable(error, task) ?? error;
-    }
-    if (!admitted) throw queueFull(task.taskUUID, task.taskType, this.deps.queueCapacity);
+    if (!reservation.ok) throw this.unavailable(reservation.error, task) ?? reservation.error;
+    if (reservation.value === 'full') throw queueFull(task.taskUUID, task.taskType, this.deps.queueCapacity);
     // The key's rate, image limits and budget (docs/tenancy.md): a refused task holds nothing.
     let weight = 1;
     let held = false;
@@ -548,4 +552,13 @@ export class TaskService {
 /** The same error, reported once for `count` images (docs/protocol.md: failures that end several images). */
 function withImageCount(error: ApiError, count: number): ApiError {
   return new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, imageCount: count } });
+}
+
+/** A promise's outcome as a value, so two calls can go out together and each be handled on its own. */
+async function outcomeOf<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  try {
+    return { ok: true, value: await promise };
+  } catch (error) {
+    return { ok: false, error };
+  }
 }

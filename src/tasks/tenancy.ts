@@ -62,7 +62,9 @@ export class Tenancy {
    * is held then. Answers the key's fair-queueing weight.
    */
   async admit(task: InferenceTask, apiKeyId: string): Promise<{ weight: number; held: boolean }> {
-    const account = await this.deps.store.account(apiKeyId);
+    // Whether the taskUUID was charged before is asked beside the key's account (one round trip):
+    // a key without limits needs the answer, and the hold of a limited key checks it again itself.
+    const [account, charged] = await Promise.all([this.deps.store.account(apiKeyId), this.deps.store.wasCharged(task.taskUUID.toLowerCase())]);
     const rate = account?.rate ?? this.deps.defaults.rate;
     if (rate !== null && rate > 0) {
       const waitMs = await this.deps.rateLimiter.take(apiKeyId, rate, Math.max(1, rate));
@@ -76,7 +78,7 @@ export class Tenancy {
         (account.maxConcurrentImages ?? this.deps.defaults.maxConcurrentImages) !== null ||
         (account.maxQueuedImages ?? this.deps.defaults.maxQueuedImages) !== null);
     if (!limited) {
-      if (await this.deps.store.wasCharged(task.taskUUID.toLowerCase())) throw conflictTaskUUID(task.taskUUID, task.taskType);
+      if (charged) throw conflictTaskUUID(task.taskUUID, task.taskType);
       const weight = account?.weight ?? 1;
       this.weights.set(apiKeyId, { weight, at: performance.now() });
       return { weight, held: false };

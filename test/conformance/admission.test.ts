@@ -64,15 +64,15 @@ for (const adapter of [memoryAdapter(), redisAdapter()]) {
     it('reserves up to the capacity, counted in images', async () => {
       const admission = adapter.open(randomUUID(), 10);
       assert.equal(await admission.reserved(), 0);
-      assert.equal(await admission.reserve(randomUUID(), 4), true);
-      assert.equal(await admission.reserve(randomUUID(), 6), true);
-      assert.equal(await admission.reserve(randomUUID(), 1), false);
+      assert.equal(await admission.reserve(randomUUID(), 4), 'reserved');
+      assert.equal(await admission.reserve(randomUUID(), 6), 'reserved');
+      assert.equal(await admission.reserve(randomUUID(), 1), 'full');
       assert.equal(await admission.reserved(), 10);
     });
 
     it('refuses a task larger than the whole capacity, and rejects invalid counts', async () => {
       const admission = adapter.open(randomUUID(), 4);
-      assert.equal(await admission.reserve(randomUUID(), 5), false);
+      assert.equal(await admission.reserve(randomUUID(), 5), 'full');
       assert.equal(await admission.reserved(), 0);
       await assert.rejects(admission.reserve(randomUUID(), -1), RangeError);
       await assert.rejects(admission.reserve(randomUUID(), 1.5), RangeError);
@@ -84,7 +84,8 @@ for (const adapter of [memoryAdapter(), redisAdapter()]) {
       const answers = await Promise.all(
         Array.from({ length: 50 }, (_, index) => (instances[index % instances.length] as Admission).reserve(randomUUID(), 1)),
       );
-      assert.equal(answers.filter(Boolean).length, 10);
+      assert.equal(answers.filter((answer) => answer === 'reserved').length, 10);
+      assert.equal(answers.filter((answer) => answer === 'full').length, 40);
       for (const instance of instances) assert.equal(await instance.reserved(), 10);
     });
 
@@ -92,11 +93,11 @@ for (const adapter of [memoryAdapter(), redisAdapter()]) {
       const key = randomUUID();
       const [first, second] = [adapter.open(key, 10), adapter.open(key, 10)];
       const big = randomUUID();
-      assert.equal(await first.reserve(big, 8), true);
-      assert.equal(await second.reserve(randomUUID(), 3), false);
+      assert.equal(await first.reserve(big, 8), 'reserved');
+      assert.equal(await second.reserve(randomUUID(), 3), 'full');
       await second.release(big);
       assert.equal(await first.reserved(), 0);
-      assert.equal(await second.reserve(randomUUID(), 3), true);
+      assert.equal(await second.reserve(randomUUID(), 3), 'reserved');
       await first.release(randomUUID());
       await first.release(big);
       assert.equal(await first.reserved(), 3);
@@ -106,9 +107,9 @@ for (const adapter of [memoryAdapter(), redisAdapter()]) {
       const key = randomUUID();
       const [first, second] = [adapter.open(key, 10), adapter.open(key, 10)];
       const task = randomUUID();
-      assert.equal(await first.reserve(task, 3), true);
-      assert.equal(await second.reserve(task, 3), true);
-      assert.equal(await first.reserve(task, 100), true);
+      assert.equal(await first.reserve(task, 3), 'reserved');
+      assert.equal(await second.reserve(task, 3), 'kept');
+      assert.equal(await first.reserve(task, 100), 'kept');
       assert.equal(await second.reserved(), 3);
       await second.release(task);
       assert.equal(await first.reserved(), 0);

@@ -196,7 +196,7 @@ function taskStoreContract(subject: Subject): void {
     const before = await store.imagesAhead(base + 100);
     const running = mixedUUID();
     await store.insertTask(task(running, { imageCount: 3, createdAt: base, updatedAt: base }), [generation(running, 0), generation(running, 1), generation(running, 2)]);
-    const fence = await store.claimTask(running, base + 1);
+    const fence = (await store.claimTask(running, base + 1))?.fence;
     await store.settleGeneration(running, 0, { status: 'success', imageUUID: randomUUID(), cost: 0, finishedAt: base + 2 }, [], fence);
     const queued = mixedUUID();
     await store.insertTask(task(queued, { imageCount: 4, createdAt: base + 10, updatedAt: base + 10 }), [0, 1, 2, 3].map((i) => generation(queued, i)));
@@ -209,7 +209,7 @@ function taskStoreContract(subject: Subject): void {
   test('cancelTask ends the pending generations, the task and any earlier claim in one step', async () => {
     const { store } = subject;
     const uuid = await seedTask(store, 3);
-    const fence = await store.claimTask(uuid, T0 + 10);
+    const fence = (await store.claimTask(uuid, T0 + 10))?.fence;
     const imageUUID = randomUUID();
     await store.settleGeneration(uuid, 0, { status: 'success', imageUUID, cost: 0.028, finishedAt: T0 + 20 }, [], fence);
     const hook = delivery(uuid, { createdAt: T0 + 30 });
@@ -226,7 +226,7 @@ function taskStoreContract(subject: Subject): void {
     assert.equal((await store.getDelivery(hook.id))?.body, built);
     // The run that held the task cannot write any more, and nobody can claim it again.
     await assert.rejects(store.settleGeneration(uuid, 1, { status: 'success', imageUUID: randomUUID(), cost: 0, finishedAt: T0 + 40 }, [], fence), ClaimLostError);
-    assert.equal(await store.claimTask(uuid, T0 + 50), undefined);
+    assert.equal((await store.claimTask(uuid, T0 + 50))?.fence, undefined);
     assert.equal(await store.cancelTask(uuid, T0 + 60, FAR, () => '{}'), undefined, 'an ended task is not cancelled again');
     // A task with nothing finished ends failed.
     const other = await seedTask(store, 2);
@@ -235,37 +235,42 @@ function taskStoreContract(subject: Subject): void {
     await store.updateDelivery(hook.id, { status: 'done', attempts: 1, nextAttemptAt: 0, lastError: null });
   });
 
-  test('claimTask returns increasing tokens, marks the task running, and refuses ended or unknown tasks', async () => {
+  test('claimTask returns increasing tokens and the record as claimed, marks the task running, and refuses ended or unknown tasks', async () => {
     const { store } = subject;
     const uuid = await seedTask(store);
-    assert.equal(await store.claimTask(uuid, T0 + 10), 1);
-    assert.equal(await store.claimTask(uuid.toLowerCase(), T0 + 20), 2);
+    assert.equal((await store.claimTask(uuid, T0 + 10))?.fence, 1);
+    const second = await store.claimTask(uuid.toLowerCase(), T0 + 20);
+    assert.equal(second?.fence, 2);
     const claimed = await store.getTask(uuid);
+    // The claim answers the record as it left it (one round trip for a run's start).
+    assert.deepEqual(second?.task, claimed);
     assert.equal(claimed?.status, 'running');
     assert.equal(claimed?.updatedAt, T0 + 20);
     assert.equal(claimed?.claimedAt, T0 + 20, 'the latest start is kept (getResponse startedAt)');
     assert.equal(await store.claimTask(randomUUID(), T0), undefined);
     await store.setTaskStatus(uuid, 'done', T0 + 30, FAR, 2);
-    assert.equal(await store.claimTask(uuid, T0 + 40), undefined);
+    assert.equal((await store.claimTask(uuid, T0 + 40))?.fence, undefined);
     assert.equal((await store.getTask(uuid))?.status, 'done');
   });
 
   test('concurrent claims of one task each get their own token', async () => {
     const { store } = subject;
     const uuid = await seedTask(store, 1);
-    const tokens = await Promise.all(Array.from({ length: 12 }, (_, i) => store.claimTask(i % 2 ? uuid : uuid.toLowerCase(), T0 + i)));
+    const tokens = await Promise.all(Array.from({ length: 12 }, (_, i) => store.claimTask(i % 2 ? uuid : uuid.toLowerCase(), T0 + i).then((claimed) => claimed?.fence)));
     assert.deepEqual([...tokens].sort((a, b) => (a ?? 0) - (b ?? 0)), Array.from({ length: 12 }, (_, i) => i + 1));
   });
 
   test('a stale fence gets ClaimLostError and writes nothing: no generation, no delivery, no status, no state', async () => {
     const { store } = subject;
     const uuid = await seedTask(store);
-    const stale = await store.claimTask(uuid, T0);
-    const current = await store.claimTask(uuid, T0 + 1);
+    const stale = (await store.claimTask(uuid, T0))?.fence;
+    const current = (await store.claimTask(uuid, T0 + 1))?.fence;
     assert.ok(stale !== undefined && current !== undefined && current > stale);
     const hook = delivery(uuid);
     const update = { status: 'success', imageUUID: randomUUID(), cost: 0.01, finishedAt: T0 + 2 } as const;
     await assert.rejects(store.settleGeneration(uuid, 0, update, [hook], stale), ClaimLostError);
+    // Without deliveries too (one statement instead of a transaction).
+    await assert.rejects(store.settleGeneration(uuid, 0, update, [], stale), ClaimLostError);
     assert.equal((await store.listGenerations(uuid))[0]?.status, 'pending');
     assert.ok(!(await store.listPendingDeliveries()).some((d) => d.id === hook.id));
     await assert.rejects(store.setTaskStatus(uuid, 'failed', T0 + 3, FAR, stale), ClaimLostError);
@@ -286,7 +291,7 @@ function taskStoreContract(subject: Subject): void {
   test('settling an already-settled generation fails when fenced; unfenced it overwrites, as before', async () => {
     const { store } = subject;
     const uuid = await seedTask(store);
-    const fence = await store.claimTask(uuid, T0);
+    const fence = (await store.claimTask(uuid, T0))?.fence;
     await store.settleGeneration(uuid, 1, { status: 'error', error: '{"code":"x"}', finishedAt: T0 + 1 }, [], fence);
     const again = delivery(uuid);
     await assert.rejects(
@@ -606,8 +611,8 @@ function taskStoreContract(subject: Subject): void {
     const again = await subject.open();
     try {
       assert.deepEqual(await again.getTask(uuid), await store.getTask(uuid));
-      assert.equal(await again.claimTask(uuid, T0), 1);
-      assert.equal(await store.claimTask(uuid, T0), 2);
+      assert.equal((await again.claimTask(uuid, T0))?.fence, 1);
+      assert.equal((await store.claimTask(uuid, T0))?.fence, 2);
     } finally {
       await again.close();
     }
@@ -665,7 +670,7 @@ describe('TaskStore on SQLite', () => {
       );
       assert.equal((await store.getImage('img-1'))?.taskUUID, key);
       assert.deepEqual((await store.listFailedUploads(key)).map((d) => [d.id, d.taskUUID]), [['del-1', key]]);
-      const fence = await store.claimTask(uuid, T0 + 1);
+      const fence = (await store.claimTask(uuid, T0 + 1))?.fence;
       assert.equal(fence, 1);
       await store.settleGeneration(key, 1, { status: 'success', imageUUID: 'img-2', finishedAt: T0 + 2 }, [], fence);
       await store.setTaskStatus(key, 'done', T0 + 3, FAR, fence);
@@ -691,7 +696,7 @@ describe('TaskStore on SQLite', () => {
     const stores = await Promise.all([1, 2, 3].map(() => openTaskStore({ sqliteFile: shared })));
     try {
       const uuid = await seedTask(stores[0] as TaskStore, 1);
-      assert.equal(await stores[2]?.claimTask(uuid, T0), 1);
+      assert.equal((await stores[2]?.claimTask(uuid, T0))?.fence, 1);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }
@@ -776,14 +781,57 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
     assert.equal(pg.types.getTypeParser(20, 'text')('12'), '12');
   });
 
+  test('a fenced settle that waits on a claim being committed sees it and writes nothing; one that comes first makes the claim wait', async () => {
+    const { store } = subject;
+    const uuid = await seedTask(store, 2);
+    const fence = (await store.claimTask(uuid, T0))?.fence;
+    const update = { status: 'success', imageUUID: randomUUID(), cost: 0.01, finishedAt: T0 + 1 } as const;
+    const other = new pg.Client({ connectionString: database?.url });
+    await other.connect();
+    try {
+      // Another worker's claim, not yet committed, holds the task's row.
+      await other.query('BEGIN');
+      await other.query('UPDATE tasks SET claim_token = claim_token + 1 WHERE task_uuid = $1', [uuid.toLowerCase()]);
+      let settled = false;
+      // Its outcome is kept as a value, so an early answer fails the check below, not the process.
+      const settling = store.settleGeneration(uuid, 0, update, [], fence).then(
+        () => 'written',
+        (error: unknown) => error,
+      );
+      void settling.finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(settled, false, `the settle waits for the claim (it answered ${String(await Promise.race([settling, 'nothing']))})`);
+      await other.query('COMMIT');
+      assert.ok((await settling) instanceof ClaimLostError);
+      assert.equal((await store.listGenerations(uuid))[0]?.status, 'pending');
+      // The other way round: a settle that holds the row (its first step, here left in an open
+      // transaction) makes a claim wait.
+      const current = fence! + 1;
+      await other.query('BEGIN');
+      await other.query('UPDATE tasks SET claim_token = claim_token WHERE task_uuid = $1 AND claim_token = $2', [uuid.toLowerCase(), current]);
+      await other.query(`UPDATE generations SET status = 'success' WHERE task_uuid = $1 AND idx = 1`, [uuid.toLowerCase()]);
+      let claimed = false;
+      const claiming = store.claimTask(uuid, T0 + 2).finally(() => (claimed = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(claimed, false, 'the claim waits for the settle');
+      await other.query('COMMIT');
+      assert.equal((await claiming)?.fence, current + 1);
+      await store.settleGeneration(uuid, 0, update, [], current + 1);
+      assert.deepEqual((await store.listGenerations(uuid)).map((g) => g.status), ['success', 'success']);
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      await other.end();
+    }
+  });
+
   test('three processes opening one fresh database at once migrate it once', async () => {
     const fresh = await freshPostgresDatabase('task_store_race');
     try {
       const stores = await Promise.all([1, 2, 3].map(() => openTaskStore({ databaseUrl: fresh.url, sqliteFile: '', poolSize: 2 })));
       try {
         const uuid = await seedTask(stores[0] as TaskStore, 1);
-        assert.equal(await stores[1]?.claimTask(uuid, T0), 1);
-        assert.equal(await stores[2]?.claimTask(uuid, T0), 2);
+        assert.equal((await stores[1]?.claimTask(uuid, T0))?.fence, 1);
+        assert.equal((await stores[2]?.claimTask(uuid, T0))?.fence, 2);
       } finally {
         await Promise.all(stores.map((s) => s.close()));
       }
