@@ -244,9 +244,10 @@ export class KyselyTenancyStore implements TenancyStore {
         .executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
       const released = await this.takeFromHold(trx, entry.taskUUID, 1);
-      const key = await trx.selectFrom('api_keys').select(['budget_period']).where('id', '=', entry.apiKeyId).executeTakeFirst();
-      const period = key?.budget_period != null && PERIODS.has(key.budget_period) ? (key.budget_period as BudgetPeriod) : null;
-      const start = periodStart(period, entry.at);
+      // The key's current period start, chosen in the statement by its budget period (one round
+      // trip instead of a read and a write); 'total' and no period both start at 0.
+      // (Typed: PostgreSQL cannot infer a parameter's type inside a CASE.)
+      const start = sql<number>`(case budget_period when 'day' then cast(${periodStart('day', entry.at)} as bigint) when 'month' then cast(${periodStart('month', entry.at)} as bigint) else 0 end)`;
       await trx
         .updateTable('api_keys')
         .set({
