@@ -25,8 +25,10 @@ import { runUsageCommand } from '../src/cli/usage-command.ts';
 import { startKiln, type Kiln } from '../src/compose.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { openTaskStore } from '../src/store/open-task-store.ts';
+import type { TaskStore } from '../src/store/task-store.ts';
 import type { EncodedImage, GenerateCall, GenerateResult, GeneratedImage, ImageEngine } from '../src/engines/spec/image-engine.ts';
 import { ApiError } from '../src/errors/index.ts';
+import { freshPostgresDatabase, serviceProblem } from './helpers/services.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
 
 const O3 = 'klingai:kling-image@o3';
@@ -699,36 +701,84 @@ describe('the Runware clients see 402 and 429 as they expect', () => {
   });
 });
 
-describe('budget periods in the store', () => {
-  test('a charge that lands after midnight for the day before counts in the new day; the period never moves back', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'kiln-periods-'));
-    const store = await openTaskStore({ sqliteFile: path.join(dir, 'kiln.sqlite') });
-    try {
-      const id = randomUUID();
-      await store.insertApiKey({ id, hash: randomUUID(), label: 'periods', webhookSecret: null, createdAt: 0 });
-      const tenancy = store.tenancy();
-      assert.equal(await tenancy.setLimits(id, { budgetMicros: 100_000, budgetPeriod: 'day' }), true);
-      // Two days ahead of the real clock (setting a budget reads the period at the real time).
-      const today = new Date();
-      const [y, m, d] = [today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()];
-      const lateOnDay1 = Date.UTC(y, m, d + 1, 23, 59, 59);
-      const earlyOnDay2 = Date.UTC(y, m, d + 2, 0, 0, 10);
-      const entry = (taskUUID: string, at: number) => ({
-        apiKeyId: id, taskUUID, imageIndex: 0, imageUUID: randomUUID(), model: O3, engine: 'studio', width: 1024, height: 1024,
-        priceMicros: 28_000, upstreamMicros: null, at,
-      });
-      assert.equal(await tenancy.charge(entry(randomUUID(), earlyOnDay2)), true);
-      // Made before midnight, committed after a charge of the new day.
-      assert.equal(await tenancy.charge(entry(randomUUID(), lateOnDay1)), true);
-      const account = await tenancy.account(id);
-      assert.equal(account?.periodStart, Date.UTC(y, m, d + 2));
-      assert.equal(account?.spentMicros, 56_000);
-      // A hold from a process whose clock is behind does not take the period back either.
-      const held = await tenancy.hold({ taskUUID: randomUUID(), apiKeyId: id, images: 2, unitMicros: 28_000, now: lateOnDay1, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
-      assert.equal(held.ok, false, 'two more images would pass the day\'s 0.10');
-    } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+const periodStores: [string, () => Promise<{ store: TaskStore; done(): Promise<void> }>, string | undefined][] = [
+  [
+    'SQLite',
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'kiln-periods-'));
+      const store = await openTaskStore({ sqliteFile: path.join(dir, 'kiln.sqlite') });
+      return { store, done: async () => { await store.close(); await rm(dir, { recursive: true, force: true }); } };
+    },
+    undefined,
+  ],
+  [
+    'PostgreSQL',
+    async () => {
+      const database = await freshPostgresDatabase('periods');
+      const store = await openTaskStore({ databaseUrl: database.url, sqliteFile: '' });
+      return { store, done: async () => { await store.close(); await database.drop(); } };
+    },
+    await serviceProblem('postgres'),
+  ],
+];
+
+for (const [name, open, problem] of periodStores) {
+  describe(`budget periods in the store (${name})`, { skip: problem ?? false }, () => {
+    const entry = (apiKeyId: string, at: number) => ({
+      apiKeyId, taskUUID: randomUUID(), imageIndex: 0, imageUUID: randomUUID(), model: O3, engine: 'studio', width: 1024, height: 1024,
+      priceMicros: 28_000, upstreamMicros: null, at,
+    });
+    // Days ahead of the real clock (setting a budget reads the period at the real time).
+    const today = new Date();
+    const [y, m, d] = [today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()];
+
+    test('a charge that lands after midnight for the day before counts in the new day; the period never moves back', async () => {
+      const { store, done } = await open();
+      try {
+        const id = randomUUID();
+        await store.insertApiKey({ id, hash: randomUUID(), label: 'periods', webhookSecret: null, createdAt: 0 });
+        const tenancy = store.tenancy();
+        assert.equal(await tenancy.setLimits(id, { budgetMicros: 100_000, budgetPeriod: 'day' }), true);
+        const lateOnDay1 = Date.UTC(y, m, d + 1, 23, 59, 59);
+        const earlyOnDay2 = Date.UTC(y, m, d + 2, 0, 0, 10);
+        assert.equal(await tenancy.charge(entry(id, earlyOnDay2)), true);
+        // Made before midnight, committed after a charge of the new day.
+        assert.equal(await tenancy.charge(entry(id, lateOnDay1)), true);
+        const account = await tenancy.account(id);
+        assert.equal(account?.periodStart, Date.UTC(y, m, d + 2));
+        assert.equal(account?.spentMicros, 56_000);
+        // A hold from a process whose clock is behind does not take the period back either.
+        const held = await tenancy.hold({ taskUUID: randomUUID(), apiKeyId: id, images: 2, unitMicros: 28_000, now: lateOnDay1, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
+        assert.equal(held.ok, false, 'two more images would pass the day\'s 0.10');
+      } finally {
+        await done();
+      }
+    });
+
+    test('a month starts its spending again; a total budget and a key without one never do', async () => {
+      const { store, done } = await open();
+      try {
+        const tenancy = store.tenancy();
+        const keys = { month: randomUUID(), total: randomUUID(), none: randomUUID() };
+        for (const id of Object.values(keys)) await store.insertApiKey({ id, hash: randomUUID(), label: 'periods', webhookSecret: null, createdAt: 0 });
+        assert.equal(await tenancy.setLimits(keys.month, { budgetMicros: 1_000_000, budgetPeriod: 'month' }), true);
+        assert.equal(await tenancy.setLimits(keys.total, { budgetMicros: 1_000_000, budgetPeriod: 'total' }), true);
+        const nextMonth = Date.UTC(y, m + 1, 3, 12);
+        const monthAfter = Date.UTC(y, m + 2, 1, 0, 0, 5);
+        for (const id of Object.values(keys)) {
+          assert.equal(await tenancy.charge(entry(id, nextMonth)), true);
+          assert.equal(await tenancy.charge(entry(id, monthAfter)), true);
+        }
+        const month = await tenancy.account(keys.month);
+        assert.deepEqual([month?.periodStart, month?.spentMicros], [Date.UTC(y, m + 2, 1), 28_000]);
+        const total = await tenancy.account(keys.total);
+        assert.deepEqual([total?.periodStart, total?.spentMicros], [0, 56_000]);
+        const none = await tenancy.account(keys.none);
+        assert.deepEqual([none?.periodStart, none?.spentMicros], [0, 56_000]);
+      } finally {
+        await done();
+      }
+    });
   });
-});
+}
+

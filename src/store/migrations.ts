@@ -54,6 +54,9 @@ function initial(dialect: StoreDialect): Migration {
       await db.schema.createIndex('tasks_expiry').ifNotExists().on('tasks').column('expires_at').execute();
 
       await db.schema
+        // On PostgreSQL, tasks' generations are inserted from JSON rows (json_populate_recordset,
+        // store/kysely-task-store.ts), where a key left out is NULL, not the column's default:
+        // a column added here later with NOT NULL must be written by fromGeneration.
         .createTable('generations')
         .ifNotExists()
         .addColumn('task_uuid', 'text', (c) => c.notNull().references('tasks.task_uuid').onDelete('cascade'))

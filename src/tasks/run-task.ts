@@ -85,9 +85,10 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   const progress = new ProgressReporter(deps.events, record.taskUUID, task.progress === true);
   // A first run's generations were read beside its claim: nothing but a run could have settled
   // one, and there was none. A later run reads them after its claim, which fences the runs
-  // before it out, so it sees everything they settled.
+  // before it out, so it sees everything they settled. So does a first run whose side read does
+  // not hold the task's images (it ran before a task deleted and stored again was inserted).
   const [generations] = await Promise.all([
-    fence === 1 ? firstRead : deps.store.listGenerations(taskUUID),
+    fence === 1 && firstRead.length === record.imageCount ? firstRead : deps.store.listGenerations(taskUUID),
     // Its images count as running for the key's limits (docs/tenancy.md).
     task.keyHold && deps.tenancy?.started(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task started for its key')),
   ]);

@@ -166,8 +166,11 @@ export class TaskService {
       weight = admitted?.weight ?? 1;
       held = admitted?.held ?? false;
     } catch (error) {
-      // A conflict leaves the admission reservation alone: it is the other task's.
-      if (!(error instanceof ApiError && error.code === 'conflictTaskUUID')) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      // A conflict leaves the admission reservation alone: it is the other task's. So does a
+      // refusal when the reservation was already there (a concurrent resend made it).
+      if (reservation.value === 'reserved' && !(error instanceof ApiError && error.code === 'conflictTaskUUID')) {
+        await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      }
       throw this.unavailable(error, task) ?? error;
     }
     let stored = false;
@@ -191,9 +194,11 @@ export class TaskService {
         return 'attached';
       }
       // Nothing half-accepted stays behind: the client hears an error, so the task must not run.
+      // What goes back is what this call made: the reservation when it made it (or when the task
+      // it deletes was its own), the key's hold when it took one.
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
-      await this.deps.admission.release(task.taskUUID).catch(() => undefined);
-      await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+      if (reservation.value === 'reserved' || stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      if (held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });

@@ -159,18 +159,18 @@ function taskStoreContract(subject: Subject): void {
     const uuid = mixedUUID();
     const record = task(uuid, { imageCount: 3 });
     // Out of order on purpose: listGenerations orders by index.
-    await store.insertTask(record, [generation(uuid, 2), generation(uuid, 0), { ...generation(uuid, 1), seriesIndex: 4 }]);
+    await store.insertTask(record, [{ ...generation(uuid, 2), seed: 2 ** 31 - 1 }, generation(uuid, 0), { ...generation(uuid, 1), seriesIndex: 4 }]);
     const expected = { ...record, taskUUID: uuid.toLowerCase(), claimedAt: null };
     assert.deepEqual(await store.getTask(uuid), expected);
     assert.deepEqual(await store.getTask(uuid.toLowerCase()), expected);
     assert.deepEqual(await store.getTask(uuid.toUpperCase()), expected);
     const generations = await store.listGenerations(uuid.toUpperCase());
     assert.deepEqual(
-      generations.map((g) => [g.taskUUID, g.index, g.seed, g.seriesIndex, g.status]),
+      generations.map((g) => [g.taskUUID, g.index, g.seed, g.seriesIndex, g.status, g.imageUUID, g.error, g.cost, g.nsfw, g.finishedAt, g.upstreamCost ?? null]),
       [
-        [uuid.toLowerCase(), 0, 1000, null, 'pending'],
-        [uuid.toLowerCase(), 1, 1001, 4, 'pending'],
-        [uuid.toLowerCase(), 2, 1002, null, 'pending'],
+        [uuid.toLowerCase(), 0, 1000, null, 'pending', null, null, null, null, null, null],
+        [uuid.toLowerCase(), 1, 1001, 4, 'pending', null, null, null, null, null, null],
+        [uuid.toLowerCase(), 2, 2 ** 31 - 1, null, 'pending', null, null, null, null, null, null],
       ],
     );
     assert.equal(await store.getTask(randomUUID()), undefined);
