@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify';
+import { linkSignals } from '../shared/linked-signal.ts';
 
 /**
  * Runs `wait` with a signal that aborts when the HTTP client goes away before its answer was
@@ -12,9 +13,12 @@ export async function whileClientWaits(reply: FastifyReply, shutdown: AbortSigna
     if (!reply.raw.writableFinished) controller.abort();
   };
   reply.raw.once('close', onClose);
+  // Not AbortSignal.any: the shutdown signal lives as long as the server (see linkSignals).
+  const linked = linkSignals(controller.signal, shutdown);
   try {
-    await wait(AbortSignal.any([controller.signal, shutdown]));
+    await wait(linked.signal);
   } finally {
     reply.raw.off('close', onClose);
+    linked.dispose();
   }
 }

@@ -11,6 +11,7 @@
  * - The body is capped while it streams; every body that is not returned is dumped or destroyed
  *   so no socket is left hanging.
  */
+import { linkSignals } from '../shared/linked-signal.ts';
 import { Agent, request, type Dispatcher } from 'undici';
 import { checkAddress, isIpLiteral } from './address-guard.ts';
 import { FetchError } from './fetch-error.ts';
@@ -112,7 +113,9 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
     if (closed) throw new FetchError('aborted', 'The HTTP client is closed.', { url });
     const options = { ...base, ...definedOnly(init) };
     const timeout = AbortSignal.timeout(options.totalTimeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    // Not AbortSignal.any: a caller's signal may live as long as its service (see linkSignals).
+    const linked = linkSignals(init.signal, timeout);
+    const signal = linked.signal;
     const dispatcher = agentFor(options.allowPrivate, options.connectTimeoutMs);
     // Backstops only: the total-timeout signal normally fires first.
     const socketTimeouts = { headersTimeout: options.totalTimeoutMs, bodyTimeout: options.totalTimeoutMs };
@@ -126,57 +129,61 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
       ...lowerCaseKeys(init.headers),
     };
 
-    for (let redirects = 0; ; redirects++) {
-      await checkPort(current, options.allowPrivate, options.allowedPorts);
-      const context: FailureContext = {
-        url: current.href,
-        timeout,
-        callerSignal: init.signal,
-        totalTimeoutMs: options.totalTimeoutMs,
-      };
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await request(current, { method, headers, body: body ?? null, signal, dispatcher, ...socketTimeouts });
-      } catch (error) {
-        throw toFetchError(error, context);
-      }
-      const { statusCode } = response;
-      const location = response.headers.location;
-      if (REDIRECT_STATUSES.has(statusCode) && typeof location === 'string' && options.maxRedirects > 0) {
-        const keepsMethod = statusCode === 307 || statusCode === 308;
-        if (keepsMethod || method === 'GET') {
-          await discard(response.body);
-          if (redirects >= options.maxRedirects) {
-            throw new FetchError('tooManyRedirects', `More than ${options.maxRedirects} redirects.`, {
-              url: current.href,
-              status: statusCode,
-            });
-          }
-          const next = parseTarget(resolveLocation(location, current), options.allowPrivate);
-          if (next.origin !== current.origin) headers = withoutCredentials(headers);
-          if (!keepsMethod) body = undefined;
-          method = keepsMethod ? method : 'GET';
-          current = next;
-          continue;
-        }
-      }
-      if (!acceptStatus(statusCode)) {
-        await discard(response.body);
-        throw new FetchError('httpStatus', `The server answered HTTP ${statusCode}.`, {
+    try {
+      for (let redirects = 0; ; redirects++) {
+        await checkPort(current, options.allowPrivate, options.allowedPorts);
+        const context: FailureContext = {
           url: current.href,
-          status: statusCode,
-        });
+          timeout,
+          callerSignal: init.signal,
+          totalTimeoutMs: options.totalTimeoutMs,
+        };
+        let response: Dispatcher.ResponseData;
+        try {
+          response = await request(current, { method, headers, body: body ?? null, signal, dispatcher, ...socketTimeouts });
+        } catch (error) {
+          throw toFetchError(error, context);
+        }
+        const { statusCode } = response;
+        const location = response.headers.location;
+        if (REDIRECT_STATUSES.has(statusCode) && typeof location === 'string' && options.maxRedirects > 0) {
+          const keepsMethod = statusCode === 307 || statusCode === 308;
+          if (keepsMethod || method === 'GET') {
+            await discard(response.body);
+            if (redirects >= options.maxRedirects) {
+              throw new FetchError('tooManyRedirects', `More than ${options.maxRedirects} redirects.`, {
+                url: current.href,
+                status: statusCode,
+              });
+            }
+            const next = parseTarget(resolveLocation(location, current), options.allowPrivate);
+            if (next.origin !== current.origin) headers = withoutCredentials(headers);
+            if (!keepsMethod) body = undefined;
+            method = keepsMethod ? method : 'GET';
+            current = next;
+            continue;
+          }
+        }
+        if (!acceptStatus(statusCode)) {
+          await discard(response.body);
+          throw new FetchError('httpStatus', `The server answered HTTP ${statusCode}.`, {
+            url: current.href,
+            status: statusCode,
+          });
+        }
+        if (init.discardBody) {
+          // Not even drained: a receiver that dribbles or floods its answer cannot hold the caller.
+          // Destroying emits an abort error on the stream; nobody reads it, so it is swallowed here.
+          response.body.on('error', () => {});
+          response.body.destroy();
+          return { url: current.href, status: statusCode, headers: flattenHeaders(response.headers), body: new Uint8Array(0), redirects };
+        }
+        const bytes = await readCapped(response, options.maxBytes, context);
+        const flat = flattenHeaders(response.headers);
+        return { url: current.href, status: statusCode, headers: flat, body: bytes, redirects };
       }
-      if (init.discardBody) {
-        // Not even drained: a receiver that dribbles or floods its answer cannot hold the caller.
-        // Destroying emits an abort error on the stream; nobody reads it, so it is swallowed here.
-        response.body.on('error', () => {});
-        response.body.destroy();
-        return { url: current.href, status: statusCode, headers: flattenHeaders(response.headers), body: new Uint8Array(0), redirects };
-      }
-      const bytes = await readCapped(response, options.maxBytes, context);
-      const flat = flattenHeaders(response.headers);
-      return { url: current.href, status: statusCode, headers: flat, body: bytes, redirects };
+    } finally {
+      linked.dispose();
     }
   }
 
