@@ -143,20 +143,22 @@ export class TaskService {
     // cannot overshoot the bound. It is keyed by taskUUID: for a task that exists, only a
     // reservation made by this call is given back (one the task already held stays its own).
     const images = imageCount(task);
-    const [found, reservation] = await Promise.all([outcomeOf(this.deps.store.getTask(task.taskUUID)), outcomeOf(this.deps.admission.reserve(task.taskUUID, images))]);
+    const [found, reservation] = await Promise.allSettled([this.deps.store.getTask(task.taskUUID), this.deps.admission.reserve(task.taskUUID, images)]);
+    // Only a reservation this call made is ever given back by it.
+    const madeHere = reservation.status === 'fulfilled' && reservation.value === 'reserved';
     const giveBack = async (): Promise<void> => {
-      if (reservation.ok && reservation.value === 'reserved') await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      if (madeHere) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
     };
-    if (!found.ok) {
+    if (found.status === 'rejected') {
       await giveBack();
-      throw found.error;
+      throw found.reason;
     }
     if (found.value) {
       await giveBack();
       this.attachOrConflict(found.value, task, principal);
       return 'attached';
     }
-    if (!reservation.ok) throw this.unavailable(reservation.error, task) ?? reservation.error;
+    if (reservation.status === 'rejected') throw this.unavailable(reservation.reason, task) ?? reservation.reason;
     if (reservation.value === 'full') throw queueFull(task.taskUUID, task.taskType, this.deps.queueCapacity);
     // The key's rate, image limits and budget (docs/tenancy.md): a refused task holds nothing.
     let weight = 1;
@@ -168,9 +170,7 @@ export class TaskService {
     } catch (error) {
       // A conflict leaves the admission reservation alone: it is the other task's. So does a
       // refusal when the reservation was already there (a concurrent resend made it).
-      if (reservation.value === 'reserved' && !(error instanceof ApiError && error.code === 'conflictTaskUUID')) {
-        await this.deps.admission.release(task.taskUUID).catch(() => undefined);
-      }
+      if (!(error instanceof ApiError && error.code === 'conflictTaskUUID')) await giveBack();
       throw this.unavailable(error, task) ?? error;
     }
     let stored = false;
@@ -197,7 +197,8 @@ export class TaskService {
       // What goes back is what this call made: the reservation when it made it (or when the task
       // it deletes was its own), the key's hold when it took one.
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
-      if (reservation.value === 'reserved' || stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      if (stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
+      else await giveBack();
       if (held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
@@ -557,13 +558,4 @@ export class TaskService {
 /** The same error, reported once for `count` images (docs/protocol.md: failures that end several images). */
 function withImageCount(error: ApiError, count: number): ApiError {
   return new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, imageCount: count } });
-}
-
-/** A promise's outcome as a value, so two calls can go out together and each be handled on its own. */
-async function outcomeOf<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  try {
-    return { ok: true, value: await promise };
-  } catch (error) {
-    return { ok: false, error };
-  }
 }
