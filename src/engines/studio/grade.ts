@@ -24,6 +24,9 @@ function toneCurve(grade: GradePlan, channel: 0 | 1 | 2): Float32Array {
   return lut;
 }
 
+/** The grain's uniform draws (two per value), reused by every grade a thread prepares. */
+const scratchDraws = new Float64Array(GRAIN_TILE * GRAIN_TILE * 2);
+
 /** Offset into `CLAMP`: grade results from −384 to 639 map to 0…255 with one look-up, no branches. */
 const CLAMP_OFFSET = 384;
 const CLAMP = new Uint8Array(1024);
@@ -188,8 +191,10 @@ function seedFreeGrade(grade: GradePlan, width: number, height: number): SeedFre
 export function prepareGrade(grade: GradePlan, width: number, height: number): PreparedGrade {
   const random = new Random(grade.seed);
   // Grain scales with the image so a thumbnail and a 4K render look alike.
+  // Two uniform draws per grain value, in order: drawn as one block, then summed in pairs.
+  const draws = random.fill(scratchDraws);
   const grain = new Int32Array(GRAIN_TILE * GRAIN_TILE);
-  for (let i = 0; i < grain.length; i++) grain[i] = Math.round((random.next() + random.next() - 1) * grade.grain) + CLAMP_OFFSET;
+  for (let i = 0; i < grain.length; i++) grain[i] = Math.round((draws[2 * i]! + draws[2 * i + 1]! - 1) * grade.grain) + CLAMP_OFFSET;
   const invH = 1 / height;
   const mistNoise = new Noise1D(random.fork(7));
   // Forking does not advance `random`, so the paper noise is made only when it is used.

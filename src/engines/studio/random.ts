@@ -45,6 +45,19 @@ export class Random {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
+  /** Fills `values` with the next `values.length` draws (the same numbers as calling `next` that often). */
+  fill<T extends Float32Array | Float64Array>(values: T): T {
+    let state = this.state;
+    for (let i = 0; i < values.length; i++) {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), state | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      values[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    }
+    this.state = state;
+    return values;
+  }
+
   range(min: number, max: number): number {
     return min + (max - min) * this.next();
   }
@@ -78,18 +91,28 @@ export class Random {
 export class Noise1D {
   private readonly values: Float32Array;
 
+  private readonly cells: number;
+  private readonly inverse: number;
+
+  /** `cells` is a power of two: the wrap below is then exact (a division by it only shifts the exponent). */
   constructor(random: Random, cells = 256) {
+    if (!(cells > 0 && (cells & (cells - 1)) === 0)) throw new Error(`noise cells must be a power of two, not ${cells}`);
+    this.cells = cells;
+    this.inverse = 1 / cells;
     this.values = new Float32Array(cells + 1);
     for (let i = 0; i <= cells; i++) this.values[i] = random.next();
   }
 
   at(x: number): number {
-    const n = this.values.length - 1;
-    const xf = ((x % n) + n) % n;
+    const n = this.cells;
+    // x mod n in [0, n) without the floating-point remainder (a slow library call); a remainder
+    // too small to survive the subtraction rounds up to n, which wraps to the lattice's start.
+    let xf = x - Math.floor(x * this.inverse) * n;
+    if (xf >= n) xf = 0;
     const i = Math.floor(xf);
     const f = xf - i;
-    const a = this.values[i] ?? 0;
-    const b = this.values[i + 1] ?? 0;
+    const a = this.values[i]!;
+    const b = this.values[i + 1]!;
     const s = f * f * (3 - 2 * f);
     return a + (b - a) * s;
   }
@@ -114,9 +137,9 @@ export class Noise1D {
 export class Noise2D {
   private readonly values: Float32Array;
 
-  constructor(random: Random) {
-    this.values = new Float32Array(256 * 256);
-    for (let i = 0; i < this.values.length; i++) this.values[i] = random.next();
+  /** `into` (at least 256² entries) is used instead of a new table: a caller that makes one field at a time can keep it. */
+  constructor(random: Random, into?: Float32Array) {
+    this.values = random.fill(into ? into.subarray(0, 256 * 256) : new Float32Array(256 * 256));
   }
 
   at(x: number, y: number): number {

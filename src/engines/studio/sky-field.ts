@@ -10,6 +10,9 @@ export interface SkyField {
   readonly scale: number;
 }
 
+/** The cloud noise's lattice, refilled for every field (a thread makes one field at a time, and nothing keeps it after). */
+const NOISE_TABLE = new Float32Array(256 * 256);
+
 /** Field cells are about this many; clouds and glow need no more. */
 const FIELD_CELLS = 40_000;
 
@@ -33,7 +36,7 @@ export function renderSkyField(sky: SkyPlan, width: number, height: number, maxY
   const fh = Math.ceil(height / scale) + 2;
   const data = new Float32Array(fw * fh * 3);
   const random = new Random(sky.noiseSeed);
-  const noise = new Noise2D(random.fork(1));
+  const noise = new Noise2D(random.fork(1), NOISE_TABLE);
   const curtains = new Noise1D(random.fork(2));
   const rayNoise = new Noise1D(random.fork(3));
   const rowColour = new Float32Array(3);
