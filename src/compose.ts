@@ -250,6 +250,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     uploadRetentionMs: config.uploadRetentionMs,
     idempotentResubmit: config.idempotentResubmit,
     queueCapacity: config.queueMax,
+    encoding: { optimizeJpegCoding: config.jpegOptimizeCoding },
   });
   const shutdown = new AbortController();
   // Every waiting sync request listens to it; their number is bounded by the queue, not by 10.

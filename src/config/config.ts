@@ -54,6 +54,7 @@ const envSchema = z.object({
   KILN_KEY_MAX_QUEUED_IMAGES: int(0, 10_000_000).optional(),
   KILN_KEY_RATE: z.coerce.number().positive().max(1_000_000).optional(),
   KILN_WARMUP: bool.default(true),
+  KILN_JPEG_OPTIMIZE_CODING: bool.default(true),
   KILN_IDEMPOTENT_RESUBMIT: bool.default(true),
   KILN_TRUST_PROXY: bool.default(false),
   KILN_CORS_ORIGINS: list.optional(),
@@ -146,6 +147,8 @@ export interface Config {
   readonly keyDefaults: { readonly maxConcurrentImages: number | null; readonly maxQueuedImages: number | null; readonly rate: number | null };
   /** Warm the studio workers and sharp at start (≤ 3 s), so the first requests are not cold. */
   readonly warmUp: boolean;
+  /** JPEG Huffman tables optimised per image (smaller files) or the standard ones (about 3× faster encodes). */
+  readonly jpegOptimizeCoding: boolean;
   /** BullMQ job lock: a worker that dies loses its tasks to another worker after this long. */
   readonly queueLockMs: number;
   /** PostgreSQL task store; absent → SQLite in the data dir. */
@@ -312,6 +315,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     }),
     queueLockMs: e.KILN_QUEUE_LOCK_SECONDS * 1000,
     warmUp: e.KILN_WARMUP,
+    jpegOptimizeCoding: e.KILN_JPEG_OPTIMIZE_CODING,
     databaseUrl: e.KILN_DATABASE_URL,
     databasePool: e.KILN_DATABASE_POOL,
     redisUrl: e.KILN_REDIS_URL,

@@ -404,7 +404,7 @@ async function finishImage(
   let mark = performance.now();
   // The safety check reads the same pixels as the encoder: the two run side by side.
   const [encoded, verdict] = await Promise.all([
-    image.pixels ? encodeRaw(image.pixels, format, task.outputQuality) : ensureFormat(image.encoded!, format, task.outputQuality),
+    image.pixels ? encodeRaw(image.pixels, format, task.outputQuality, deps.encoding) : ensureFormat(image.encoded!, format, task.outputQuality, deps.encoding),
     task.safetyMode !== 'none' && deps.safety
       ? timer.time('safety', deps.safety.classify(source, { taskUUID: record.taskUUID, what: `image ${generation.index}` }))
       : undefined,

@@ -3,6 +3,7 @@ import { ApiError, conflictTaskUUID, queueFull, serviceUnavailable, taskCancelle
 import type { TaskEventBus, TaskListener } from '../events/task-events.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
+import type { EncodeOptions } from '../imaging/encode.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Admission } from '../queue/admission.ts';
 import type { TaskQueue } from '../queue/task-queue.ts';
@@ -44,6 +45,8 @@ export interface TaskServiceDeps {
   readonly metrics?: Metrics;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Operator encode settings (KILN_JPEG_OPTIMIZE_CODING); none: the defaults. */
+  readonly encoding?: EncodeOptions;
   /**
    * Public URL of a stored object, e.g. `http://localhost:8080/image/<uuid>.jpg`: under
    * KILN_PUBLIC_URL when it is set, else under `base` (where the client reached Kiln).
