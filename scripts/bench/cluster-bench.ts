@@ -4,7 +4,8 @@
  *   s3rver, all on loopback) against the same task on one `kiln serve` child process;
  * - the event bus's delivery latency from another process to this one (p50, p99).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,10 +52,62 @@ const task = (): Record<string, unknown> => ({
  */
 const WARM_UP = 8;
 
-async function timeRequests(servers: readonly { url: string }[], runs: number, workers: number): Promise<number[]> {
+/** CPU milliseconds (user + system, all threads) used so far by each group of processes on the machine, from /proc; empty where there is none. */
+type CpuSample = Map<string, number>;
+
+let clockTicks: number | undefined;
+
+function sampleCpu(groupOf: (pid: number, command: string) => string): CpuSample {
+  const sample: CpuSample = new Map();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return sample;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // it ended meanwhile
+    }
+    // "pid (command) state ppid …": utime and stime are the 14th and 15th fields.
+    const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+    const group = groupOf(Number(pid), command);
+    sample.set(group, (sample.get(group) ?? 0) + ms);
+  }
+  return sample;
+}
+
+/** Names the machine's processes: Kiln's own by pid, the services and the kernel by command. */
+function grouping(kiln: ReadonlyMap<number, string>): (pid: number, command: string) => string {
+  return (pid, command) => {
+    const own = kiln.get(pid);
+    if (own) return own;
+    if (pid === process.pid) return 'bench process (client, s3rver)';
+    if (command.startsWith('postgres')) return 'PostgreSQL';
+    if (command.startsWith('redis-server')) return 'Redis';
+    if (command.startsWith('kworker') || command.startsWith('ksoftirqd')) return 'kernel workers';
+    return 'other';
+  };
+}
+
+interface Timed {
+  readonly times: number[];
+  /** CPU milliseconds per counted request, by group of processes. */
+  readonly cpuPerTask: Map<string, number>;
+}
+
+async function timeRequests(servers: readonly { url: string }[], runs: number, workers: number, groupOf: (pid: number, command: string) => string): Promise<Timed> {
   const times: number[] = [];
   const warmUp = WARM_UP * workers;
+  let before: CpuSample = new Map();
   for (let i = -warmUp; i < runs; i++) {
+    if (i === 0) before = sampleCpu(groupOf);
     const server = servers[(i + warmUp) % servers.length]!;
     const started = performance.now();
     const response = await post(server, [task()]);
@@ -62,7 +115,22 @@ async function timeRequests(servers: readonly { url: string }[], runs: number, w
     // Warm-up requests are not counted.
     if (i >= 0) times.push(performance.now() - started);
   }
-  return times;
+  // The last task's tail (its status, charge, the queue's completion) belongs to the series too.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const after = sampleCpu(groupOf);
+  const cpuPerTask = new Map<string, number>();
+  for (const [group, ms] of after) {
+    const used = (ms - (before.get(group) ?? 0)) / Math.max(1, runs);
+    if (used > 0) cpuPerTask.set(group, used);
+  }
+  return { times, cpuPerTask };
+}
+
+/** "12.3 ms (a 5.0, b 4.1, …)": the total and the groups that used at least 0.3 ms. */
+function describeCpu(cpu: ReadonlyMap<string, number>): { total: number; text: string } {
+  const total = [...cpu.values()].reduce((sum, ms) => sum + ms, 0);
+  const parts = [...cpu].filter(([, ms]) => ms >= 0.3).sort((a, b) => b[1] - a[1]);
+  return { total, text: parts.map(([group, ms]) => `${group} ${ms.toFixed(1)}`).join(', ') };
 }
 
 async function eventLatency(count: number): Promise<number[]> {
@@ -92,23 +160,33 @@ export async function benchCluster(runs: number): Promise<ClusterBench> {
   // the start-up warm-up on (the default; the test helpers turn it off to save time).
   const env = { KILN_STUDIO_THREADS: '2', KILN_WARMUP: 'true' };
   const single = await ChildServer.start(dataDir, env);
-  let serveTimes: number[];
+  let serveTimes: Timed;
   try {
-    serveTimes = await timeRequests([single], runs, 1);
+    serveTimes = await timeRequests([single], runs, 1, grouping(new Map([[single.child.pid!, '`kiln serve`']])));
   } finally {
     await single.kill('SIGTERM');
     await rm(dataDir, { recursive: true, force: true });
   }
   const cluster = await startCluster({ env: { ...env, KILN_QUEUE_LOCK_SECONDS: '30' } });
-  let clusterTimes: number[];
+  let clusterTimes: Timed;
   try {
-    clusterTimes = await timeRequests(cluster.apis, runs, cluster.workers.length);
+    const roles = new Map<number, string>([...cluster.apis.map((api) => [api.child.pid!, 'api processes'] as const), ...cluster.workers.map((worker) => [worker.child.pid!, 'worker processes'] as const)]);
+    clusterTimes = await timeRequests(cluster.apis, runs, cluster.workers.length, grouping(roles));
   } finally {
     await cluster.close();
   }
   const latencies = await eventLatency(1000);
-  const serve = median(serveTimes);
-  const scaled = median(clusterTimes);
+  const serve = median(serveTimes.times);
+  const scaled = median(clusterTimes.times);
+  const serveCpu = describeCpu(serveTimes.cpuPerTask);
+  const clusterCpu = describeCpu(clusterTimes.cpuPerTask);
+  const cpuRows: [string, string, string][] =
+    serveCpu.total > 0 && clusterCpu.total > 0
+      ? [
+          ['CPU per task, every process on the machine, while one `kiln serve` runs the tasks above', `${serveCpu.total.toFixed(1)} ms`, `1.00×: ${serveCpu.text}`],
+          ['same while the cluster runs them', `${clusterCpu.total.toFixed(1)} ms`, `${(clusterCpu.total / serveCpu.total).toFixed(2)}×: ${clusterCpu.text}`],
+        ]
+      : [];
   return {
     rows: [
       ['1024×1024 sync REST task on one `kiln serve` process', `${serve.toFixed(1)} ms`, '1.00× (reference)'],
@@ -117,6 +195,7 @@ export async function benchCluster(runs: number): Promise<ClusterBench> {
         `${scaled.toFixed(1)} ms`,
         `${(scaled / serve).toFixed(2)}× one process (target ≤ 1.3)`,
       ],
+      ...cpuRows,
       [
         'event bus, worker process → API process (Redis pub/sub, 1000 events)',
         `p50 ${percentile(latencies, 50).toFixed(2)} ms`,
