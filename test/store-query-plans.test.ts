@@ -151,6 +151,10 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     await run('tenancy.charge', () =>
       tenancy.charge({ apiKeyId: 'key-x', taskUUID: held, imageIndex: 0, imageUUID: randomUUID(), model: 'm', engine: 'e', width: 64, height: 64, priceMicros: 28_000, upstreamMicros: 27_000, at: now }),
     );
+    // A task admitted without a hold: one statement on PostgreSQL.
+    await run('tenancy.charge unheld', () =>
+      tenancy.charge({ apiKeyId: 'key-x', taskUUID: held, imageIndex: 1, imageUUID: randomUUID(), model: 'm', engine: 'e', width: 64, height: 64, priceMicros: 28_000, upstreamMicros: null, at: now }, { held: false }),
+    );
     await run('tenancy.refund', () => tenancy.refund(held, 1));
     await run('tenancy.release', () => tenancy.release(held));
     await run('tenancy.holdsOlderThan', () => tenancy.holdsOlderThan(T0 - 1_900_000));

@@ -755,6 +755,42 @@ for (const [name, open, problem] of periodStores) {
       }
     });
 
+    test('a charge counts each image once, with a hold (its price comes off it) and without one (one statement on PostgreSQL)', async () => {
+      const { store, done } = await open();
+      try {
+        const tenancy = store.tenancy();
+        const id = randomUUID();
+        await store.insertApiKey({ id, hash: randomUUID(), label: 'charges', webhookSecret: null, createdAt: 0 });
+        const at = Date.UTC(y, m, d, 12);
+        // Without a hold: the ledger row and the key's counters, once per image.
+        const free = { ...entry(id, at), taskUUID: randomUUID() };
+        assert.equal(await tenancy.charge(free, { held: false }), true);
+        assert.equal(await tenancy.charge(free, { held: false }), false, 'the same image twice');
+        assert.equal(await tenancy.charge({ ...free, imageIndex: 1, priceMicros: 30_000 }, { held: false }), true);
+        let account = await tenancy.account(id);
+        assert.deepEqual([account?.usageImages, account?.usageMicros, account?.spentMicros, account?.reservedMicros], [2, 58_000, 58_000, 0]);
+        assert.equal(await tenancy.wasCharged(free.taskUUID), true);
+        const rows = await tenancy.usage({ apiKeyId: id });
+        assert.deepEqual(rows.map((r) => [r.taskUUID, r.imageIndex, r.priceMicros]), [[free.taskUUID, 0, 28_000], [free.taskUUID, 1, 30_000]]);
+        // With a hold: the price moves from reserved to spent.
+        const heldTask = randomUUID();
+        const outcome = await tenancy.hold({ taskUUID: heldTask, apiKeyId: id, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
+        assert.equal(outcome.ok, true);
+        assert.equal((await tenancy.account(id))?.reservedMicros, 56_000);
+        const paid = { ...entry(id, at), taskUUID: heldTask };
+        assert.equal(await tenancy.charge(paid, { held: true }), true);
+        assert.equal(await tenancy.charge(paid, { held: true }), false, 'the same image twice');
+        account = await tenancy.account(id);
+        assert.deepEqual([account?.usageImages, account?.spentMicros, account?.reservedMicros], [3, 86_000, 28_000]);
+        // A charge of a key that no longer exists still writes its ledger row (nothing to count it on).
+        const gone = { ...entry(randomUUID(), at) };
+        assert.equal(await tenancy.charge(gone, { held: false }), true);
+        assert.equal(await tenancy.wasCharged(gone.taskUUID), true);
+      } finally {
+        await done();
+      }
+    });
+
     test('a month starts its spending again; a total budget and a key without one never do', async () => {
       const { store, done } = await open();
       try {

@@ -181,8 +181,8 @@ export class KyselyTaskStore implements TaskStore {
   async setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number): Promise<void> {
     const key = taskKey(taskUUID);
     const ended = status === 'done' || status === 'failed';
-    await this.db.transaction().execute(async (trx) => {
-      const updated = await trx
+    const statusUpdate = (db: Db) =>
+      db
         .updateTable('tasks')
         .set({
           status,
@@ -191,10 +191,40 @@ export class KyselyTaskStore implements TaskStore {
           ...(expiresAt === undefined ? {} : { expires_at: expiresAt }),
         })
         .where('task_uuid', '=', key)
-        .$if(fence !== undefined, (q) => q.where('claim_token', '=', fence as number))
-        .executeTakeFirst();
-      if (fence !== undefined && Number(updated.numUpdatedRows) === 0) throw new ClaimLostError(key);
-      if (expiresAt !== undefined && expiresAt !== null) await keepInlineImages(trx, key, expiresAt);
+        .$if(fence !== undefined, (q) => q.where('claim_token', '=', fence as number));
+    const lost = (updatedRows: bigint | number | undefined): void => {
+      if (fence !== undefined && Number(updatedRows ?? 0) === 0) throw new ClaimLostError(key);
+    };
+    if (expiresAt === undefined || expiresAt === null) {
+      // One statement: atomic without a transaction (two round trips fewer on PostgreSQL).
+      lost((await statusUpdate(this.db).executeTakeFirst()).numUpdatedRows);
+      return;
+    }
+    if (!this.sqlite) {
+      // On PostgreSQL the task's row and its inline images are one statement (a data-modifying
+      // WITH: the images are kept only when the task's row, fence included, was written), one
+      // round trip instead of four.
+      const written = await this.db
+        .with('status', () => statusUpdate(this.db).returning('task_uuid'))
+        .with('kept', (db) =>
+          db
+            .updateTable('images')
+            .set({ expires_at: expiresAt })
+            .where('task_uuid', '=', key)
+            .where('kind', '=', 'generated')
+            .where('servable', '=', 0)
+            .where(({ exists, selectFrom }) => exists(selectFrom('status').select('status.task_uuid')))
+            .returning('image_uuid'),
+        )
+        .selectFrom('status')
+        .select('status.task_uuid')
+        .execute();
+      lost(written.length);
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      lost((await statusUpdate(trx).executeTakeFirst()).numUpdatedRows);
+      await keepInlineImages(trx, key, expiresAt);
     });
   }
 
@@ -633,6 +663,7 @@ async function holdFence(trx: Transaction<StoreSchema>, key: string, fence: numb
 }
 
 /** Images delivered inline (not by URL) exist for getResponse, so they live as long as the task record. */
+/** Inline (non-URL) images of an ended task live as long as the task record (`setTaskStatus` on PostgreSQL writes the same in its statement). */
 async function keepInlineImages(trx: Db, key: string, expiresAt: number): Promise<void> {
   await trx.updateTable('images').set({ expires_at: expiresAt }).where('task_uuid', '=', key).where('kind', '=', 'generated').where('servable', '=', 0).execute();
 }

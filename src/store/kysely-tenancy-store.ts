@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, SqliteAdapter, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { GenerationsTable, TasksTable } from './schema.ts';
 import {
   periodStart,
@@ -103,8 +103,28 @@ const toEntry = (r: Selectable<UsageLedgerTable>): LedgerEntry => ({
  * concurrent transactions and later reads in the same transaction see what the previous one
  * committed; on SQLite it takes the write lock before anything is read.
  */
+/**
+ * The key's counters after charging `entry`, `released` micro-dollars coming off its reservation.
+ * The key's current period start is chosen in the statement by its budget period (one round
+ * trip instead of a read and a write); 'total' and no period both start at 0. (Typed:
+ * PostgreSQL cannot infer a parameter's type inside a CASE.)
+ */
+function spend(entry: LedgerEntry, released: number) {
+  const start = sql<number>`(case budget_period when 'day' then cast(${periodStart('day', entry.at)} as bigint) when 'month' then cast(${periodStart('month', entry.at)} as bigint) else 0 end)`;
+  return {
+    // A charge that lands after its period ended (it was made before midnight) counts in the
+    // current one: the period never moves backwards, so a late charge cannot wipe it.
+    budget_spent_micros: sql<number>`(case when budget_period_start >= ${start} then budget_spent_micros else 0 end) + ${entry.priceMicros}`,
+    budget_period_start: sql<number>`case when budget_period_start > ${start} then budget_period_start else ${start} end`,
+    budget_reserved_micros: sql<number>`budget_reserved_micros - ${released}`,
+    usage_images: sql<number>`usage_images + 1`,
+    usage_micros: sql<number>`usage_micros + ${entry.priceMicros}`,
+  };
+}
+
 export class KyselyTenancyStore implements TenancyStore {
   private readonly db: Kysely<TenancySchema>;
+  private readonly sqlite: boolean;
 
   constructor(
     db: Kysely<any>,
@@ -112,6 +132,7 @@ export class KyselyTenancyStore implements TenancyStore {
     private readonly now: () => number = Date.now,
   ) {
     this.db = db as Kysely<TenancySchema>;
+    this.sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
   }
 
   async account(apiKeyId: string): Promise<KeyAccount | undefined> {
@@ -223,44 +244,55 @@ export class KyselyTenancyStore implements TenancyStore {
     await this.db.updateTable('key_holds').set({ started: 1 }).where('task_uuid', '=', taskUUID).execute();
   }
 
-  charge(entry: LedgerEntry): Promise<boolean> {
+  async charge(entry: LedgerEntry, options: { readonly held?: boolean } = {}): Promise<boolean> {
+    const row = {
+      task_uuid: entry.taskUUID,
+      image_index: entry.imageIndex,
+      api_key_id: entry.apiKeyId,
+      image_uuid: entry.imageUUID,
+      model: entry.model,
+      engine: entry.engine,
+      width: entry.width,
+      height: entry.height,
+      price_micros: entry.priceMicros,
+      upstream_micros: entry.upstreamMicros,
+      created_at: entry.at,
+    };
+    if (options.held === false && !this.sqlite) {
+      // Nothing held, so nothing to take from a hold: on PostgreSQL the ledger row and the key's
+      // counters are one statement (a data-modifying WITH; the key is counted only when the row
+      // was new), one round trip instead of five. SQLite has no such WITH, and its transaction
+      // costs no round trips.
+      const charged = await this.db
+        .with('charged', (db) =>
+          db
+            .insertInto('usage_ledger')
+            .values(row)
+            .onConflict((oc) => oc.columns(['task_uuid', 'image_index']).doNothing())
+            .returning('task_uuid'),
+        )
+        .with('counted', (db) =>
+          db
+            .updateTable('api_keys')
+            .set(spend(entry, 0))
+            .where('id', '=', entry.apiKeyId)
+            .where(({ exists, selectFrom }) => exists(selectFrom('charged').select('charged.task_uuid')))
+            .returning('id'),
+        )
+        .selectFrom('charged')
+        .select('charged.task_uuid')
+        .execute();
+      return charged.length > 0;
+    }
     return this.db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('usage_ledger')
-        .values({
-          task_uuid: entry.taskUUID,
-          image_index: entry.imageIndex,
-          api_key_id: entry.apiKeyId,
-          image_uuid: entry.imageUUID,
-          model: entry.model,
-          engine: entry.engine,
-          width: entry.width,
-          height: entry.height,
-          price_micros: entry.priceMicros,
-          upstream_micros: entry.upstreamMicros,
-          created_at: entry.at,
-        })
+        .values(row)
         .onConflict((oc) => oc.columns(['task_uuid', 'image_index']).doNothing())
         .executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
-      const released = await this.takeFromHold(trx, entry.taskUUID, 1);
-      // The key's current period start, chosen in the statement by its budget period (one round
-      // trip instead of a read and a write); 'total' and no period both start at 0.
-      // (Typed: PostgreSQL cannot infer a parameter's type inside a CASE.)
-      const start = sql<number>`(case budget_period when 'day' then cast(${periodStart('day', entry.at)} as bigint) when 'month' then cast(${periodStart('month', entry.at)} as bigint) else 0 end)`;
-      await trx
-        .updateTable('api_keys')
-        .set({
-          // A charge that lands after its period ended (it was made before midnight) counts in the
-          // current one: the period never moves backwards, so a late charge cannot wipe it.
-          budget_spent_micros: sql<number>`(case when budget_period_start >= ${start} then budget_spent_micros else 0 end) + ${entry.priceMicros}`,
-          budget_period_start: sql<number>`case when budget_period_start > ${start} then budget_period_start else ${start} end`,
-          budget_reserved_micros: sql<number>`budget_reserved_micros - ${released}`,
-          usage_images: sql<number>`usage_images + 1`,
-          usage_micros: sql<number>`usage_micros + ${entry.priceMicros}`,
-        })
-        .where('id', '=', entry.apiKeyId)
-        .execute();
+      const released = options.held === false ? 0 : await this.takeFromHold(trx, entry.taskUUID, 1);
+      await trx.updateTable('api_keys').set(spend(entry, released)).where('id', '=', entry.apiKeyId).execute();
       return true;
     });
   }

@@ -106,8 +106,10 @@ export interface TenancyStore {
   /**
    * Charges one image: writes its ledger row, moves its price from held to spent. Idempotent by
    * (taskUUID, imageIndex): false (nothing changed) when that image was already charged.
+   * `held: false` says the task holds nothing (it was admitted without a hold), so there is no
+   * hold to take the price from; the store may then skip looking for one.
    */
-  charge(entry: LedgerEntry): Promise<boolean>;
+  charge(entry: LedgerEntry, options?: { readonly held?: boolean }): Promise<boolean>;
   /** Gives back the hold of `images` images that failed or were cancelled (at most what is held). */
   refund(taskUUID: string, images: number): Promise<void>;
   /** Drops a task's hold (its task ended or was refused): what is still held goes back. Idempotent. */

@@ -345,7 +345,7 @@ async function chargeMissing({ deps, record, task }: TaskWriter): Promise<void> 
       priceMicros: toMicros(g.cost ?? 0),
       upstreamMicros: g.upstreamCost == null ? null : toMicros(g.upstreamCost),
       at: g.finishedAt ?? deps.clock.now(),
-    });
+    }, task.keyHold === true);
   }
 }
 
@@ -489,7 +489,7 @@ async function finishImage(
     priceMicros: toMicros(cost),
     upstreamMicros: image.cost === undefined ? null : toMicros(image.cost),
     at: now,
-  }).catch((error: unknown) => {
+  }, task.keyHold === true).catch((error: unknown) => {
     // Charged again (idempotently) when the task ends, so a delivered image is never free.
     charges.failed = true;
     deps.logger.error({ taskUUID: record.taskUUID, err: error }, 'charging an image failed; retried when the task ends');

@@ -146,6 +146,11 @@ export class TaskService {
     // cannot overshoot the bound. It is keyed by taskUUID: for a task that exists, only a
     // reservation made by this call is given back (one the task already held stays its own).
     const images = imageCount(task);
+    // The key's account and ledger check (tenancy's reads, which change nothing) go out with them:
+    // a resent task wastes a read, a new one saves a round trip. A failed read is thrown by
+    // `admit` below; until then it is held, not unhandled.
+    const lookup = this.deps.tenancy?.lookup(task, principal.apiKeyId);
+    lookup?.catch(() => undefined);
     const [found, reservation] = await Promise.allSettled([this.deps.store.getTask(task.taskUUID), this.deps.admission.reserve(task.taskUUID, images)]);
     // Only a reservation this call made is ever given back by it.
     const madeHere = reservation.status === 'fulfilled' && reservation.value === 'reserved';
@@ -167,7 +172,7 @@ export class TaskService {
     let weight = 1;
     let held = false;
     try {
-      const admitted = await this.deps.tenancy?.admit(task, principal.apiKeyId);
+      const admitted = await this.deps.tenancy?.admit(task, principal.apiKeyId, lookup);
       weight = admitted?.weight ?? 1;
       held = admitted?.held ?? false;
     } catch (error) {

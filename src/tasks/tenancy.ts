@@ -31,6 +31,12 @@ export interface TenancyDeps {
 }
 
 /** What a key may learn of its own usage (`GET /v1/usage`). */
+/** What `Tenancy.lookup` reads for `admit`. */
+export interface AdmitLookup {
+  readonly account: KeyAccount | undefined;
+  readonly charged: boolean;
+}
+
 export interface UsageReport {
   /** Every row in the range, summed by the database, whatever the row limit. */
   readonly totals: { readonly images: number; readonly cost: number };
@@ -61,10 +67,18 @@ export class Tenancy {
    * `rateLimitExceeded`, `queueFull` (the key's image limits) or `insufficientCredits`; nothing
    * is held then. Answers the key's fair-queueing weight.
    */
-  async admit(task: InferenceTask, apiKeyId: string): Promise<{ weight: number; held: boolean }> {
-    // Whether the taskUUID was charged before is asked beside the key's account (one round trip):
-    // a key without limits needs the answer, and the hold of a limited key checks it again itself.
-    const [account, charged] = await Promise.all([this.deps.store.account(apiKeyId), this.deps.store.wasCharged(task.taskUUID.toLowerCase())]);
+  /**
+   * The reads `admit` starts from: the key's account and whether the taskUUID was charged before
+   * (asked together; a key without limits needs the answer, and the hold of a limited key checks
+   * it again itself). They change nothing, so a caller may start them beside its own checks and
+   * hand the promise to `admit`.
+   */
+  lookup(task: InferenceTask, apiKeyId: string): Promise<AdmitLookup> {
+    return Promise.all([this.deps.store.account(apiKeyId), this.deps.store.wasCharged(task.taskUUID.toLowerCase())]).then(([account, charged]) => ({ account, charged }));
+  }
+
+  async admit(task: InferenceTask, apiKeyId: string, lookup: Promise<AdmitLookup> = this.lookup(task, apiKeyId)): Promise<{ weight: number; held: boolean }> {
+    const { account, charged } = await lookup;
     const rate = account?.rate ?? this.deps.defaults.rate;
     if (rate !== null && rate > 0) {
       const waitMs = await this.deps.rateLimiter.take(apiKeyId, rate, Math.max(1, rate));
@@ -140,8 +154,9 @@ export class Tenancy {
   }
 
   /** Charges one finished image (idempotent per task and image index). */
-  async charge(entry: Omit<LedgerEntry, 'taskUUID'> & { taskUUID: string }): Promise<void> {
-    const charged = await this.deps.store.charge({ ...entry, taskUUID: entry.taskUUID.toLowerCase() });
+  /** Charges one image (idempotent per image); `held` is whether the task was admitted with a hold (`keyHold`). */
+  async charge(entry: Omit<LedgerEntry, 'taskUUID'> & { taskUUID: string }, held: boolean): Promise<void> {
+    const charged = await this.deps.store.charge({ ...entry, taskUUID: entry.taskUUID.toLowerCase() }, { held });
     if (charged) this.deps.metrics?.keySpend?.inc({ key: entry.apiKeyId }, fromMicros(entry.priceMicros));
   }
 

@@ -273,7 +273,13 @@ function taskStoreContract(subject: Subject): void {
     await assert.rejects(store.settleGeneration(uuid, 0, update, [], stale), ClaimLostError);
     assert.equal((await store.listGenerations(uuid))[0]?.status, 'pending');
     assert.ok(!(await store.listPendingDeliveries()).some((d) => d.id === hook.id));
+    // Ending with an expiry writes the task and its inline images together, or neither.
+    const inline = image({ taskUUID: uuid, servable: false, expiresAt: null });
+    await store.insertImage(inline);
     await assert.rejects(store.setTaskStatus(uuid, 'failed', T0 + 3, FAR, stale), ClaimLostError);
+    assert.equal((await store.getTask(uuid))?.status, 'running');
+    assert.equal((await store.getImage(inline.imageUUID))?.expiresAt, null);
+    await assert.rejects(store.setTaskStatus(uuid, 'queued', T0 + 3, undefined, stale), ClaimLostError);
     assert.equal((await store.getTask(uuid))?.status, 'running');
     await store.saveEngineState(uuid, 0, 'mine', current);
     await assert.rejects(store.saveEngineState(uuid, 0, 'stale', stale), ClaimLostError);
@@ -284,6 +290,7 @@ function taskStoreContract(subject: Subject): void {
     assert.ok((await store.listPendingDeliveries()).some((d) => d.id === hook.id));
     await store.setTaskStatus(uuid, 'done', T0 + 4, FAR, current);
     assert.equal((await store.getTask(uuid))?.status, 'done');
+    assert.equal((await store.getImage(inline.imageUUID))?.expiresAt, FAR);
     // Fences on an unknown task fail too.
     await assert.rejects(store.saveEngineState(randomUUID(), 0, 'x', 1), ClaimLostError);
   });
