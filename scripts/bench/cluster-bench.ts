@@ -1,7 +1,8 @@
 /**
  * The scale-out figures of `npm run bench`, measured in one run on this machine:
  * - a 1024×1024 task end to end through a cluster (2 api + 2 workers on Redis, PostgreSQL and
- *   s3rver, all on loopback) against the same task on one `kiln serve` child process;
+ *   s3rver, all on loopback) against the same task on one `kiln serve` child process, both
+ *   running throughout and timed in alternating blocks, with the CPU each used per task;
  * - the event bus's delivery latency from another process to this one (p50, p99).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -98,32 +99,59 @@ function grouping(kiln: ReadonlyMap<number, string>): (pid: number, command: str
 
 interface Timed {
   readonly times: number[];
-  /** CPU milliseconds per counted request, by group of processes. */
+  /** CPU milliseconds per request, by group of processes. */
   readonly cpuPerTask: Map<string, number>;
 }
 
-async function timeRequests(servers: readonly { url: string }[], runs: number, workers: number, groupOf: (pid: number, command: string) => string): Promise<Timed> {
-  const times: number[] = [];
-  const warmUp = WARM_UP * workers;
-  let before: CpuSample = new Map();
-  for (let i = -warmUp; i < runs; i++) {
-    if (i === 0) before = sampleCpu(groupOf);
-    const server = servers[(i + warmUp) % servers.length]!;
-    const started = performance.now();
-    const response = await post(server, [task()]);
-    if (response.status !== 200) throw new Error(`status ${response.status}: ${JSON.stringify(response.body)}`);
-    // Warm-up requests are not counted.
-    if (i >= 0) times.push(performance.now() - started);
+/** One way of serving the task: one `kiln serve`, or the cluster's API processes in turn. */
+interface Side {
+  readonly servers: readonly { url: string }[];
+  /** Worker processes (the warm-up gives each as many requests as the single process gets). */
+  readonly workers: number;
+  readonly groupOf: (pid: number, command: string) => string;
+}
+
+/** Requests per block; a block's first request is not timed (see `timeSides`). */
+const BLOCK = 8;
+
+async function postTask(server: { url: string }): Promise<number> {
+  const started = performance.now();
+  const response = await post(server, [task()]);
+  if (response.status !== 200) throw new Error(`status ${response.status}: ${JSON.stringify(response.body)}`);
+  return performance.now() - started;
+}
+
+/**
+ * Times the sides in alternating blocks of back-to-back requests, so that the machine's drift
+ * (it is shared and noisy) falls on every side alike, while within a block each task still
+ * overlaps the tail of the one before it (its status, charge, the queue's completion), as it
+ * does under steady use. A block's first request starts on a quiet side, so it is not timed;
+ * a pause after each block lets its last tail end before the CPU is read. `blocks` blocks per side.
+ */
+async function timeSides(sides: readonly Side[], blocks: number): Promise<Timed[]> {
+  for (const side of sides) for (let i = 0; i < WARM_UP * side.workers; i++) await postTask(side.servers[i % side.servers.length]!);
+  const out = sides.map(() => ({ times: [] as number[], cpu: new Map<string, number>(), requests: 0 }));
+  for (let block = 0; block < blocks; block++) {
+    // Every other block the other side goes first.
+    const order = sides.map((_, i) => i);
+    if (block % 2 === 1) order.reverse();
+    for (const s of order) {
+      const side = sides[s]!;
+      const before = sampleCpu(side.groupOf);
+      for (let i = 0; i < BLOCK; i++) {
+        const ms = await postTask(side.servers[(block * BLOCK + i) % side.servers.length]!);
+        if (i > 0) out[s]!.times.push(ms);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const after = sampleCpu(side.groupOf);
+      for (const [group, ms] of after) out[s]!.cpu.set(group, (out[s]!.cpu.get(group) ?? 0) + ms - (before.get(group) ?? 0));
+      out[s]!.requests += BLOCK;
+    }
   }
-  // The last task's tail (its status, charge, the queue's completion) belongs to the series too.
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const after = sampleCpu(groupOf);
-  const cpuPerTask = new Map<string, number>();
-  for (const [group, ms] of after) {
-    const used = (ms - (before.get(group) ?? 0)) / Math.max(1, runs);
-    if (used > 0) cpuPerTask.set(group, used);
-  }
-  return { times, cpuPerTask };
+  return out.map(({ times, cpu, requests }) => ({
+    times,
+    cpuPerTask: new Map([...cpu].map(([group, ms]) => [group, ms / requests] as const).filter(([, ms]) => ms > 0)),
+  }));
 }
 
 /** "12.3 ms (a 5.0, b 4.1, …)": the total and the groups that used at least 0.3 ms. */
@@ -157,23 +185,29 @@ export async function benchCluster(runs: number): Promise<ClusterBench> {
   if (skipped) return { rows: [], skipped };
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-serve-'));
   // The same studio threads per process as the cluster's workers, so the comparison is fair, and
-  // the start-up warm-up on (the default; the test helpers turn it off to save time).
+  // the start-up warm-up on (the default; the test helpers turn it off to save time). Both run
+  // for the whole measurement; the one not being timed sits idle.
   const env = { KILN_STUDIO_THREADS: '2', KILN_WARMUP: 'true' };
   const single = await ChildServer.start(dataDir, env);
   let serveTimes: Timed;
+  let clusterTimes: Timed;
   try {
-    serveTimes = await timeRequests([single], runs, 1, grouping(new Map([[single.child.pid!, '`kiln serve`']])));
+    const cluster = await startCluster({ env: { ...env, KILN_QUEUE_LOCK_SECONDS: '30' } });
+    try {
+      const roles = new Map<number, string>([...cluster.apis.map((api) => [api.child.pid!, 'api processes'] as const), ...cluster.workers.map((worker) => [worker.child.pid!, 'worker processes'] as const)]);
+      [serveTimes, clusterTimes] = (await timeSides(
+        [
+          { servers: [single], workers: 1, groupOf: grouping(new Map([[single.child.pid!, '`kiln serve`']])) },
+          { servers: cluster.apis, workers: cluster.workers.length, groupOf: grouping(roles) },
+        ],
+        Math.max(6, Math.ceil(runs / (BLOCK - 1))),
+      )) as [Timed, Timed];
+    } finally {
+      await cluster.close();
+    }
   } finally {
     await single.kill('SIGTERM');
     await rm(dataDir, { recursive: true, force: true });
-  }
-  const cluster = await startCluster({ env: { ...env, KILN_QUEUE_LOCK_SECONDS: '30' } });
-  let clusterTimes: Timed;
-  try {
-    const roles = new Map<number, string>([...cluster.apis.map((api) => [api.child.pid!, 'api processes'] as const), ...cluster.workers.map((worker) => [worker.child.pid!, 'worker processes'] as const)]);
-    clusterTimes = await timeRequests(cluster.apis, runs, cluster.workers.length, grouping(roles));
-  } finally {
-    await cluster.close();
   }
   const latencies = await eventLatency(1000);
   const serve = median(serveTimes.times);
