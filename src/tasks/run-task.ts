@@ -28,6 +28,12 @@ const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
  */
 const RELEASE_BYTES = 8 * 2 ** 20;
 
+/** An image's weight in the encode stage's pixel budget (an encoded one from an upstream counts as its size too). */
+function pixelsOf(image: GeneratedImage): number {
+  const size = image.pixels ?? image.encoded;
+  return size ? size.width * size.height : 0;
+}
+
 function releasePixels(image: GeneratedImage): void {
   const data = image.pixels?.data;
   // Small images are left to the collector: a message channel costs more than they weigh.
@@ -173,7 +179,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           const handOver = performance.now();
           // Waiting for an encode slot holds the engine call (and its render slot): the raw images
           // alive are bounded by the two stages' slots, whatever the task's numberResults.
-          const release = await slots.encode.acquire();
+          const release = await slots.encode.acquire(pixelsOf(image));
           handingOverMs += performance.now() - handOver;
           storing.push(
             (async () => {
