@@ -35,7 +35,8 @@ export async function startChild(script: string, args: string[] = [], env: Recor
   const started = performance.now();
   const child = fork(script, args, {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    // Built JavaScript (dist/) runs as `npm start` runs it, without the TypeScript loader.
+    execArgv: [...(script.endsWith('.js') ? ['--enable-source-maps'] : ['--import', 'tsx']), ...(process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     env: { ...process.env, KILN_API_KEYS: TEST_KEY, KILN_PORT: '0', KILN_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

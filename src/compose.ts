@@ -10,11 +10,11 @@ import type { TaskStore } from './store/task-store.ts';
 import pino from 'pino';
 import { buildOpsServer, buildServer } from './api/server.ts';
 import { ConfigError, type Config } from './config/config.ts';
-import type { ImageEngine } from './engines/spec/image-engine.ts';
+import type { ImageEngine, RawImage } from './engines/spec/image-engine.ts';
 import { createRunwareEngine, type UpstreamImageDownload } from './engines/runware/runware-engine.ts';
 import { ApiError } from './errors/index.ts';
 import { createStudioEngine, type StudioEngine } from './engines/studio/studio-engine.ts';
-import { encodeRaw } from './imaging/encode.ts';
+import { encodeRaw, type EncodeOptions } from './imaging/encode.ts';
 import { createSafetyChecker } from './imaging/safety/safety-checker.ts';
 import { createSafetyClassifier } from './imaging/safety/safety-classifier.ts';
 import { DeliveryService } from './delivery/delivery-service.ts';
@@ -119,8 +119,11 @@ async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger
   return key;
 }
 
+/** Threads of libuv's pool, where sharp encodes (its size is read from the environment at the first use). */
+const LIBUV_THREADS = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
+
 /** How long the start waits for the warm-up before answering; past it the warm-up stops. */
-const WARM_UP_BUDGET_MS = 3_000;
+const WARM_UP_BUDGET_MS = 4_000;
 
 /**
  * How the `runware` engine downloads images its upstream returns as URLs: through the guarded
@@ -146,15 +149,22 @@ export function upstreamDownloader(http: SafeFetch): UpstreamImageDownload {
  * requests after a start are not paying for module loading and JIT compilation. Waits at most
  * `WARM_UP_BUDGET_MS`, then stops it; a failed warm-up is only logged (the engine starts its workers on demand).
  */
-async function warmUp(studio: StudioEngine, logger: Logger, app: FastifyInstance | undefined, store: TaskStore): Promise<void> {
+async function warmUp(studio: StudioEngine, logger: Logger, app: FastifyInstance | undefined, store: TaskStore, encoding: EncodeOptions): Promise<void> {
   const started = Date.now();
-  // The encoder at the O3 default size and format, as the first requests will use it.
-  const pixels = { data: new Uint8Array(2496 * 1664 * 3).fill(128), width: 2496, height: 1664, channels: 3 } as const;
   // Past the budget the warm-up stops (what already runs finishes), so requests do not queue behind it.
   const budget = AbortSignal.timeout(WARM_UP_BUDGET_MS);
+  // The encoder at the O3 default size and format, on a real render (a flat image leaves the
+  // encoder's buffers small), on every thread of libuv's pool at the same time, twice over:
+  // each thread allocates from its own heap, and the first real encodes after a start took up to
+  // half as long again until a thread had done a few (one round of this left them at ~1.4×).
+  // They start with the first large render and run beside the rest of the studio's warm-up.
+  let large: (pixels: RawImage) => void = () => {};
+  const firstLarge = new Promise<RawImage>((resolve) => (large = resolve));
   const encodes = async (): Promise<void> => {
-    for (let i = 0; i < 3; i++) await encodeRaw(pixels, 'jpg', 95);
-    await encodeRaw(pixels, 'png', 90);
+    const pixels = await Promise.race([firstLarge, new Promise<undefined>((resolve) => budget.addEventListener('abort', () => resolve(undefined), { once: true }))]);
+    if (!pixels || budget.aborted) return;
+    for (let round = 0; round < 2 && !budget.aborted; round++) await Promise.all(Array.from({ length: LIBUV_THREADS }, () => encodeRaw(pixels, 'jpg', 95, encoding)));
+    if (!budget.aborted) await encodeRaw(pixels, 'png', 90);
   };
   // The request path of this process (routing, body parsing, validation), through fastify's
   // in-process injection: a task refused for its key runs every step up to authentication.
@@ -170,7 +180,7 @@ async function warmUp(studio: StudioEngine, logger: Logger, app: FastifyInstance
       parseTask({ taskType: 'imageInference', taskUUID: newUuid(), model: 'klingai:kling-image@o3', positivePrompt: 'a lighthouse at dusk', width: 2496, height: 1664 });
     }
   };
-  const warming = Promise.all([studio.warm(budget), encodes(), requests()]).then(
+  const warming = Promise.all([studio.warm(budget, (pixels) => large(pixels)), encodes(), requests()]).then(
     () => logger.info({ ms: Date.now() - started }, 'engines warmed up'),
     (error: unknown) => logger.warn({ err: error }, 'warm-up failed; workers start on first use'),
   );
@@ -282,7 +292,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const app = api?.app ?? (await buildOpsServer({ metrics, health, readiness, logger, metricsToken: config.metricsToken, limits: config.limits }));
   // Scrape-time gauges (docs/operations.md): cluster-wide counts from the store and the queue.
   metrics.watch({ store, queue, webSockets: () => api?.app.websocketServer.clients.size });
-  if (runsTasks && config.warmUp) await warmUp(studio, logger, api?.app, store);
+  if (runsTasks && config.warmUp) await warmUp(studio, logger, api?.app, store, { optimizeJpegCoding: config.jpegOptimizeCoding });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

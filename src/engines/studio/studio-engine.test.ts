@@ -71,6 +71,25 @@ async function referenceImage(top: string, bottom: string, glow: string): Promis
 }
 
 describe('studio engine', () => {
+  test('the warm-up hands its first large render out (real content, for the encoder) and stops when aborted', async () => {
+    const warming = createStudioEngine({ threads: 2 });
+    try {
+      const stop = new AbortController();
+      const large: { width: number; height: number; bytes: number; distinct: number }[] = [];
+      await warming.warm(stop.signal, (pixels) => {
+        const sample = new Set<number>();
+        for (let i = 0; i < pixels.data.length; i += 997) sample.add(pixels.data[i]!);
+        large.push({ width: pixels.width, height: pixels.height, bytes: pixels.data.length, distinct: sample.size });
+        stop.abort();
+      });
+      assert.equal(large.length, 1);
+      assert.deepEqual([large[0]!.width, large[0]!.height, large[0]!.bytes], [2496, 1664, 2496 * 1664 * 3]);
+      assert.ok(large[0]!.distinct > 50, `a rendered scene, not a flat image (${large[0]!.distinct} distinct values)`);
+    } finally {
+      await warming.close();
+    }
+  });
+
   test('returns RGB pixels of exactly the asked size, on a worker', async () => {
     const image = await render('a lighthouse on a cliff above the sea at dusk', { width: 384, height: 256 });
     assert.equal(image.width, 384);

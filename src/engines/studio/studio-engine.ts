@@ -62,9 +62,10 @@ export interface StudioEngine extends ImageEngine {
   /**
    * Starts the workers and runs a few small renders on each (whole and in strips), so that the
    * first requests find loaded modules and compiled render loops. Resolves when done; aborting
-   * `signal` drops what is not yet rendering (requests then go first) and resolves.
+   * `signal` drops what is not yet rendering (requests then go first) and resolves. `onLarge`
+   * gets the first large render's pixels, e.g. to warm an encoder with real content.
    */
-  warm(signal?: AbortSignal): Promise<void>;
+  warm(signal?: AbortSignal, onLarge?: (pixels: RawImage) => void): Promise<void>;
 }
 
 /** Images above this many pixels are never split (see `generate`). */
@@ -80,6 +81,8 @@ const WARM_PROMPTS = [
   'snowy mountains and a pine forest under a starry night sky with an aurora and the moon, a river, cinematic',
   'a rainy neon city street at dusk, an airship, figures with umbrellas, reflections, watercolor, vintage',
   'a crimson lighthouse on emerald cliffs above a turquoise sea, three sailboats, a whale, a castle and a windmill beside an oak',
+  // A palette named colour by colour (it changes the plan's numbers, and with them the render's compiled code).
+  'a quiet river valley in spring with a kite over the fields, teal, amber, ivory, slate and rose, late-afternoon light',
 ] as const;
 
 export function createStudioEngine(options: StudioEngineOptions = {}): StudioEngine {
@@ -122,7 +125,7 @@ export function createStudioEngine(options: StudioEngineOptions = {}): StudioEng
       }
       return { images, warnings };
     },
-    async warm(signal?: AbortSignal): Promise<void> {
+    async warm(signal?: AbortSignal, onLarge?: (pixels: RawImage) => void): Promise<void> {
       const job = (prompt: string, width: number, height: number, seed: number): RenderJob => ({ prompt, width, height, seed, taskSeed: seed, references: [], elements: [] });
       const workers = getPool();
       // Every prompt whole on every worker (asked for together, so each worker takes one), then
@@ -131,9 +134,13 @@ export function createStudioEngine(options: StudioEngineOptions = {}): StudioEng
         for (const [i, prompt] of WARM_PROMPTS.entries()) {
           await Promise.all(Array.from({ length: threads }, (_, t) => workers.render(job(prompt, 640, 448, i * threads + t + 1), signal, undefined, 1)));
         }
-        // Three times over: a worker's large-image path reaches its speed after a few renders of it.
-        for (let round = 0; round < 3; round++) {
-          for (const [i, prompt] of WARM_PROMPTS.entries()) await workers.render(job(prompt, 2496, 1664, 100 + round * 10 + i), signal, undefined, threads);
+        // Twice over: a worker's large-image path reaches its speed after a few renders of it (a
+        // third round rendered no faster, and the whole warm-up must fit in the start's budget).
+        for (let round = 0; round < 2; round++) {
+          for (const [i, prompt] of WARM_PROMPTS.entries()) {
+            const output = await workers.render(job(prompt, 2496, 1664, 100 + round * 10 + i), signal, undefined, threads);
+            if (round === 0 && i === 0) onLarge?.({ data: output.data, width: output.width, height: output.height, channels: 3 });
+          }
         }
       } catch (error) {
         if (!signal?.aborted) throw error;
