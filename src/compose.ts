@@ -119,8 +119,11 @@ async function ensureInitialKey(config: Config, apiKeys: ApiKeys, logger: Logger
   return key;
 }
 
-/** Threads of libuv's pool, where sharp encodes (its size is read from the environment at the first use). */
-const LIBUV_THREADS = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
+/**
+ * Encodes the warm-up runs at once: one per thread of libuv's pool, where sharp encodes (its size
+ * is read from the environment at the first use), at most 8 (each holds ~40 MB meanwhile).
+ */
+const WARM_ENCODES = Math.min(8, Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4));
 
 /** How long the start waits for the warm-up before answering; past it the warm-up stops. */
 const WARM_UP_BUDGET_MS = 4_000;
@@ -163,7 +166,7 @@ async function warmUp(studio: StudioEngine, logger: Logger, app: FastifyInstance
   const encodes = async (): Promise<void> => {
     const pixels = await Promise.race([firstLarge, new Promise<undefined>((resolve) => budget.addEventListener('abort', () => resolve(undefined), { once: true }))]);
     if (!pixels || budget.aborted) return;
-    for (let round = 0; round < 2 && !budget.aborted; round++) await Promise.all(Array.from({ length: LIBUV_THREADS }, () => encodeRaw(pixels, 'jpg', 95, encoding)));
+    for (let round = 0; round < 2 && !budget.aborted; round++) await Promise.all(Array.from({ length: WARM_ENCODES }, () => encodeRaw(pixels, 'jpg', 95, encoding)));
     if (!budget.aborted) await encodeRaw(pixels, 'png', 90);
   };
   // The request path of this process (routing, body parsing, validation), through fastify's

@@ -662,8 +662,10 @@ async function holdFence(trx: Transaction<StoreSchema>, key: string, fence: numb
   if (Number(held.numUpdatedRows) === 0) throw new ClaimLostError(key);
 }
 
-/** Images delivered inline (not by URL) exist for getResponse, so they live as long as the task record. */
-/** Inline (non-URL) images of an ended task live as long as the task record (`setTaskStatus` on PostgreSQL writes the same in its statement). */
+/**
+ * Images delivered inline (not by URL) exist for getResponse, so they live as long as the task
+ * record (`setTaskStatus` on PostgreSQL writes the same inside its one statement).
+ */
 async function keepInlineImages(trx: Db, key: string, expiresAt: number): Promise<void> {
   await trx.updateTable('images').set({ expires_at: expiresAt }).where('task_uuid', '=', key).where('kind', '=', 'generated').where('servable', '=', 0).execute();
 }

@@ -97,13 +97,6 @@ const toEntry = (r: Selectable<UsageLedgerTable>): LedgerEntry => ({
 });
 
 /**
- * `TenancyStore` on the task store's database (SQLite or PostgreSQL), every statement written
- * once for both. Each change starts by writing the row it depends on (the key's row for a
- * hold, the hold's row for a charge, refund or release): on PostgreSQL that row lock orders
- * concurrent transactions and later reads in the same transaction see what the previous one
- * committed; on SQLite it takes the write lock before anything is read.
- */
-/**
  * The key's counters after charging `entry`, `released` micro-dollars coming off its reservation.
  * The key's current period start is chosen in the statement by its budget period (one round
  * trip instead of a read and a write); 'total' and no period both start at 0. (Typed:
@@ -122,6 +115,13 @@ function spend(entry: LedgerEntry, released: number) {
   };
 }
 
+/**
+ * `TenancyStore` on the task store's database (SQLite or PostgreSQL), every statement written
+ * once for both. Each change starts by writing the row it depends on (the key's row for a
+ * hold, the hold's row for a charge, refund or release): on PostgreSQL that row lock orders
+ * concurrent transactions and later reads in the same transaction see what the previous one
+ * committed; on SQLite it takes the write lock before anything is read.
+ */
 export class KyselyTenancyStore implements TenancyStore {
   private readonly db: Kysely<TenancySchema>;
   private readonly sqlite: boolean;

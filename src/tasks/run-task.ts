@@ -28,9 +28,9 @@ const FORMAT = { JPG: 'jpg', PNG: 'png', WEBP: 'webp' } as const;
  */
 const RELEASE_BYTES = 8 * 2 ** 20;
 
-/** An image's weight in the encode stage's pixel budget (an encoded one from an upstream counts as its size too). */
-function pixelsOf(image: GeneratedImage): number {
-  const size = image.pixels ?? image.encoded;
+/** An image's weight in the encode stage's pixel budget: its pixels, unless it comes encoded in the format asked for (nothing to encode then). */
+function pixelsOf(image: GeneratedImage, format: string): number {
+  const size = image.pixels ?? (image.encoded && image.encoded.format !== format ? image.encoded : undefined);
   return size ? size.width * size.height : 0;
 }
 
@@ -179,7 +179,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           const handOver = performance.now();
           // Waiting for an encode slot holds the engine call (and its render slot): the raw images
           // alive are bounded by the two stages' slots, whatever the task's numberResults.
-          const release = await slots.encode.acquire(pixelsOf(image));
+          const release = await slots.encode.acquire(pixelsOf(image, FORMAT[task.outputFormat]));
           handingOverMs += performance.now() - handOver;
           storing.push(
             (async () => {

@@ -198,6 +198,11 @@ export class TaskService {
         // the reservation is that task's, so it stays; this one attaches or conflicts.
         const winner = await this.deps.store.getTask(task.taskUUID);
         if (!winner) throw error;
+        // A hold is keyed by taskUUID: when the stored task holds none (it was admitted without
+        // one), the hold this call took is nobody's and goes back; when it holds one, it is that.
+        if (held && (JSON.parse(winner.request) as InferenceTask).keyHold !== true) {
+          await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+        }
         this.attachOrConflict(winner, task, principal);
         return 'attached';
       }

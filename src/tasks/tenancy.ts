@@ -30,13 +30,13 @@ export interface TenancyDeps {
   readonly metrics?: Metrics;
 }
 
-/** What a key may learn of its own usage (`GET /v1/usage`). */
 /** What `Tenancy.lookup` reads for `admit`. */
 export interface AdmitLookup {
   readonly account: KeyAccount | undefined;
   readonly charged: boolean;
 }
 
+/** What a key may learn of its own usage (`GET /v1/usage`). */
 export interface UsageReport {
   /** Every row in the range, summed by the database, whatever the row limit. */
   readonly totals: { readonly images: number; readonly cost: number };
@@ -63,11 +63,6 @@ export class Tenancy {
   }
 
   /**
-   * Checks the key's rate and takes one token, then holds the task's images and price. Throws
-   * `rateLimitExceeded`, `queueFull` (the key's image limits) or `insufficientCredits`; nothing
-   * is held then. Answers the key's fair-queueing weight.
-   */
-  /**
    * The reads `admit` starts from: the key's account and whether the taskUUID was charged before
    * (asked together; a key without limits needs the answer, and the hold of a limited key checks
    * it again itself). They change nothing, so a caller may start them beside its own checks and
@@ -77,6 +72,12 @@ export class Tenancy {
     return Promise.all([this.deps.store.account(apiKeyId), this.deps.store.wasCharged(task.taskUUID.toLowerCase())]).then(([account, charged]) => ({ account, charged }));
   }
 
+  /**
+   * Checks the key's rate and takes one token, then holds the task's images and price. Throws
+   * `rateLimitExceeded`, `queueFull` (the key's image limits) or `insufficientCredits`; nothing
+   * is held then. Answers the key's fair-queueing weight. `lookup`: `lookup`'s reads, when the
+   * caller started them already.
+   */
   async admit(task: InferenceTask, apiKeyId: string, lookup: Promise<AdmitLookup> = this.lookup(task, apiKeyId)): Promise<{ weight: number; held: boolean }> {
     const { account, charged } = await lookup;
     const rate = account?.rate ?? this.deps.defaults.rate;
@@ -153,8 +154,7 @@ export class Tenancy {
     await this.deps.store.markStarted(taskUUID.toLowerCase());
   }
 
-  /** Charges one finished image (idempotent per task and image index). */
-  /** Charges one image (idempotent per image); `held` is whether the task was admitted with a hold (`keyHold`). */
+  /** Charges one finished image (idempotent per task and image index); `held`: the task was admitted with a hold (`keyHold`). */
   async charge(entry: Omit<LedgerEntry, 'taskUUID'> & { taskUUID: string }, held: boolean): Promise<void> {
     const charged = await this.deps.store.charge({ ...entry, taskUUID: entry.taskUUID.toLowerCase() }, { held });
     if (charged) this.deps.metrics?.keySpend?.inc({ key: entry.apiKeyId }, fromMicros(entry.priceMicros));

@@ -31,6 +31,9 @@ describe('studio randomness', () => {
       }
       // A remainder too small to survive the wrap lands on the lattice's start, not past its end.
       assert.equal(noise.at(-1e-20), noise.at(0));
+      // A negative subnormal, whose quotient by the lattice is -0, too.
+      assert.equal(noise.at(-5e-324), noise.at(0));
+      assert.equal(noise.at(-(2 ** -1067)), noise.at(0));
       const value = noise.at(-0.5);
       assert.ok(value >= 0 && value <= 1);
     }

@@ -105,10 +105,11 @@ export class Noise1D {
 
   at(x: number): number {
     const n = this.cells;
-    // x mod n in [0, n) without the floating-point remainder (a slow library call); a remainder
-    // too small to survive the subtraction rounds up to n, which wraps to the lattice's start.
+    // x mod n in [0, n), exact, without the floating-point remainder (a slow library call). A
+    // remainder too small to survive the subtraction rounds up to n, and a negative x too small
+    // for x/n to be anything but -0 leaves x itself: both wrap to the lattice's start.
     let xf = x - Math.floor(x * this.inverse) * n;
-    if (xf >= n) xf = 0;
+    if (!(xf >= 0 && xf < n)) xf = 0;
     const i = Math.floor(xf);
     const f = xf - i;
     const a = this.values[i]!;
