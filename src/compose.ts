@@ -35,7 +35,6 @@ import { Sweeper } from './tasks/sweeper.ts';
 import { TaskService } from './tasks/task-service.ts';
 import { Tenancy } from './tasks/tenancy.ts';
 import { MemoryRateLimiter } from './queue/rate-limiter.ts';
-import { RedisRateLimiter } from './queue/redis-rate-limiter.ts';
 
 /** A running Kiln server and how to stop it. */
 export interface Kiln {
@@ -239,7 +238,9 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   });
   // Per-key fairness, limits, budgets and ledger (docs/tenancy.md): counters in the task store,
   // the rate in Redis when scaled out so every API process draws from the same bucket.
-  const rateLimiter = config.redisUrl ? new RedisRateLimiter({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger }) : new MemoryRateLimiter();
+  const rateLimiter = config.redisUrl
+    ? new (await import('./queue/redis-rate-limiter.ts')).RedisRateLimiter({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger })
+    : new MemoryRateLimiter();
   const tenancy = new Tenancy({ store: store.tenancy(), rateLimiter, defaults: config.keyDefaults, clock, logger, metrics });
   metrics.watchKeys?.(() => store.tenancy().loadByKey());
   const service = new TaskService({

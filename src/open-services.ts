@@ -1,30 +1,25 @@
 /**
  * Opens the adapters behind the ports from the configuration: SQLite or PostgreSQL, local
  * files or S3, in-process or Redis (BullMQ queue, admission, events, sessions). Part of the
- * wiring, like `compose.ts`; each adapter owns its connections and closes them.
+ * wiring, like `compose.ts`; each adapter owns its connections and closes them. The Redis and
+ * S3 adapters (and their client libraries, a few hundred milliseconds of loading) are imported
+ * only when the configuration asks for them, so the embedded defaults start without them.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import type { Config } from './config/config.ts';
 import { MemoryAuthThrottle, type AuthThrottle } from './events/auth-throttle.ts';
-import { RedisAuthThrottle } from './events/redis-auth-throttle.ts';
 import { LocalSessionDirectory, type SessionDirectory } from './events/session-directory.ts';
 import { MemoryTaskEvents, type TaskEventBus } from './events/task-events.ts';
-import { RedisSessionDirectory } from './events/redis-session-directory.ts';
-import { RedisTaskEvents } from './events/redis-task-events.ts';
 import type { Admission } from './queue/admission.ts';
-import { BullmqQueue } from './queue/bullmq-queue.ts';
 import { MemoryAdmission } from './queue/memory-admission.ts';
 import { MemoryQueue } from './queue/memory-queue.ts';
-import { RedisAdmission } from './queue/redis-admission.ts';
 import type { TaskQueue } from './queue/task-queue.ts';
 import type { Logger } from './shared/logger.ts';
 import { maskUrl } from './shared/service-url.ts';
 import { LocalObjectStore, type ObjectStore } from './store/object-store.ts';
 import { openTaskStore } from './store/open-task-store.ts';
-import { S3ObjectStore } from './store/s3-object-store.ts';
 import type { TaskStore } from './store/task-store.ts';
 import { hmacKeyHasher, sha256KeyHasher, type KeyHasher } from './tasks/api-keys.ts';
 
@@ -51,6 +46,7 @@ export interface Services {
 
 /** Fails fast, naming the URL, when Redis does not answer a PING within a few seconds. */
 async function checkRedis(url: string): Promise<void> {
+  const { Redis } = await import('ioredis');
   const client = new Redis(url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
   client.on('error', () => {});
   try {
@@ -137,6 +133,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
     if (!config.databaseUrl) await privateFiles(path.join(config.dataDir, 'kiln.sqlite'));
     let objects: ObjectStore;
     if (config.s3) {
+      const { S3ObjectStore } = await import('./store/s3-object-store.ts');
       const s3 = keep(
         new S3ObjectStore({
           bucket: config.s3.bucket,
@@ -169,6 +166,13 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
       };
     }
     await checkRedis(config.redisUrl);
+    const [{ BullmqQueue }, { RedisAdmission }, { RedisTaskEvents }, { RedisSessionDirectory }, { RedisAuthThrottle }] = await Promise.all([
+      import('./queue/bullmq-queue.ts'),
+      import('./queue/redis-admission.ts'),
+      import('./events/redis-task-events.ts'),
+      import('./events/redis-session-directory.ts'),
+      import('./events/redis-auth-throttle.ts'),
+    ]);
     const redis = { redisUrl: config.redisUrl, prefix: config.redisPrefix, logger };
     return {
       store,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type LogConfig } from 'kysely';
 import { withStatementCache } from './sqlite-statement-cache.ts';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { KyselyTaskStore } from './kysely-task-store.ts';
@@ -60,20 +60,24 @@ function queryLog(onQuery: QueryObserver | undefined): LogConfig | undefined {
  * and NUMERIC come back as JS numbers. Epoch milliseconds are far below 2^53.
  */
 const NUMBER_OIDS = new Set([20 /* int8 */, 1700 /* numeric */]);
-const poolTypes = {
+const poolTypes = (driver: typeof pg) => ({
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    NUMBER_OIDS.has(oid) && format !== 'binary' ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-};
+    NUMBER_OIDS.has(oid) && format !== 'binary' ? Number : driver.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+});
+
+/** The PostgreSQL driver, loaded when a database URL asks for it (the SQLite default never does). */
+const loadPg = async (): Promise<typeof pg> => (await import('pg')).default;
 
 async function openPostgres(url: string, options: OpenTaskStoreOptions, log: LogConfig | undefined): Promise<TaskStore> {
   await probePostgres(url, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-  const pool = new pg.Pool({
+  const driver = await loadPg();
+  const pool = new driver.Pool({
     connectionString: url,
     max: options.poolSize ?? DEFAULT_POOL_SIZE,
     // Also how long a statement waits for a free connection when all are busy: generous, yet never forever.
     connectionTimeoutMillis: POOL_WAIT_TIMEOUT_MS,
     application_name: 'kiln',
-    types: poolTypes,
+    types: poolTypes(driver),
   });
   // An idle connection that breaks (a server restart) is reported here; unheard, it would end the process.
   pool.on('error', (error) => options.logger?.warn({ err: error, database: maskUrl(url) }, 'PostgreSQL connection lost'));
@@ -93,7 +97,7 @@ async function openPostgres(url: string, options: OpenTaskStoreOptions, log: Log
 
 /** Fails fast, with the URL (password masked) in the message, when PostgreSQL does not answer at start. */
 async function probePostgres(url: string, timeoutMs: number): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: 'kiln' });
+  const client = new (await loadPg()).Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: 'kiln' });
   // A connection that fails after connect() settled must not become an unhandled 'error' event.
   client.on('error', () => undefined);
   try {
