@@ -242,6 +242,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     ? new (await import('./queue/redis-rate-limiter.ts')).RedisRateLimiter({ redisUrl: config.redisUrl, prefix: config.redisPrefix, logger })
     : new MemoryRateLimiter();
   const tenancy = new Tenancy({ store: store.tenancy(), rateLimiter, defaults: config.keyDefaults, clock, logger, metrics });
+  const encoding: EncodeOptions = { optimizeJpegCoding: config.jpegOptimizeCoding };
   metrics.watchKeys?.(() => store.tenancy().loadByKey());
   const service = new TaskService({
     tenancy,
@@ -264,7 +265,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     uploadRetentionMs: config.uploadRetentionMs,
     idempotentResubmit: config.idempotentResubmit,
     queueCapacity: config.queueMax,
-    encoding: { optimizeJpegCoding: config.jpegOptimizeCoding },
+    encoding,
   });
   const shutdown = new AbortController();
   // Every waiting sync request listens to it; their number is bounded by the queue, not by 10.
@@ -296,7 +297,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const app = api?.app ?? (await buildOpsServer({ metrics, health, readiness, logger, metricsToken: config.metricsToken, limits: config.limits }));
   // Scrape-time gauges (docs/operations.md): cluster-wide counts from the store and the queue.
   metrics.watch({ store, queue, webSockets: () => api?.app.websocketServer.clients.size });
-  if (runsTasks && config.warmUp) await warmUp(studio, logger, api?.app, store, { optimizeJpegCoding: config.jpegOptimizeCoding });
+  if (runsTasks && config.warmUp) await warmUp(studio, logger, api?.app, store, encoding);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -145,7 +145,7 @@ export interface Config {
   readonly queueMax: number;
   /** Limits of API keys that have none of their own (docs/tenancy.md); `null`: unlimited. */
   readonly keyDefaults: { readonly maxConcurrentImages: number | null; readonly maxQueuedImages: number | null; readonly rate: number | null };
-  /** Warm the studio workers and sharp at start (≤ 3 s), so the first requests are not cold. */
+  /** Warm the studio workers and sharp at start (≤ 4 s), so the first requests are not cold. */
   readonly warmUp: boolean;
   /** JPEG Huffman tables optimised per image (smaller files) or the standard ones (about 3× faster encodes). */
   readonly jpegOptimizeCoding: boolean;
