@@ -24,24 +24,48 @@ const imageUUIDs = (items: any[]): string[] => items.map((item) => item.imageUUI
 /**
  * A loopback WebSocket proxy in front of Kiln that counts the imageInference tasks clients send
  * through it, so a test can tell that a client really retried.
+ *
+ * It also times the results it passes back. sdk-js checks for results every 100 ms and gives up
+ * on an attempt one second after sending it; a result that lands in the last check interval of
+ * an attempt is left for the next attempt, which then asks for zero images (`numberResults`
+ * lowered by what it has: refused as invalid). So results are passed on only in the first half
+ * second after the client's latest send of a task; later ones wait for its next send.
  */
 async function countingProxy(target: string): Promise<{ url: string; inferences: () => number; close(): Promise<void> }> {
   let inferences = 0;
+  const RESULT_WINDOW_MS = 500;
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
   wss.on('connection', (client, request) => {
     const upstream = new WebSocket(`${target}${request.url?.replace(/^\/v1/, '') ?? ''}`);
     const pending: string[] = [];
+    let lastSent = -Infinity;
+    const held: string[] = [];
+    const toClient = (text: string): void => {
+      if (client.readyState === WebSocket.OPEN) client.send(text);
+    };
     upstream.on('open', () => {
       for (const frame of pending.splice(0)) upstream.send(frame);
     });
     client.on('message', (data) => {
       const text = data.toString();
-      for (const item of JSON.parse(text) as { taskType?: string }[]) if (item.taskType === 'imageInference') inferences++;
+      const items = JSON.parse(text) as { taskType?: string }[];
+      const sent = items.filter((item) => item.taskType === 'imageInference').length;
+      inferences += sent;
       if (upstream.readyState === WebSocket.OPEN) upstream.send(text);
       else pending.push(text);
+      if (sent > 0) {
+        lastSent = performance.now();
+        setTimeout(() => held.splice(0).forEach(toClient), 50);
+      }
     });
-    upstream.on('message', (data) => client.readyState === WebSocket.OPEN && client.send(data.toString()));
+    upstream.on('message', (data) => {
+      const text = data.toString();
+      const frame = JSON.parse(text) as { data?: { taskType?: string; imageUUID?: string }[] };
+      const results = (frame.data ?? []).some((item) => item.taskType === 'imageInference' && item.imageUUID !== undefined);
+      if (results && performance.now() - lastSent > RESULT_WINDOW_MS) held.push(text);
+      else toClient(text);
+    });
     client.on('close', () => upstream.close());
     upstream.on('close', () => client.close());
     upstream.on('error', () => client.terminate());
@@ -78,6 +102,22 @@ describe('idempotent resubmission', () => {
     assert.deepEqual(imageUUIDs(third.body.data), imageUUIDs(first.body.data));
     const state = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
     assert.deepEqual(imageUUIDs(state.body.data), imageUUIDs(first.body.data), 'three generations, no more');
+  });
+
+  test('a sync task sent twice at once (the copies race to store it) gets its images once on each reply', async () => {
+    // Both copies usually find the taskUUID free and subscribe beside their inserts; the one
+    // whose insert loses drops that subscription and attaches. Either way each reply carries
+    // every image exactly once.
+    for (let round = 0; round < 3; round++) {
+      const t = task({ numberResults: 2 });
+      const replies = await Promise.all([post(server, [t]), post(server, [t])]);
+      for (const reply of replies) {
+        assert.equal(reply.status, 200, JSON.stringify(reply.body));
+        assert.equal(reply.body.data.length, 2, JSON.stringify(reply.body));
+        assert.equal(new Set(imageUUIDs(reply.body.data)).size, 2);
+      }
+      assert.deepEqual(imageUUIDs(replies[1]!.body.data), imageUUIDs(replies[0]!.body.data));
+    }
   });
 
   test('an async task resent gets its ack again; nothing runs twice', async () => {

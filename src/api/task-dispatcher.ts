@@ -148,13 +148,23 @@ export class TaskDispatcher {
     }
     await this.waitFor(task.taskUUID, context, sink, new Set(), imageCount(task), async (listener) => {
       let stop = (): void => {};
-      // Subscribe once the task is ours (after the taskUUID proved unique) and before it can
-      // run, so a fast task cannot finish before anyone listens.
-      const outcome = await this.service.submitInference(task, principal, async () => {
-        stop = await this.service.watch(task.taskUUID, listener);
-      });
+      // Subscribe beside the task's insert and before it can run, so a fast task cannot finish
+      // before anyone listens. A submission that fails, or that finds the taskUUID taken by a
+      // concurrent resend, drops that subscription.
+      let outcome: 'accepted' | 'attached';
+      try {
+        outcome = await this.service.submitInference(task, principal, async () => {
+          stop = await this.service.watch(task.taskUUID, listener);
+        });
+      } catch (error) {
+        stop();
+        throw error;
+      }
       // The same task resent (a client's retry): what is stored is replayed, the rest follows live.
-      if (outcome === 'attached') return { stop: await this.service.watch(task.taskUUID, listener), replay: true };
+      if (outcome === 'attached') {
+        stop();
+        return { stop: await this.service.watch(task.taskUUID, listener), replay: true };
+      }
       return { stop, replay: false };
     });
   }

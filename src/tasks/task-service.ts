@@ -136,8 +136,11 @@ export class TaskService {
   /**
    * Persists and enqueues an inference task. Throws `conflictTaskUUID`, `queueFull`, or a
    * retryable `serviceUnavailable` when Redis or the database cannot take it (then nothing was
-   * accepted: the task is not stored and its taskUUID stays free). `onAccepted` runs once the
-   * task is stored and before it can start (to subscribe to it; its promise is awaited).
+   * accepted: the task is not stored and its taskUUID stays free). `onAccepted` (to subscribe
+   * to the task) starts once the task is admitted, beside its insert, and settles before the task
+   * is queued, so it can never miss an event. It is not called for a task that attaches before
+   * the insert; when the insert then finds the taskUUID taken (a concurrent resend: 'attached')
+   * or anything fails, the caller must undo what it did.
    */
   async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>): Promise<'accepted' | 'attached'> {
     // A taskUUID already in use: the same task resent (attach) or a conflict. The check and the
@@ -183,9 +186,11 @@ export class TaskService {
     }
     let stored = false;
     try {
-      await this.persist(held ? { ...task, keyHold: true } : task, principal);
+      // The subscription and the insert go out together: one round trip on a cluster, not two.
+      const [persisted, subscribed] = await Promise.allSettled([this.persist(held ? { ...task, keyHold: true } : task, principal), onAccepted?.()]);
+      if (persisted.status === 'rejected') throw persisted.reason;
       stored = true;
-      await onAccepted?.();
+      if (subscribed.status === 'rejected') throw subscribed.reason;
       // Progress (opt-in): every image starts queued, told before the task can start.
       if (task.progress) {
         const items = Array.from({ length: images }, (_, index) => progressItem(task.taskUUID, index, 'queued'));
