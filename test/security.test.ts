@@ -283,6 +283,35 @@ describe('connection caps and authentication throttling', () => {
       await b.close();
     }
   });
+
+  test('the Redis throttle reads an address at most once per second per process; its own failures count at once', async (t) => {
+    if (await serviceProblem('redis')) return t.skip('redis not available');
+    const prefix = uniquePrefix('auththrottle');
+    let clock = 0;
+    const now = (): number => clock;
+    const a = new RedisAuthThrottle({ redisUrl: redisUrl(REDIS_DB.misc), prefix, limit: 5, windowMs: 60_000, now });
+    const b = new RedisAuthThrottle({ redisUrl: redisUrl(REDIS_DB.misc), prefix, limit: 5, windowMs: 60_000, now });
+    try {
+      // b has just seen the address unblocked; a's failures reach b once its read is a second old.
+      assert.equal(await b.blockedFor('192.0.2.20'), 0);
+      for (let i = 0; i < 5; i++) await a.fail('192.0.2.20');
+      assert.ok((await a.blockedFor('192.0.2.20')) > 0, 'the process that counted the failures knows at once');
+      assert.equal(await b.blockedFor('192.0.2.20'), 0, 'b still uses its read');
+      clock += 999;
+      assert.equal(await b.blockedFor('192.0.2.20'), 0);
+      clock += 1;
+      const wait = await b.blockedFor('192.0.2.20');
+      assert.ok(wait > 58_000 && wait <= 60_000, `blocked for ${wait} ms`);
+      // A failure counted by b itself updates b at once, whatever it read before.
+      assert.equal(await b.blockedFor('192.0.2.21'), 0);
+      for (let i = 0; i < 4; i++) await a.fail('192.0.2.21');
+      await b.fail('192.0.2.21');
+      assert.ok((await b.blockedFor('192.0.2.21')) > 0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
 
 describe('tenants stay apart', () => {

@@ -2,6 +2,11 @@
  * The `AuthThrottle` over Redis, shared by every API process of a cluster: one key per client
  * address, `<prefix>:authfail:<address>`, incremented per failure; the first failure of a window
  * sets its expiry, so the key vanishes when the window ends.
+ *
+ * What a process last read of an address (its count and expiry) is trusted for `readTrustMs`
+ * (default 1 s), so a busy address costs one Redis read per second per process instead of one
+ * per request. Each failure counted here refreshes it at once from the INCR's answer; only a
+ * block reached through another process takes up to `readTrustMs` to reach this one.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../shared/logger.ts';
@@ -13,13 +18,27 @@ export interface RedisAuthThrottleOptions extends AuthThrottleOptions {
   /** Namespace of the keys. Default `kiln`. */
   readonly prefix?: string;
   readonly logger?: Logger;
+  /** How long a read of an address's count is used before Redis is asked again. Default 1 000 ms; 0 reads every time. */
+  readonly readTrustMs?: number;
+  /** Milliseconds on a monotonic clock (tests move it by hand). */
+  readonly now?: () => number;
 }
 
-/** INCR, and PEXPIRE when the key is new (or lost its TTL), atomically. */
+/** INCR, and PEXPIRE when the key is new (or lost its TTL), atomically; answers the count and the milliseconds left. */
 const FAIL_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+return {n, redis.call('PTTL', KEYS[1])}`;
+
+/** Addresses whose last read is remembered; past it the stale ones go, then the oldest. */
+const MAX_REMEMBERED = 10_000;
+
+/** An address as last read: its failures in the current window, when the window ends, when it was read (all on `now`'s clock). */
+interface Known {
+  readonly count: number;
+  readonly until: number;
+  readonly readAt: number;
+}
 
 export class RedisAuthThrottle implements AuthThrottle {
   private readonly client: Redis;
@@ -27,12 +46,18 @@ export class RedisAuthThrottle implements AuthThrottle {
   private readonly limit: number;
   private readonly windowMs: number;
   private readonly logger: Logger | undefined;
+  private readonly readTrustMs: number;
+  private readonly now: () => number;
+  /** In order of reading (a new read moves an address to the end). */
+  private readonly known = new Map<string, Known>();
 
   constructor(options: RedisAuthThrottleOptions) {
     this.prefix = options.prefix ?? 'kiln';
     this.limit = options.limit ?? AUTH_THROTTLE_DEFAULTS.limit;
     this.windowMs = options.windowMs ?? AUTH_THROTTLE_DEFAULTS.windowMs;
     this.logger = options.logger;
+    this.readTrustMs = Math.max(0, options.readTrustMs ?? 1_000);
+    this.now = options.now ?? (() => performance.now());
     this.client = createRedisClient({ redisUrl: options.redisUrl, connectionName: `${this.prefix}-auththrottle`, logger: this.logger, lazy: true });
   }
 
@@ -41,22 +66,48 @@ export class RedisAuthThrottle implements AuthThrottle {
   }
 
   async blockedFor(address: string): Promise<number> {
-    try {
-      const key = this.keyOf(address);
-      const [count, ttl] = await withDeadline(Promise.all([this.client.get(key), this.client.pttl(key)]), REDIS_CALL_BUDGET_MS, 'auth throttle read');
-      return Number(count ?? 0) >= this.limit && ttl > 0 ? ttl : 0;
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'auth throttle unavailable; not throttling');
-      return 0;
+    let entry = this.known.get(address);
+    if (entry === undefined || this.now() - entry.readAt >= this.readTrustMs) {
+      try {
+        const key = this.keyOf(address);
+        const [count, ttl] = await withDeadline(Promise.all([this.client.get(key), this.client.pttl(key)]), REDIS_CALL_BUDGET_MS, 'auth throttle read');
+        entry = this.remember(address, Number(count ?? 0), ttl);
+      } catch (error) {
+        this.logger?.warn({ err: error }, 'auth throttle unavailable; not throttling');
+        return 0;
+      }
     }
+    const left = entry.until - this.now();
+    return entry.count >= this.limit && left > 0 ? Math.ceil(left) : 0;
   }
 
   async fail(address: string): Promise<void> {
     try {
-      await withDeadline(this.client.eval(FAIL_SCRIPT, 1, this.keyOf(address), String(this.windowMs)), REDIS_CALL_BUDGET_MS, 'auth throttle write');
+      const [count, ttl] = (await withDeadline(this.client.eval(FAIL_SCRIPT, 1, this.keyOf(address), String(this.windowMs)), REDIS_CALL_BUDGET_MS, 'auth throttle write')) as [number, number];
+      this.remember(address, Number(count), Number(ttl));
     } catch (error) {
       this.logger?.warn({ err: error }, 'auth throttle unavailable; failure not counted');
     }
+  }
+
+  /** Keeps what Redis answered for `address` (`ttl`: PTTL's milliseconds, negative when there is no window). */
+  private remember(address: string, count: number, ttl: number): Known {
+    const now = this.now();
+    const entry: Known = { count: ttl > 0 ? count : 0, until: now + Math.max(0, ttl), readAt: now };
+    this.known.delete(address);
+    if (this.known.size >= MAX_REMEMBERED) {
+      for (const [old, known] of this.known) {
+        if (this.known.size < MAX_REMEMBERED / 2 || now - known.readAt < this.readTrustMs) break;
+        this.known.delete(old);
+      }
+      // Still full of fresh reads (a spray of addresses): forget the oldest, which only costs reads.
+      for (const old of this.known.keys()) {
+        if (this.known.size < MAX_REMEMBERED) break;
+        this.known.delete(old);
+      }
+    }
+    this.known.set(address, entry);
+    return entry;
   }
 
   async close(): Promise<void> {
