@@ -120,6 +120,20 @@ describe('idempotent resubmission', () => {
     }
   });
 
+  test('two keys sending one taskUUID at once: one task runs, the other key gets conflictTaskUUID and none of its results', async () => {
+    for (let round = 0; round < 3; round++) {
+      const t = task({ progress: true });
+      const replies = await Promise.all([post(server, [t]), post(server, [t], { key: OTHER_KEY })]);
+      const won = replies.filter((reply) => reply.status === 200);
+      const lost = replies.filter((reply) => reply.status !== 200);
+      assert.equal(won.length, 1, JSON.stringify(replies.map((reply) => reply.body)));
+      assert.equal(won[0]!.body.data.length, 1);
+      assert.equal(lost[0]!.status, 400);
+      assert.equal(lost[0]!.body.errors[0].code, 'conflictTaskUUID');
+      assert.deepEqual(lost[0]!.body.data ?? [], [], 'nothing of the other key’s task');
+    }
+  });
+
   test('an async task resent gets its ack again; nothing runs twice', async () => {
     const t = task({ deliveryMethod: 'async', numberResults: 2 });
     const ack = await post(server, [t]);

@@ -307,6 +307,12 @@ describe('connection caps and authentication throttling', () => {
       for (let i = 0; i < 4; i++) await a.fail('192.0.2.21');
       await b.fail('192.0.2.21');
       assert.ok((await b.blockedFor('192.0.2.21')) > 0);
+      // A read sent just before a failure's INCR does not undo its count, whichever answer is
+      // handled first (the throttle keeps the answer to the command sent last).
+      for (let i = 0; i < 4; i++) await a.fail('192.0.2.22');
+      clock += 1_000;
+      await Promise.all([b.blockedFor('192.0.2.22'), b.fail('192.0.2.22')]);
+      assert.ok((await b.blockedFor('192.0.2.22')) > 0, 'the fifth failure stands');
     } finally {
       await a.close();
       await b.close();

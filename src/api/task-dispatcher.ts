@@ -148,24 +148,33 @@ export class TaskDispatcher {
     }
     await this.waitFor(task.taskUUID, context, sink, new Set(), imageCount(task), async (listener) => {
       let stop = (): void => {};
+      let subscribed = false;
       // Subscribe beside the task's insert and before it can run, so a fast task cannot finish
-      // before anyone listens. A submission that fails, or that finds the taskUUID taken by a
-      // concurrent resend, drops that subscription.
+      // before anyone listens. Until the submission has settled, events are held back: when two
+      // submissions of one taskUUID race, the one stored may be another key's task, whose events
+      // are not this client's. A submission that fails drops them with the subscription.
+      let held: TaskEvent[] | undefined = [];
+      const gate = (event: TaskEvent): void => {
+        if (held) held.push(event);
+        else listener(event);
+      };
       let outcome: 'accepted' | 'attached';
       try {
         outcome = await this.service.submitInference(task, principal, async () => {
-          stop = await this.service.watch(task.taskUUID, listener);
+          stop = await this.service.watch(task.taskUUID, gate);
+          subscribed = true;
         });
       } catch (error) {
+        held = undefined;
         stop();
         throw error;
       }
+      const early = held;
+      held = undefined;
       // The same task resent (a client's retry): what is stored is replayed, the rest follows live.
-      if (outcome === 'attached') {
-        stop();
-        return { stop: await this.service.watch(task.taskUUID, listener), replay: true };
-      }
-      return { stop, replay: false };
+      if (!subscribed) return { stop: await this.service.watch(task.taskUUID, listener), replay: outcome === 'attached' };
+      for (const event of early) listener(event);
+      return { stop, replay: outcome === 'attached' };
     });
   }
 

@@ -33,11 +33,16 @@ return {n, redis.call('PTTL', KEYS[1])}`;
 /** Addresses whose last read is remembered; past it the stale ones go, then the oldest. */
 const MAX_REMEMBERED = 10_000;
 
-/** An address as last read: its failures in the current window, when the window ends, when it was read (all on `now`'s clock). */
+/**
+ * An address as last read: its failures in the current window, when the window ends, when the
+ * command that read it was sent (all on `now`'s clock), and that command's place in the order
+ * this process sent its commands in.
+ */
 interface Known {
   readonly count: number;
   readonly until: number;
   readonly readAt: number;
+  readonly sent: number;
 }
 
 export class RedisAuthThrottle implements AuthThrottle {
@@ -50,6 +55,8 @@ export class RedisAuthThrottle implements AuthThrottle {
   private readonly now: () => number;
   /** In order of reading (a new read moves an address to the end). */
   private readonly known = new Map<string, Known>();
+  /** Numbers the commands as they are sent: one connection answers them in that order, but their answers may be handled out of it. */
+  private sent = 0;
 
   constructor(options: RedisAuthThrottleOptions) {
     this.prefix = options.prefix ?? 'kiln';
@@ -70,8 +77,9 @@ export class RedisAuthThrottle implements AuthThrottle {
     if (entry === undefined || this.now() - entry.readAt >= this.readTrustMs) {
       try {
         const key = this.keyOf(address);
+        const asked = { at: this.now(), sent: ++this.sent };
         const [count, ttl] = await withDeadline(Promise.all([this.client.get(key), this.client.pttl(key)]), REDIS_CALL_BUDGET_MS, 'auth throttle read');
-        entry = this.remember(address, Number(count ?? 0), ttl);
+        entry = this.remember(address, Number(count ?? 0), ttl, asked);
       } catch (error) {
         this.logger?.warn({ err: error }, 'auth throttle unavailable; not throttling');
         return 0;
@@ -83,19 +91,27 @@ export class RedisAuthThrottle implements AuthThrottle {
 
   async fail(address: string): Promise<void> {
     try {
+      const asked = { at: this.now(), sent: ++this.sent };
       const [count, ttl] = (await withDeadline(this.client.eval(FAIL_SCRIPT, 1, this.keyOf(address), String(this.windowMs)), REDIS_CALL_BUDGET_MS, 'auth throttle write')) as [number, number];
-      this.remember(address, Number(count), Number(ttl));
+      this.remember(address, Number(count), Number(ttl), asked);
     } catch (error) {
       this.logger?.warn({ err: error }, 'auth throttle unavailable; failure not counted');
     }
   }
 
-  /** Keeps what Redis answered for `address` (`ttl`: PTTL's milliseconds, negative when there is no window). */
-  private remember(address: string, count: number, ttl: number): Known {
-    const now = this.now();
-    const entry: Known = { count: ttl > 0 ? count : 0, until: now + Math.max(0, ttl), readAt: now };
+  /**
+   * Keeps what Redis answered for `address` (`ttl`: PTTL's milliseconds, negative when there is
+   * no window) to a command sent as `asked` says, unless the entry holds the answer to a command
+   * sent later (a read that went out before a failure's INCR must not undo its count).
+   */
+  private remember(address: string, count: number, ttl: number, asked: { at: number; sent: number }): Known {
+    const kept = this.known.get(address);
+    if (kept !== undefined && kept.sent > asked.sent) return kept;
+    // The window's end counts from the answer (never early); the trust from the question (never long).
+    const entry: Known = { count: ttl > 0 ? count : 0, until: this.now() + Math.max(0, ttl), readAt: asked.at, sent: asked.sent };
     this.known.delete(address);
     if (this.known.size >= MAX_REMEMBERED) {
+      const now = this.now();
       for (const [old, known] of this.known) {
         if (this.known.size < MAX_REMEMBERED / 2 || now - known.readAt < this.readTrustMs) break;
         this.known.delete(old);

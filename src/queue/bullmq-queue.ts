@@ -142,12 +142,20 @@ export class BullmqQueue implements TaskQueue {
     this.queue.on('error', (error) => this.logError(error, 'bullmq queue error'));
   }
 
-  async enqueue(job: QueueJob): Promise<void> {
-    checkJobId(job.id);
+  async enqueue(job: QueueJob, after?: Promise<unknown>): Promise<void> {
+    // 0: the job is waiting or running already (the sweeper re-enqueues every unfinished task).
+    // The tag goes out beside `after`; should `after` fail, the group's clock has moved on by one
+    // job that never ran, which only makes its next job wait that much longer.
+    const tag = (async () => {
+      checkJobId(job.id);
+      return this.call('enqueue', () => this.fairTag(job));
+    })();
+    const [tagged, ready] = await Promise.allSettled([tag, after]);
+    if (ready.status === 'rejected') throw ready.reason;
+    if (tagged.status === 'rejected') throw tagged.reason;
+    const priority = tagged.value;
+    if (priority === 0) return;
     await this.call('enqueue', async () => {
-      // 0: the job is waiting or running already (the sweeper re-enqueues every unfinished task).
-      const priority = await this.fairTag(job);
-      if (priority === 0) return;
       await this.queue.add(
         JOB_NAME,
         { weight: fairWeight(job) } satisfies JobData,

@@ -47,7 +47,8 @@ export class MemoryQueue implements TaskQueue {
     this.retryDelayMs = Math.max(0, options.retryDelayMs ?? 250);
   }
 
-  async enqueue(job: QueueJob): Promise<void> {
+  async enqueue(job: QueueJob, after?: Promise<unknown>): Promise<void> {
+    if (after) await after;
     if (this.closing) throw new QueueUnavailableError('the queue is closed');
     if (this.has(job.id)) return;
     FairOrder.insert(this.waiting, this.order.tag(job));

@@ -82,8 +82,12 @@ export interface TaskQueue {
   /**
    * Adds a job. Idempotent by id: adding a job that is already waiting or running does nothing.
    * Rejects with `QueueUnavailableError` when the backend does not answer in time.
+   *
+   * With `after`, the job is added only once `after` has resolved; work of the queue's own that
+   * does not need it may go first (BullMQ: the fair tag's round trip goes out beside the task's
+   * insert). When `after` rejects, nothing is added and `enqueue` rejects with its reason.
    */
-  enqueue(job: QueueJob): Promise<void>;
+  enqueue(job: QueueJob, after?: Promise<unknown>): Promise<void>;
   /** Starts running jobs in this process, at most `concurrency` at once. Call once, or never (API processes). */
   process(handler: JobHandler, options: { concurrency: number }): void;
   /** Waiting and running jobs across every process that shares the queue. */

@@ -186,23 +186,39 @@ export class TaskService {
     }
     let stored = false;
     try {
-      // The subscription and the insert go out together: one round trip on a cluster, not two.
-      const [persisted, subscribed] = await Promise.allSettled([this.persist(held ? { ...task, keyHold: true } : task, principal), onAccepted?.()]);
-      if (persisted.status === 'rejected') throw persisted.reason;
-      stored = true;
-      if (subscribed.status === 'rejected') throw subscribed.reason;
-      // Progress (opt-in): every image starts queued, told before the task can start.
-      if (task.progress) {
-        const items = Array.from({ length: images }, (_, index) => progressItem(task.taskUUID, index, 'queued'));
-        await this.deps.events.emit({ type: 'progress', taskUUID: task.taskUUID, items });
-      }
-      await this.deps.queue.enqueue({ id: task.taskUUID, group: principal.apiKeyId, cost: images, weight });
+      // The insert, the subscription and the queue's own preparation (BullMQ: the fair tag) go
+      // out together: one round trip on a cluster where they took three. The job is added once
+      // the task is stored and watched.
+      const persisted = this.persist(held ? { ...task, keyHold: true } : task, principal).then(() => {
+        stored = true;
+      });
+      const subscribed = onAccepted?.();
+      const ready = (async (): Promise<void> => {
+        const [insert, watch] = await Promise.allSettled([persisted, subscribed]);
+        if (insert.status === 'rejected') throw insert.reason;
+        if (watch.status === 'rejected') throw watch.reason;
+        // Progress (opt-in): every image starts queued, told before the task can start.
+        if (task.progress) {
+          const items = Array.from({ length: images }, (_, index) => progressItem(task.taskUUID, index, 'queued'));
+          await this.deps.events.emit({ type: 'progress', taskUUID: task.taskUUID, items });
+        }
+      })();
+      // Both settle before anything is decided, so that `stored` is known.
+      const [prepared, queued] = await Promise.allSettled([ready, this.deps.queue.enqueue({ id: task.taskUUID, group: principal.apiKeyId, cost: images, weight }, ready)]);
+      if (prepared.status === 'rejected') throw prepared.reason;
+      if (queued.status === 'rejected') throw queued.reason;
     } catch (error) {
       if (error instanceof TaskConflictError) {
         // Another submission of the same taskUUID stored it first (a race between two retries):
         // the reservation is that task's, so it stays; this one attaches or conflicts.
         const winner = await this.deps.store.getTask(task.taskUUID);
-        if (!winner) throw error;
+        if (!winner) {
+          // The copy that stored it failed afterwards and took it back: the taskUUID is free
+          // again, and the client may simply send the task once more.
+          await giveBack();
+          if (held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+          throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
+        }
         // A hold is keyed by taskUUID: when the stored task holds none (it was admitted without
         // one), the hold this call took is nobody's and goes back; when it holds one, it is that.
         if (held && (JSON.parse(winner.request) as InferenceTask).keyHold !== true) {

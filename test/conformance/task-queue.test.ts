@@ -111,6 +111,34 @@ for (const adapter of [memoryAdapter, bullmqAdapter()]) {
       assert.deepEqual([...ran].sort(), [...ids].sort());
     });
 
+    it('a job enqueued after a promise is added only once it resolves, and never when it rejects', async () => {
+      const queue = context().open();
+      const ran: string[] = [];
+      queue.process(async (job) => {
+        ran.push(job.id);
+      }, { concurrency: 2 });
+      const includes = (id: string): boolean => ran.includes(id);
+      const gate = deferred<void>();
+      const later = randomUUID();
+      const enqueued = queue.enqueue({ id: later }, gate.promise);
+      await sleep(200);
+      assert.deepEqual(await queue.counts(), { waiting: 0, running: 0 }, 'nothing is added before the promise resolves');
+      assert.deepEqual(ran, []);
+      gate.resolve();
+      await within(enqueued, 10_000, 'the enqueue to finish');
+      await until(() => includes(later), 'the job to run');
+
+      const refused = randomUUID();
+      const reason = new Error('the insert failed');
+      await assert.rejects(queue.enqueue({ id: refused }, Promise.reject(reason)), (error) => error === reason);
+      await sleep(200);
+      assert.deepEqual(await queue.counts(), { waiting: 0, running: 0 });
+      assert.ok(!includes(refused), 'a job whose promise rejected never runs');
+      // The id is free: enqueued again, it runs.
+      await queue.enqueue({ id: refused });
+      await until(() => includes(refused), 'the job to run once enqueued for real');
+    });
+
     it('enqueue is idempotent while a job waits or runs; a finished job can be enqueued again', async () => {
       const queue = context().open();
       const id = randomUUID();
