@@ -128,8 +128,27 @@ export interface WsSessionsOptions {
 
 export class WsSessions {
   private readonly sessions = new Map<string, WsSession>();
+  private readonly keeper: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: WsSessionsOptions) {}
+  constructor(private readonly options: WsSessionsOptions) {
+    // Shared records expire `resumeMs` after their last write: a session whose wait outlasts
+    // that without a frame (a long queue, a slow render) must stay findable should this process
+    // die, so the living sessions' records are kept fresh (a dead process's then lapse at least
+    // three quarters of `resumeMs` after it died).
+    if (options.directory.shared) {
+      this.keeper = setInterval(() => this.keepRecords(), Math.max(250, Math.floor(options.resumeMs / 4)));
+      this.keeper.unref();
+    }
+  }
+
+  private keepRecords(): void {
+    for (const session of this.sessions.values()) {
+      if (session.ended) continue;
+      this.options.directory.touch(session.id, this.options.resumeMs).catch((error: unknown) => {
+        this.options.logger.warn({ err: error, session: session.id }, 'could not keep a session record fresh');
+      });
+    }
+  }
 
   /**
    * Attaches a socket to a resumed session (same key only) or to a new one. A session unknown
@@ -211,6 +230,7 @@ export class WsSessions {
   }
 
   close(): void {
+    clearInterval(this.keeper);
     for (const session of this.sessions.values()) clearTimeout(session.expiry);
     this.sessions.clear();
   }

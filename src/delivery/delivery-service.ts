@@ -142,16 +142,17 @@ export class DeliveryService {
       if (state.nextAttemptAt > now) continue;
       const attempts = state.attempts + 1;
       const attemptStarted = performance.now();
+      const owner = this.options.owner;
       try {
         const status = await this.attempt(record, policy, signal);
         this.count(record, 'success', attemptStarted);
         await this.log(record, attemptStarted, status);
         state = { ...state, status: 'done', attempts, lastError: null };
-        await store.updateDelivery(record.id, state);
-        log.debug({ attempts }, 'delivered');
+        if (!(await store.updateDelivery(record.id, state, [], owner))) log.warn({ attempts }, 'delivered after the lease ran out; another process holds the delivery now');
+        else log.debug({ attempts }, 'delivered');
         return state;
       } catch (error) {
-        if (signal.aborted) break;
+        if (signal.aborted || error instanceof LeaseLost) break;
         const message = error instanceof Error ? error.message : String(error);
         const final = isFinal(error) || attempts >= policy.maxAttempts;
         this.count(record, final ? 'gave_up' : 'retry', attemptStarted);
@@ -163,15 +164,17 @@ export class DeliveryService {
           nextAttemptAt: clock.now() + backoffDelay(policy, attempts),
           lastError: message,
         };
+        // An attempt that outlived its lease records nothing: the process that took the delivery
+        // over decides what happens next.
         if (!final) {
-          await store.updateDelivery(record.id, state);
+          if (!(await store.updateDelivery(record.id, state, [], owner))) return state;
           log.info({ attempts, error: message }, 'delivery attempt failed; retrying');
           continue;
         }
         // A failed upload is told to the task's webhook, recorded with the failure itself so a
         // crash cannot lose the notice.
         const notice = this.failureNotice(state);
-        await store.updateDelivery(record.id, state, notice ? [notice] : []);
+        if (!(await store.updateDelivery(record.id, state, notice ? [notice] : [], owner))) return state;
         if (notice) void this.run(notice);
         log.warn({ attempts, error: message }, 'delivery failed for good');
         return state;
@@ -211,6 +214,17 @@ export class DeliveryService {
     observeDeliveryAttempt(this.options.metrics, record, outcome, performance.now() - attemptStarted, this.options.clock.now());
   }
 
+  /**
+   * Extends this process's lease to cover the request about to go out (what came before it, a
+   * secret's lookup or the image's read from storage, may have taken part of the lease); throws
+   * `LeaseLost` when another process took the delivery over meanwhile, so nothing is sent twice.
+   */
+  private async renewLease(record: DeliveryRecord, policy: RetryPolicy): Promise<void> {
+    const now = this.options.clock.now();
+    const renewed = await this.options.store.claimDelivery(record.id, this.options.owner, now + policy.timeoutMs + LEASE_MARGIN_MS, now);
+    if (!renewed) throw new LeaseLost();
+  }
+
   /** One attempt; answers the receiver's (2xx) status, or throws what went wrong. */
   private async attempt(record: DeliveryRecord, policy: RetryPolicy, signal: AbortSignal): Promise<number> {
     const common = {
@@ -231,11 +245,13 @@ export class DeliveryService {
       headers['webhook-timestamp'] = String(Math.floor(timestamp.getTime() / 1000));
       // Standard Webhooks: several signatures are space-separated in one header.
       if (secrets.length > 0) headers['webhook-signature'] = secrets.map((secret) => new Webhook(secret).sign(record.id, timestamp, body)).join(' ');
+      await this.renewLease(record, policy);
       return (await this.options.http.request(record.url, { ...common, method: 'POST', headers, body })).status;
     }
     const bytes = record.objectKey ? await this.options.objects.get(record.objectKey) : undefined;
     if (!bytes) throw new FetchError('badUrl', 'The image to upload no longer exists.');
     const extension = record.objectKey?.split('.').pop() ?? 'jpg';
+    await this.renewLease(record, policy);
     const answer = await this.options.http.request(record.url, {
       ...common,
       method: 'PUT',
@@ -243,6 +259,14 @@ export class DeliveryService {
       body: bytes,
     });
     return answer.status;
+  }
+}
+
+/** Another process took a delivery over before this one sent its attempt. */
+class LeaseLost extends Error {
+  constructor() {
+    super('another process took the delivery over');
+    this.name = 'LeaseLost';
   }
 }
 

@@ -400,9 +400,9 @@ export class KyselyTaskStore implements TaskStore {
     await this.db.insertInto('deliveries').values(deliveries.map(fromDelivery)).execute();
   }
 
-  async updateDelivery(id: string, u: DeliveryUpdate, follow: readonly DeliveryRecord[] = []): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx
+  async updateDelivery(id: string, u: DeliveryUpdate, follow: readonly DeliveryRecord[] = [], owner?: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      let update = trx
         .updateTable('deliveries')
         .set({
           status: u.status,
@@ -413,9 +413,12 @@ export class KyselyTaskStore implements TaskStore {
           lease_until: null,
           ...(u.createdAt === undefined ? {} : { created_at: u.createdAt }),
         })
-        .where('id', '=', id)
-        .execute();
+        .where('id', '=', id);
+      if (owner !== undefined) update = update.where('status', '=', 'pending').where('lease_owner', '=', owner);
+      const updated = await update.executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 0) return false;
       if (follow.length > 0) await trx.insertInto('deliveries').values(follow.map(fromDelivery)).execute();
+      return true;
     });
   }
 
@@ -587,8 +590,11 @@ export class KyselyTaskStore implements TaskStore {
     return rows.map(toImage);
   }
 
-  async deleteImage(imageUUID: string): Promise<void> {
-    await this.db.deleteFrom('images').where('image_uuid', '=', imageUUID).execute();
+  async deleteImage(imageUUID: string, expiredBy?: number): Promise<boolean> {
+    let query = this.db.deleteFrom('images').where('image_uuid', '=', imageUUID);
+    if (expiredBy !== undefined) query = query.where('expires_at', 'is not', null).where('expires_at', '<=', expiredBy);
+    const r = await query.executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
   }
 
   async ping(): Promise<void> {

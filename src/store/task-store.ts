@@ -256,8 +256,13 @@ export interface TaskStore {
   deleteExpiredTasks(now: number): Promise<number>;
 
   insertDeliveries(deliveries: readonly DeliveryRecord[]): Promise<void>;
-  /** Updates a delivery (freeing its lease) and, in the same transaction, adds the deliveries it causes (a failure notice). */
-  updateDelivery(id: string, update: DeliveryUpdate, follow?: readonly DeliveryRecord[]): Promise<void>;
+  /**
+   * Updates a delivery (freeing its lease) and, in the same transaction, adds the deliveries it
+   * causes (a failure notice). With `owner`, only while the delivery is pending and leased to
+   * `owner` (the outcome of an attempt whose lease ran out is dropped, follow-ups included).
+   * Answers whether the delivery was updated.
+   */
+  updateDelivery(id: string, update: DeliveryUpdate, follow?: readonly DeliveryRecord[], owner?: string): Promise<boolean>;
   /** Pending deliveries, soonest first. */
   listPendingDeliveries(): Promise<DeliveryRecord[]>;
   /**
@@ -294,7 +299,11 @@ export interface TaskStore {
   /** Extends an upload's life on use (`expiresAt` = now + retention). */
   touchImage(imageUUID: string, expiresAt: number): Promise<void>;
   listExpiredImages(now: number, limit: number): Promise<ImageRecord[]>;
-  deleteImage(imageUUID: string): Promise<void>;
+  /**
+   * Deletes an image's row; with `expiredBy`, only while it has expired by then (an image whose
+   * life was extended since it was listed stays). Answers whether a row was deleted.
+   */
+  deleteImage(imageUUID: string, expiredBy?: number): Promise<boolean>;
   /**
    * Images waiting or running ahead of a task accepted at `createdAt`: every unfinished image of
    * running tasks, and the images of tasks queued before it (`queuePosition` in getResponse).

@@ -78,7 +78,17 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   // The claim answers the record, and the generations are read beside it: one round trip to start.
   const [claimed, firstRead] = await Promise.all([deps.store.claimTask(taskUUID, started), deps.store.listGenerations(taskUUID)]);
   if (!claimed) {
-    // Ended (or gone) meanwhile: what it held for admission and for its key goes back.
+    // Ended meanwhile (cancelled, timed out, or by a run that crashed after ending it): its
+    // images are charged if a run died before charging them, then what it held for admission and
+    // for its key goes back. A task that is not stored at all holds nothing of this job's (a
+    // submission that failed gave back what it took; the sweeper reconciles the rest).
+    const ended = await deps.store.getTask(taskUUID);
+    if (!ended) return;
+    if (deps.tenancy) {
+      await chargeMissing({ deps, record: ended, task: JSON.parse(ended.request) as InferenceTask }).catch((error: unknown) =>
+        deps.logger.error({ taskUUID, err: error }, 'charging the task’s images failed'),
+      );
+    }
     await deps.admission.release(taskUUID);
     await deps.tenancy?.release(taskUUID);
     return;
@@ -123,7 +133,10 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
   // input fetches get the abort. The event bus being down only delays it: a cancel claims the
   // task in the store, which fences every later write of this run out.
   const stopRun = new AbortController();
-  const runSignal = AbortSignal.any([signal, stopRun.signal]);
+  // Aborted when one engine call stops the run (a lost claim, a shutdown): the calls beside it
+  // stop too, and the run decides nothing until all of them have settled.
+  const halt = new AbortController();
+  const runSignal = AbortSignal.any([signal, stopRun.signal, halt.signal]);
   // Not awaited: the run starts at once (a cancel sent before the subscription is confirmed still
   // fences the run out through the store).
   const watching = deps.events
@@ -172,6 +185,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
         // Time spent handing images over, taken out of the render time.
         let handingOverMs = 0;
         const finish = async (image: GeneratedImage): Promise<void> => {
+          // A run that is stopping (cancelled, fenced out, shutting down) stores nothing more: an
+          // image drawn after the stop would only be refused (or remade by the next run).
+          if (runSignal.aborted) return;
           const generation = bySlot.get(image.index);
           if (!generation || settled.has(image.index)) return;
           settled.add(image.index);
@@ -223,6 +239,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
             includeCost: task.includeCost,
             onImage: finish,
           });
+          // An engine that returned although the run was stopped: nothing of it is settled (its
+          // images were not taken above, and must not count as missing either).
+          runSignal.throwIfAborted();
           timer.stage('render', performance.now() - renderStarted - handingOverMs);
           releaseRender();
           for (const warning of result.warnings) log.warn({ engine: engine.name }, warning);
@@ -235,7 +254,7 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
           if (mustStop(runSignal, thrown)) throw thrown;
           await fail(batch.filter((g) => !settled.has(g.index)), thrown);
         }
-      });
+      }, (thrown) => halt.abort(thrown));
       await stored();
     } catch (thrown) {
       // Images already handed to the encode stage finish (or stop) before anything else is decided.
@@ -270,7 +289,12 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
       log.info({ images: startedImages, left: pending.length - startedImages }, "task yielded its worker slot to another key's work");
       return { yielded: startedImages };
     }
-    const allFailed = failedCount > 0 && failedCount === pending.length && pending.length === record.imageCount;
+    // Failed unless an image succeeded, in this run or in one before it (a resumed run made only
+    // what was left, so its own count says nothing of the rest).
+    const allFailed =
+      failedCount > 0 &&
+      failedCount === pending.length &&
+      (pending.length === record.imageCount || !(await deps.store.listGenerations(taskUUID)).some((g) => g.status === 'success'));
     progress.close();
     const ended = await endTask(writer, allFailed);
     timer.finish(log, ended, { images: pending.length, failed: failedCount, allFailed });
@@ -334,8 +358,12 @@ export async function failGenerations(
   return ended.length;
 }
 
-/** Charges every stored image of the task that has no ledger row yet (charging is idempotent per image). */
-async function chargeMissing({ deps, record, task }: TaskWriter): Promise<void> {
+/**
+ * Charges every stored image of the task that has no ledger row yet (charging is idempotent per
+ * image). Every path that ends a task or gives its key's hold back runs it first: a run that
+ * stored an image and died before charging it leaves that to whoever ends the task.
+ */
+export async function chargeMissing({ deps, record, task }: Pick<TaskWriter, 'deps' | 'record' | 'task'>): Promise<void> {
   for (const g of await deps.store.listGenerations(record.taskUUID)) {
     if (g.status !== 'success' || g.imageUUID === null) continue;
     const image = await deps.store.getImage(g.imageUUID);
@@ -359,13 +387,14 @@ async function chargeMissing({ deps, record, task }: TaskWriter): Promise<void> 
 export async function endTask(writer: TaskWriter, allFailed: boolean): Promise<number> {
   const { deps, record, fence, log } = writer;
   const ended = deps.clock.now();
-  await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
-  await deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
   // A run after a crash (a newer claim), or one whose charge failed, may have images stored but
-  // not charged (settling and charging are two steps): charge them before the hold goes.
+  // not charged (settling and charging are two steps): charge them before the task ends, since
+  // a run that finds the task ended charges nothing.
   if (deps.tenancy && (fence > 1 || writer.charges?.failed)) {
     await chargeMissing(writer).catch((error: unknown) => log.error({ err: error }, 'charging the task’s images failed'));
   }
+  await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
+  await deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
   if (writer.task.keyHold) await deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
   await deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
   return ended;
@@ -468,13 +497,25 @@ async function finishImage(
     ...(task.webhookURL === undefined ? [] : [webhookForItem(target, task.webhookURL, imageUUID, item)]),
     ...(task.uploadEndpoint === undefined ? [] : [uploadOf(target, task.uploadEndpoint, imageUUID, objectKey, task.webhookURL ?? null)]),
   ];
-  await deps.store.settleGeneration(
-    record.taskUUID,
-    generation.index,
-    { status: 'success', imageUUID, cost, ...(image.cost === undefined ? {} : { upstreamCost: image.cost }), seed: image.seed, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
-    deliveries,
-    fence,
-  );
+  try {
+    await deps.store.settleGeneration(
+      record.taskUUID,
+      generation.index,
+      { status: 'success', imageUUID, cost, ...(image.cost === undefined ? {} : { upstreamCost: image.cost }), seed: image.seed, ...(nsfw === undefined ? {} : { nsfw }), finishedAt: now },
+      deliveries,
+      fence,
+    );
+  } catch (error) {
+    // Fenced out (a cancel, or another run took the task): this image belongs to no generation,
+    // and an inline one would have no expiry, so its row and bytes go now (best effort; a URL
+    // image would expire anyway).
+    if (error instanceof ClaimLostError) {
+      await Promise.all([deps.store.deleteImage(imageUUID), deps.objects.delete(objectKey)]).catch((failure: unknown) =>
+        deps.logger.warn({ taskUUID: record.taskUUID, imageUUID, err: failure }, 'could not delete an image made by a run that was fenced out'),
+      );
+    }
+    throw error;
+  }
   mark = stage('store', mark);
   deps.metrics?.images.inc({ model: task.model, outcome: 'success' });
   progress.resultFor(generation.index);

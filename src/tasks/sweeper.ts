@@ -57,10 +57,16 @@ export class Sweeper {
       if (!(await store.acquireLease(LEASE, this.deps.owner, now + 2 * this.deps.intervalMs, now))) return;
       let images = 0;
       for (;;) {
-        const expired = await store.listExpiredImages(clock.now(), 200);
+        const cut = clock.now();
+        // A long pass (many images, a slow object store) renews its lease batch by batch, and
+        // stops should another process hold it meanwhile.
+        if (images > 0 && !(await store.acquireLease(LEASE, this.deps.owner, cut + 2 * this.deps.intervalMs, cut))) return;
+        const expired = await store.listExpiredImages(cut, 200);
         for (const image of expired) {
-          await objects.delete(image.objectKey);
-          await store.deleteImage(image.imageUUID);
+          // The row goes first, and only while still expired: an upload used (its life extended)
+          // since it was listed keeps its bytes. Bytes left by a crash right here are orphans,
+          // never a row without its image.
+          if (await store.deleteImage(image.imageUUID, cut)) await objects.delete(image.objectKey);
         }
         images += expired.length;
         if (expired.length < 200) break;

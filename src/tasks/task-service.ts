@@ -16,7 +16,7 @@ import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from 
 import { describeDelivery } from '../delivery/delivery-log.ts';
 import { webhookForError } from '../delivery/delivery-records.ts';
 import { progressItem } from './progress.ts';
-import { runTask } from './run-task.ts';
+import { chargeMissing, runTask } from './run-task.ts';
 import type { Tenancy, UsageReport } from './tenancy.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
@@ -94,6 +94,13 @@ export class TaskService {
     const unfinished = (await this.deps.store.listUnfinishedTasks()).filter((task) => task.createdAt < olderThan);
     for (const task of unfinished) {
       await this.deps.admission.reserve(task.taskUUID, task.imageCount);
+      // Read again after the reservation: a task that ended since the list was read (its run gave
+      // its reservation back, maybe before this one was made) must not keep one.
+      const current = await this.deps.store.getTask(task.taskUUID);
+      if (!current || (current.status !== 'queued' && current.status !== 'running')) {
+        await this.deps.admission.release(task.taskUUID);
+        continue;
+      }
       const weight = (await this.deps.tenancy?.weightOf(task.apiKeyId)) ?? 1;
       await this.deps.queue.enqueue({ id: task.taskUUID, group: task.apiKeyId, cost: task.imageCount, weight });
     }
@@ -466,6 +473,11 @@ export class TaskService {
       if (task.keyHold) await this.deps.tenancy?.refund(record.taskUUID, count).catch((failure: unknown) => log.warn({ err: failure }, 'refund failed; the hold is released below'));
     }
     await this.deps.admission.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'admission release failed; the sweeper reconciles it'));
+    // Images a run stored but did not charge (it died, or its charge failed, before the end) are
+    // charged before the key's hold goes: no run will end this task and charge them.
+    if (this.deps.tenancy && outcome.finished.length > 0) {
+      await chargeMissing({ deps: this.deps, record, task }).catch((failure: unknown) => log.error({ err: failure }, 'charging the task’s images failed'));
+    }
     if (task.keyHold) await this.deps.tenancy?.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'tenancy release failed; the sweeper reconciles it'));
     await this.deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
     // The webhook was stored with the end; sent here when this process delivers, else by a worker.

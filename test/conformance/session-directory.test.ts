@@ -11,6 +11,9 @@ import { Redis } from 'ioredis';
 import { RedisSessionDirectory } from '../../src/events/redis-session-directory.ts';
 import { LocalSessionDirectory, type SessionDirectory } from '../../src/events/session-directory.ts';
 import { EventBusUnavailableError } from '../../src/events/task-events.ts';
+import { WsSessions } from '../../src/api/ws-sessions.ts';
+import pino from 'pino';
+import type { WebSocket } from 'ws';
 import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from '../helpers/services.ts';
 
 const redisSkip = await serviceProblem('redis');
@@ -151,6 +154,25 @@ describe('RedisSessionDirectory', { skip: redisSkip }, () => {
     const sessionId = randomUUID();
     await first.sent(sessionId, randomUUID(), 'image-1', TTL_MS);
     assert.equal(await second.find(sessionId), undefined);
+  });
+
+  test('an API process keeps its sessions findable while a wait outlasts the resume window', async () => {
+    const resumeMs = 600;
+    const sessions = new WsSessions({ resumeMs, directory: first, logger: pino({ level: 'silent' }) });
+    try {
+      // A socket stand-in: the session only keeps it, and closes it when another replaces it.
+      const socket = { close: () => {} } as unknown as WebSocket;
+      const { session } = await sessions.attach(socket, { apiKeyId: 'key-keeper' }, undefined);
+      const taskUUID = randomUUID();
+      sessions.opened(session, taskUUID);
+      // Three resume windows without a frame: the record is still there for a takeover.
+      await new Promise((resolve) => setTimeout(resolve, resumeMs * 3));
+      const found = await second.find(session.id);
+      assert.equal(found?.apiKeyId, 'key-keeper');
+      assert.ok(found?.tasks.has(taskUUID.toLowerCase()));
+    } finally {
+      sessions.close();
+    }
   });
 
   test('with Redis down, writes are swallowed in bounded time and find rejects with EventBusUnavailableError', async () => {

@@ -495,6 +495,27 @@ function taskStoreContract(subject: Subject): void {
     assert.equal(await store.claimDelivery(randomUUID(), 'a', T0 + 5_000, T0), undefined);
   });
 
+  test('updateDelivery for an owner records an outcome only while that owner holds the lease', async () => {
+    const { store } = subject;
+    const taskUUID = mixedUUID();
+    const d = delivery(taskUUID, { nextAttemptAt: T0 });
+    await store.insertDeliveries([d]);
+    assert.ok(await store.claimDelivery(d.id, 'a', T0 + 1_000, T0));
+    // a's lease ran out and b took over; a's late outcome (and its follow-up) is dropped.
+    assert.ok(await store.claimDelivery(d.id, 'b', T0 + 3_000, T0 + 1_500));
+    const notice = delivery(taskUUID, { nextAttemptAt: T0 });
+    assert.equal(await store.updateDelivery(d.id, { status: 'failed', attempts: 1, nextAttemptAt: T0, lastError: 'HTTP 500' }, [notice], 'a'), false);
+    assert.equal((await store.getDelivery(d.id))?.status, 'pending');
+    assert.equal(await store.getDelivery(notice.id), undefined, 'no follow-up from a dropped outcome');
+    assert.equal(await store.updateDelivery(d.id, { status: 'done', attempts: 1, nextAttemptAt: T0, lastError: null }, [], 'b'), true);
+    assert.equal((await store.getDelivery(d.id))?.status, 'done');
+    // Settled: no owner's late outcome changes it, while an unowned update (a redeliver) still does.
+    assert.equal(await store.updateDelivery(d.id, { status: 'pending', attempts: 2, nextAttemptAt: T0, lastError: 'late' }, [], 'b'), false);
+    assert.equal((await store.getDelivery(d.id))?.status, 'done');
+    assert.equal(await store.updateDelivery(d.id, { status: 'pending', attempts: 0, nextAttemptAt: T0, lastError: null }), true);
+    await store.updateDelivery(d.id, { status: 'done', attempts: 1, nextAttemptAt: T0, lastError: null });
+  });
+
   test('twenty concurrent claimDelivery calls by different owners: exactly one wins', async () => {
     const { store } = subject;
     const d = delivery(mixedUUID(), { nextAttemptAt: T0 });
@@ -585,9 +606,14 @@ function taskStoreContract(subject: Subject): void {
     assert.equal((await store.getImage(generated.imageUUID))?.expiresAt, T0 + 5_000, 'a touch never shortens');
     await store.touchImage(upload.imageUUID, T0 + 5_000);
     assert.equal((await store.getImage(upload.imageUUID))?.expiresAt, null, 'no expiry stays no expiry');
-    await store.deleteImage(generated.imageUUID);
+    // The sweeper's delete: only while expired by its cut (touched since: kept), never an image without expiry.
+    assert.equal(await store.deleteImage(generated.imageUUID, T0 + 4_999), false);
+    assert.equal(await store.deleteImage(upload.imageUUID, T0 + 1_000_000), false);
+    assert.ok(await store.getImage(generated.imageUUID));
+    assert.equal(await store.deleteImage(generated.imageUUID, T0 + 5_000), true);
     assert.equal(await store.getImage(generated.imageUUID), undefined);
-    await store.deleteImage(randomUUID());
+    assert.equal(await store.deleteImage(randomUUID()), false);
+    assert.equal(await store.deleteImage(upload.imageUUID), true);
   });
 
   test('listExpiredImages: expired first, at most limit, never while an upload of the image is pending', async () => {
