@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { Receiver } from './helpers/receiver.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
@@ -110,6 +112,15 @@ describe('cancelTask and deadlineSeconds', () => {
       assert.equal(errors[0].code, 'taskCancelled');
       assert.equal(errors[0].imageCount, answer.cancelledImages);
       assert.equal(bodies.filter((b) => b.data).length, answer.finishedImages.length);
+      // The store holds the finished images only (an image refused at its settle, had one been
+      // encoding when the cancel came, is deleted with its file).
+      const db = new Database(path.join(server.dataDir, 'kiln.sqlite'), { readonly: true });
+      try {
+        const rows = db.prepare('SELECT image_uuid FROM images WHERE task_uuid = ?').all(t.taskUUID.toLowerCase()) as { image_uuid: string }[];
+        assert.deepEqual(rows.map((r) => r.image_uuid).sort(), [...answer.finishedImages].sort());
+      } finally {
+        db.close();
+      }
     } finally {
       ws.close();
       await hooks.close();
