@@ -774,8 +774,12 @@ for (const [name, open, problem] of periodStores) {
         assert.deepEqual(rows.map((r) => [r.taskUUID, r.imageIndex, r.priceMicros]), [[free.taskUUID, 0, 28_000], [free.taskUUID, 1, 30_000]]);
         // With a hold: the price moves from reserved to spent.
         const heldTask = randomUUID();
-        const outcome = await tenancy.hold({ taskUUID: heldTask, apiKeyId: id, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
-        assert.equal(outcome.ok, true);
+        const request = { taskUUID: heldTask, apiKeyId: id, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: null, maxQueuedImages: null } };
+        const outcome = await tenancy.hold(request);
+        assert.ok(outcome.ok && outcome.made, 'this call took the hold');
+        // The same task held again (a twin submitted at the same moment): ok, but not this call's hold.
+        const twin = await tenancy.hold(request);
+        assert.ok(twin.ok && !twin.made);
         assert.equal((await tenancy.account(id))?.reservedMicros, 56_000);
         const paid = { ...entry(id, at), taskUUID: heldTask };
         assert.equal(await tenancy.charge(paid, { held: true }), true);

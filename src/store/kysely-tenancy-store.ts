@@ -178,7 +178,7 @@ export class KyselyTenancyStore implements TenancyStore {
         .set({ budget_reserved_micros: sql<number>`budget_reserved_micros` })
         .where('id', '=', request.apiKeyId)
         .executeTakeFirst();
-      if (Number(locked.numUpdatedRows) === 0) return { ok: true, account: undefined };
+      if (Number(locked.numUpdatedRows) === 0) return { ok: true, account: undefined, made: false };
       const existing = await trx
         .selectFrom('key_holds')
         .select(['api_key_id', 'images', 'unit_micros'])
@@ -190,7 +190,7 @@ export class KyselyTenancyStore implements TenancyStore {
         // The same task submitted twice at once holds once; anything else under its taskUUID
         // (another key, more images, another price) is a conflict, never a free ride on its hold.
         const same = existing.api_key_id === request.apiKeyId && num(existing.images) === request.images && num(existing.unit_micros) === request.unitMicros;
-        return same ? { ok: true, account } : { ok: false, reason: 'taskUUID' };
+        return same ? { ok: true, account, made: false } : { ok: false, reason: 'taskUUID' };
       }
       // The ledger keys charges by taskUUID: one whose images were charged (its task since
       // purged) is never reused, or its images would come free.
@@ -236,7 +236,7 @@ export class KyselyTenancyStore implements TenancyStore {
         .set({ budget_reserved_micros: sql<number>`budget_reserved_micros + ${amount}`, budget_spent_micros: spent, budget_period_start: start })
         .where('id', '=', request.apiKeyId)
         .execute();
-      return { ok: true, account: { ...account, spentMicros: spent, periodStart: start, reservedMicros: account.reservedMicros + amount } };
+      return { ok: true, account: { ...account, spentMicros: spent, periodStart: start, reservedMicros: account.reservedMicros + amount }, made: true };
     });
   }
 

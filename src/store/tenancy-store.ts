@@ -51,7 +51,8 @@ export interface HoldRequest {
 }
 
 export type HoldOutcome =
-  | { readonly ok: true; readonly account: KeyAccount | undefined }
+  /** `made`: this call took the hold (false when the same task, submitted twice at once, already held it, or nothing needed holding). */
+  | { readonly ok: true; readonly account: KeyAccount | undefined; readonly made: boolean }
   | { readonly ok: false; readonly reason: 'concurrentImages' | 'queuedImages'; readonly limit: number }
   | { readonly ok: false; readonly reason: 'budget'; readonly remainingMicros: number; readonly budgetMicros: number }
   /** The taskUUID is held by another task (another key, or other images or price), or was charged before. */

@@ -181,10 +181,12 @@ export class TaskService {
     // The key's rate, image limits and budget (docs/tenancy.md): a refused task holds nothing.
     let weight = 1;
     let held = false;
+    let heldHere = false;
     try {
       const admitted = await this.deps.tenancy?.admit(task, principal.apiKeyId, lookup);
       weight = admitted?.weight ?? 1;
       held = admitted?.held ?? false;
+      heldHere = admitted?.heldHere ?? false;
     } catch (error) {
       // A conflict leaves the admission reservation alone: it is the other task's. So does a
       // refusal when the reservation was already there (a concurrent resend made it).
@@ -223,12 +225,12 @@ export class TaskService {
           // The copy that stored it failed afterwards and took it back: the taskUUID is free
           // again, and the client may simply send the task once more.
           await giveBack();
-          if (held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+          if (heldHere) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
           throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
         }
         // A hold is keyed by taskUUID: when the stored task holds none (it was admitted without
         // one), the hold this call took is nobody's and goes back; when it holds one, it is that.
-        if (held && (JSON.parse(winner.request) as InferenceTask).keyHold !== true) {
+        if (heldHere && (JSON.parse(winner.request) as InferenceTask).keyHold !== true) {
           await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
         }
         this.attachOrConflict(winner, task, principal);
@@ -236,11 +238,13 @@ export class TaskService {
       }
       // Nothing half-accepted stays behind: the client hears an error, so the task must not run.
       // What goes back is what this call made: the reservation when it made it (or when the task
-      // it deletes was its own), the key's hold when it took one.
+      // it deletes was its own), the key's hold when it took it or when the task it deletes held
+      // it (a hold a twin submission took stays that twin's; the sweeper frees it if the twin
+      // failed too).
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
       if (stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
       else await giveBack();
-      if (held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+      if (heldHere || (stored && held)) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });

@@ -76,9 +76,11 @@ export class Tenancy {
    * Checks the key's rate and takes one token, then holds the task's images and price. Throws
    * `rateLimitExceeded`, `queueFull` (the key's image limits) or `insufficientCredits`; nothing
    * is held then. Answers the key's fair-queueing weight. `lookup`: `lookup`'s reads, when the
-   * caller started them already.
+   * caller started them already. `held`: the task holds its images and price (its record says
+   * so); `heldHere`: this call took that hold (a twin submitted at the same moment may have), so
+   * only then may a failing submission give it back.
    */
-  async admit(task: InferenceTask, apiKeyId: string, lookup: Promise<AdmitLookup> = this.lookup(task, apiKeyId)): Promise<{ weight: number; held: boolean }> {
+  async admit(task: InferenceTask, apiKeyId: string, lookup: Promise<AdmitLookup> = this.lookup(task, apiKeyId)): Promise<{ weight: number; held: boolean; heldHere: boolean }> {
     const { account, charged } = await lookup;
     const rate = account?.rate ?? this.deps.defaults.rate;
     if (rate !== null && rate > 0) {
@@ -96,7 +98,7 @@ export class Tenancy {
       if (charged) throw conflictTaskUUID(task.taskUUID, task.taskType);
       const weight = account?.weight ?? 1;
       this.weights.set(apiKeyId, { weight, at: performance.now() });
-      return { weight, held: false };
+      return { weight, held: false, heldHere: false };
     }
     const images = imageCount(task);
     const unit = this.unitMicros(task);
@@ -128,7 +130,7 @@ export class Tenancy {
     }
     const weight = outcome.account?.weight ?? 1;
     this.weights.set(apiKeyId, { weight, at: performance.now() });
-    return { weight, held: true };
+    return { weight, held: true, heldHere: outcome.made };
   }
 
   /** What a task would cost, and what the key's budget has left (when it has one), changing nothing (`dryRun`). */
