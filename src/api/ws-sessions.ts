@@ -129,6 +129,8 @@ export interface WsSessionsOptions {
 export class WsSessions {
   private readonly sessions = new Map<string, WsSession>();
   private readonly keeper: NodeJS.Timeout | undefined;
+  /** This process, as the session directory names the holder of a session. */
+  private readonly owner = newUuid();
 
   constructor(private readonly options: WsSessionsOptions) {
     // Shared records expire `resumeMs` after their last write: a session whose wait outlasts
@@ -162,12 +164,18 @@ export class WsSessions {
   ): Promise<{ session: WsSession; adopted: SessionSnapshot | undefined }> {
     let session = resumeId === undefined ? undefined : this.sessions.get(resumeId);
     let adopted: SessionSnapshot | undefined;
-    if (!session && resumeId !== undefined && this.options.directory.shared) {
+    if (resumeId !== undefined && this.options.directory.shared) {
       const found = await this.options.directory.find(resumeId).catch((error: unknown) => {
-        this.options.logger.warn({ err: error }, 'session directory unavailable; starting a new session');
+        this.options.logger.warn({ err: error }, session ? 'session directory unavailable; resuming the local session' : 'session directory unavailable; starting a new session');
         return undefined;
       });
-      if (found && found.apiKeyId === principal.apiKeyId) {
+      // Held by another process since this one last had it (the client reconnected there, then
+      // came back): this copy is stale, and the session is taken back from the directory.
+      if (session && found?.owner !== undefined && found.owner !== this.owner && found.apiKeyId === principal.apiKeyId) {
+        this.retire(session);
+        session = undefined;
+      }
+      if (!session && found && found.apiKeyId === principal.apiKeyId) {
         adopted = found;
         session = this.create(resumeId, principal);
       }
@@ -181,7 +189,9 @@ export class WsSessions {
     const previous = session.socket;
     session.socket = socket;
     if (previous && previous !== socket) previous.close(1000, 'session resumed elsewhere');
-    void this.options.directory.touch(session.id, this.options.resumeMs);
+    // This process holds the session now; another that held it finds that out when the client
+    // comes back to it (and stops tidying the session's records).
+    if (this.options.directory.shared) await this.options.directory.claim(session.id, principal.apiKeyId, this.owner, this.options.resumeMs);
     // Buffered frames are flushed by the transport once the authentication answer is out.
     return { session, adopted };
   }
@@ -195,7 +205,18 @@ export class WsSessions {
   /** The session's wait for a task is over. */
   closed(session: WsSession, taskUUID: string): void {
     session.waiting.delete(taskUUID.toLowerCase());
-    void this.options.directory.finish(session.id, taskUUID);
+    // A retired copy's waits end without the client: the records stay for the session's holder.
+    if (!session.ended) void this.options.directory.finish(session.id, taskUUID, this.owner);
+  }
+
+  /** Drops a stale local copy of a session now held elsewhere: what its waits still send goes nowhere. */
+  private retire(session: WsSession): void {
+    session.ended = true;
+    clearTimeout(session.expiry);
+    session.expiry = undefined;
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    session.socket?.close(1000, 'session resumed elsewhere');
+    session.socket = undefined;
   }
 
   /** The socket went away: keep the session (and what it is sent) for `resumeMs`. */

@@ -3,6 +3,7 @@
  * process. One hash per session, `<prefix>:ws:<sessionId>`:
  *
  * - `apiKeyId` → the key the session belongs to;
+ * - `owner` → the API process that holds it now (the last one a socket attached to);
  * - `t:<taskUUID>` → an open task (lower-case taskUUID);
  * - `i:["<taskUUID>","<itemKey>"]` → an item of that task reached the client.
  *
@@ -24,11 +25,17 @@ export interface RedisSessionDirectoryOptions {
 }
 
 const API_KEY_FIELD = 'apiKeyId';
+const OWNER_FIELD = 'owner';
 const TASK_FIELD = 't:';
 const ITEM_FIELD = 'i:';
 
-/** Removes a task's marker and its items in one step (HKEYS + HDEL, in chunks to stay within Lua's stack). */
+/**
+ * Removes a task's marker and its items in one step (HKEYS + HDEL, in chunks to stay within
+ * Lua's stack), unless another process holds the session now (ARGV[3]: the caller).
+ */
 const FINISH_SCRIPT = `
+local owner = redis.call('HGET', KEYS[1], '${OWNER_FIELD}')
+if owner and owner ~= ARGV[3] then return 0 end
 local doomed = { ARGV[1] }
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, #ARGV[2]) == ARGV[2] then doomed[#doomed + 1] = field end
@@ -66,8 +73,14 @@ export class RedisSessionDirectory implements SessionDirectory {
     await this.quietly(write, 'sent', sessionId, taskUUID);
   }
 
-  async finish(sessionId: string, taskUUID: string): Promise<void> {
-    const write = this.client.eval(FINISH_SCRIPT, 1, this.keyOf(sessionId), taskField(taskUUID), itemPrefix(taskUUID));
+  async claim(sessionId: string, apiKeyId: string, owner: string, ttlMs: number): Promise<void> {
+    const key = this.keyOf(sessionId);
+    const write = this.client.multi().hset(key, API_KEY_FIELD, apiKeyId, OWNER_FIELD, owner).pexpire(key, ttlOf(ttlMs)).exec();
+    await this.quietly(write, 'claim', sessionId, undefined);
+  }
+
+  async finish(sessionId: string, taskUUID: string, owner: string): Promise<void> {
+    const write = this.client.eval(FINISH_SCRIPT, 1, this.keyOf(sessionId), taskField(taskUUID), itemPrefix(taskUUID), owner);
     await this.quietly(write, 'finish', sessionId, taskUUID);
   }
 
@@ -96,7 +109,8 @@ export class RedisSessionDirectory implements SessionDirectory {
       const item = parseItemField(field);
       if (item) tasks.get(item.taskUUID)?.add(item.itemKey);
     }
-    return { apiKeyId, tasks };
+    const owner = fields[OWNER_FIELD];
+    return { apiKeyId, tasks, ...(owner === undefined ? {} : { owner }) };
   }
 
   async close(): Promise<void> {

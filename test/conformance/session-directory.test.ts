@@ -97,7 +97,7 @@ describe('RedisSessionDirectory', { skip: redisSkip }, () => {
     await first.open(sessionId, 'key-1', open, TTL_MS);
     await first.sent(sessionId, done, 'image-1', TTL_MS);
     await first.sent(sessionId, open, 'image-2', TTL_MS);
-    await second.finish(sessionId, done.toUpperCase());
+    await second.finish(sessionId, done.toUpperCase(), 'process-2');
 
     const found = await first.find(sessionId);
     assert.ok(found);
@@ -156,6 +156,54 @@ describe('RedisSessionDirectory', { skip: redisSkip }, () => {
     assert.equal(await second.find(sessionId), undefined);
   });
 
+  test('claim records which process holds a session; finish by another process changes nothing', async () => {
+    const sessionId = randomUUID();
+    const taskUUID = randomUUID();
+    await first.claim(sessionId, 'key-1', 'process-1', TTL_MS);
+    await first.open(sessionId, 'key-1', taskUUID, TTL_MS);
+    assert.equal((await second.find(sessionId))?.owner, 'process-1');
+    await second.claim(sessionId, 'key-1', 'process-2', TTL_MS);
+    assert.equal((await first.find(sessionId))?.owner, 'process-2');
+    // The former holder's wait ends: the task stays recorded for the holder.
+    await first.finish(sessionId, taskUUID, 'process-1');
+    assert.ok((await first.find(sessionId))?.tasks.has(taskUUID));
+    await second.finish(sessionId, taskUUID, 'process-2');
+    assert.equal((await first.find(sessionId))?.tasks.has(taskUUID), false);
+  });
+
+  test('a session that moved to another process and came back is taken back from the directory, not resumed from the stale copy', async () => {
+    const logger = pino({ level: 'silent' });
+    const a = new WsSessions({ resumeMs: 60_000, directory: first, logger });
+    const b = new WsSessions({ resumeMs: 60_000, directory: second, logger });
+    const socket = (): WebSocket => ({ close: () => {} }) as unknown as WebSocket;
+    try {
+      const principal = { apiKeyId: 'key-moving' };
+      const onA = await a.attach(socket(), principal, undefined);
+      const id = onA.session.id;
+      const t1 = randomUUID();
+      a.opened(onA.session, t1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The socket drops; the client reconnects to B, which takes the session over and waits for t2 there.
+      const onB = await b.attach(socket(), principal, id);
+      assert.ok(onB.adopted?.tasks.has(t1.toLowerCase()));
+      const t2 = randomUUID();
+      b.opened(onB.session, t2);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // It drops again and comes back to A: A's copy is stale; the directory's record (t2 included) is adopted.
+      const back = await a.attach(socket(), principal, id);
+      assert.notEqual(back.session, onA.session);
+      assert.equal(onA.session.ended, true);
+      assert.ok(back.adopted?.tasks.has(t2.toLowerCase()), 'the task B waited for is resumed on A');
+      // The stale copy's wait for t1 ending does not drop t1 from the record A now holds.
+      a.closed(onA.session, t1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok((await second.find(id))?.tasks.has(t1.toLowerCase()));
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   test('an API process keeps its sessions findable while a wait outlasts the resume window', async () => {
     const resumeMs = 600;
     const sessions = new WsSessions({ resumeMs, directory: first, logger: pino({ level: 'silent' }) });
@@ -188,7 +236,8 @@ describe('RedisSessionDirectory', { skip: redisSkip }, () => {
         ['open', () => down.open(sessionId, 'key-1', taskUUID, TTL_MS)],
         ['sent', () => down.sent(sessionId, taskUUID, 'image-1', TTL_MS)],
         ['touch', () => down.touch(sessionId, TTL_MS)],
-        ['finish', () => down.finish(sessionId, taskUUID)],
+        ['claim', () => down.claim(sessionId, 'key-1', 'process-1', TTL_MS)],
+        ['finish', () => down.finish(sessionId, taskUUID, 'process-1')],
       ];
       for (const [name, call] of calls) {
         const started = Date.now();
