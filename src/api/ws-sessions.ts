@@ -56,6 +56,12 @@ export class WsSession {
     return { taskUUID: key, key: `error#${n}` };
   }
 
+  /** A session taken over from another process: its error items go on numbering where the other left off. */
+  continueErrors(taskUUID: string, sentKeys: ReadonlySet<string>): void {
+    const count = [...sentKeys].filter((key) => key.startsWith('error#')).length;
+    if (count > 0) this.errorCounts.set(taskUUID.toLowerCase(), count);
+  }
+
   send(frame: string, tag?: FrameTag): void {
     const socket = this.socket;
     if (socket && socket.readyState === socket.OPEN && this.buffer.length === 0) {
@@ -178,6 +184,7 @@ export class WsSessions {
       if (!session && found && found.apiKeyId === principal.apiKeyId) {
         adopted = found;
         session = this.create(resumeId, principal);
+        for (const [taskUUID, sent] of found.tasks) session.continueErrors(taskUUID, sent);
       }
     }
     if (!session || session.principal.apiKeyId !== principal.apiKeyId) {

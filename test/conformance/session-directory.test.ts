@@ -189,11 +189,18 @@ describe('RedisSessionDirectory', { skip: redisSkip }, () => {
       const t2 = randomUUID();
       b.opened(onB.session, t2);
       await new Promise((resolve) => setTimeout(resolve, 50));
+      // An error of t1 reached the client through B: it was the task's first (error#0) there.
+      b.opened(onB.session, t1);
+      const tag = onB.session.errorTag(t1);
+      assert.equal(tag?.key, 'error#0');
+      await second.sent(id, t1, tag!.key, 60_000);
       // It drops again and comes back to A: A's copy is stale; the directory's record (t2 included) is adopted.
       const back = await a.attach(socket(), principal, id);
       assert.notEqual(back.session, onA.session);
       assert.equal(onA.session.ended, true);
       assert.ok(back.adopted?.tasks.has(t2.toLowerCase()), 'the task B waited for is resumed on A');
+      back.session.waiting.add(t1.toLowerCase());
+      assert.equal(back.session.errorTag(t1)?.key, 'error#1', 'error items go on numbering after a takeover');
       // The stale copy's wait for t1 ending does not drop t1 from the record A now holds.
       a.closed(onA.session, t1);
       await new Promise((resolve) => setTimeout(resolve, 50));
