@@ -135,11 +135,10 @@ export class DeliveryService {
       const wait = state.nextAttemptAt - clock.now();
       if (wait > 0 && !(await sleep(wait, signal))) break;
       // Another process may hold the delivery (it took over, or is mid-attempt): then it is theirs.
-      const now = clock.now();
-      const claimed = await store.claimDelivery(record.id, this.options.owner, now + policy.timeoutMs + LEASE_MARGIN_MS, now);
+      const claimed = await this.lease(record, policy);
       if (!claimed) return state;
       state = claimed;
-      if (state.nextAttemptAt > now) continue;
+      if (state.nextAttemptAt > clock.now()) continue;
       const attempts = state.attempts + 1;
       const attemptStarted = performance.now();
       const owner = this.options.owner;
@@ -214,15 +213,19 @@ export class DeliveryService {
     observeDeliveryAttempt(this.options.metrics, record, outcome, performance.now() - attemptStarted, this.options.clock.now());
   }
 
+  /** Leases the delivery to this process for one attempt (or renews the lease); undefined when another process holds it or it is settled. */
+  private lease(record: DeliveryRecord, policy: RetryPolicy): Promise<DeliveryRecord | undefined> {
+    const now = this.options.clock.now();
+    return this.options.store.claimDelivery(record.id, this.options.owner, now + policy.timeoutMs + LEASE_MARGIN_MS, now);
+  }
+
   /**
-   * Extends this process's lease to cover the request about to go out (what came before it, a
-   * secret's lookup or the image's read from storage, may have taken part of the lease); throws
-   * `LeaseLost` when another process took the delivery over meanwhile, so nothing is sent twice.
+   * Extends the lease to cover the request about to go out (what came before it, a secret's
+   * lookup or the image's read from storage, may have taken part of it); throws `LeaseLost` when
+   * another process took the delivery over meanwhile, so nothing is sent twice.
    */
   private async renewLease(record: DeliveryRecord, policy: RetryPolicy): Promise<void> {
-    const now = this.options.clock.now();
-    const renewed = await this.options.store.claimDelivery(record.id, this.options.owner, now + policy.timeoutMs + LEASE_MARGIN_MS, now);
-    if (!renewed) throw new LeaseLost();
+    if (!(await this.lease(record, policy))) throw new LeaseLost();
   }
 
   /** One attempt; answers the receiver's (2xx) status, or throws what went wrong. */

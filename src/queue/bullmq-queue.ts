@@ -38,6 +38,7 @@ import type { Redis } from 'ioredis';
 import { deferred, type Deferred } from '../shared/deferred.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
+import { settleAll } from '../shared/settle-all.ts';
 import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, whenReady, withDeadline } from './redis-client.ts';
 import { fairWeight, QueueUnavailableError, type JobHandler, type JobTurn, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
@@ -150,10 +151,7 @@ export class BullmqQueue implements TaskQueue {
       checkJobId(job.id);
       return this.call('enqueue', () => this.fairTag(job));
     })();
-    const [tagged, ready] = await Promise.allSettled([tag, after]);
-    if (ready.status === 'rejected') throw ready.reason;
-    if (tagged.status === 'rejected') throw tagged.reason;
-    const priority = tagged.value;
+    const [, priority] = await settleAll([after, tag]);
     if (priority === 0) return;
     await this.call('enqueue', async () => {
       await this.queue.add(

@@ -10,6 +10,7 @@ import type { TaskQueue } from '../queue/task-queue.ts';
 import type { Clock } from '../shared/clock.ts';
 import { newUuid, randomSeed } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
+import { settleAll } from '../shared/settle-all.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { TaskConflictError, type DeliveryRecord, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
@@ -203,9 +204,7 @@ export class TaskService {
       });
       const subscribed = onAccepted?.();
       const ready = (async (): Promise<void> => {
-        const [insert, watch] = await Promise.allSettled([persisted, subscribed]);
-        if (insert.status === 'rejected') throw insert.reason;
-        if (watch.status === 'rejected') throw watch.reason;
+        await settleAll([persisted, subscribed]);
         // Progress (opt-in): every image starts queued, told before the task can start.
         if (task.progress) {
           const items = Array.from({ length: images }, (_, index) => progressItem(task.taskUUID, index, 'queued'));
@@ -213,9 +212,7 @@ export class TaskService {
         }
       })();
       // Both settle before anything is decided, so that `stored` is known.
-      const [prepared, queued] = await Promise.allSettled([ready, this.deps.queue.enqueue({ id: task.taskUUID, group: principal.apiKeyId, cost: images, weight }, ready)]);
-      if (prepared.status === 'rejected') throw prepared.reason;
-      if (queued.status === 'rejected') throw queued.reason;
+      await settleAll([ready, this.deps.queue.enqueue({ id: task.taskUUID, group: principal.apiKeyId, cost: images, weight }, ready)]);
     } catch (error) {
       if (error instanceof TaskConflictError) {
         // Another submission of the same taskUUID stored it first (a race between two retries):
