@@ -115,7 +115,16 @@ export class DeliveryService {
   private run(record: DeliveryRecord): Promise<DeliveryRecord> {
     const existing = this.running.get(record.id);
     if (existing) return existing;
-    const promise = this.loop(record).finally(() => {
+    // A store error (a lease, an outcome that cannot be written) stops this run, never the
+    // process: the row keeps its lease and is taken up again by a poll once the lease runs out.
+    const promise = this.loop(record)
+      .catch((error: unknown) => {
+        if (!this.controller.signal.aborted) {
+          this.options.logger.error({ err: error, taskUUID: record.taskUUID, deliveryId: record.id, kind: record.kind }, 'a delivery stopped on a store error; it is retried once its lease runs out');
+        }
+        return record;
+      })
+      .finally(() => {
       this.inFlight.delete(promise);
       this.running.delete(record.id);
     });
@@ -142,14 +151,9 @@ export class DeliveryService {
       const attempts = state.attempts + 1;
       const attemptStarted = performance.now();
       const owner = this.options.owner;
+      let status: number;
       try {
-        const status = await this.attempt(record, policy, signal);
-        this.count(record, 'success', attemptStarted);
-        await this.log(record, attemptStarted, status);
-        state = { ...state, status: 'done', attempts, lastError: null };
-        if (!(await store.updateDelivery(record.id, state, [], owner))) log.warn({ attempts }, 'delivered after the lease ran out; another process holds the delivery now');
-        else log.debug({ attempts }, 'delivered');
-        return state;
+        status = await this.attempt(record, policy, signal);
       } catch (error) {
         if (signal.aborted || error instanceof LeaseLost) break;
         const message = error instanceof Error ? error.message : String(error);
@@ -178,6 +182,15 @@ export class DeliveryService {
         log.warn({ attempts, error: message }, 'delivery failed for good');
         return state;
       }
+      // Delivered. Recording it is outside the attempt's try: a store error here must not count
+      // as a failed send and send again at once (the row keeps its lease; if the write never
+      // lands, the delivery is sent again only after the lease runs out: at least once).
+      this.count(record, 'success', attemptStarted);
+      await this.log(record, attemptStarted, status);
+      state = { ...state, status: 'done', attempts, lastError: null };
+      if (!(await store.updateDelivery(record.id, state, [], owner))) log.warn({ attempts }, 'delivered after the lease ran out; another process holds the delivery now');
+      else log.debug({ attempts }, 'delivered');
+      return state;
     }
     return state;
   }

@@ -15,7 +15,9 @@ export class ChildServer {
   ) {}
 
   static async start(dataDir: string, env: Record<string, string> = {}, role: 'serve' | 'api' | 'worker' = 'serve'): Promise<ChildServer> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', role], {
+    // BENCH_CHILD_NODE_ARGS (e.g. `--cpu-prof`) reaches these children as it does the bench's own.
+    const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', role], {
       cwd: ROOT,
       env: {
         ...process.env,
