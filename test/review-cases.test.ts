@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { RunwareServer } from '@runware/sdk-js';
 import sharp from 'sharp';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
@@ -217,6 +219,48 @@ describe('safety on inputs', () => {
       assert.equal(reference.body.errors[0].parameter, 'inputs.referenceImages[0]');
     } finally {
       await on.close();
+    }
+  });
+});
+
+describe('a run that resumes a task with nothing left to make', () => {
+  test('every image had failed before the crash: the resumed run ends the task failed, not done', async () => {
+    const receiver = await Receiver.start(() => 404);
+    let server = await startTestServer({ KILN_ALLOW_PRIVATE_URLS: 'true' });
+    const dataDir = server.dataDir;
+    try {
+      // Both images fail (the reference cannot be fetched) and the task ends failed.
+      const t = task({ numberResults: 2, inputs: { referenceImages: [`${receiver.url}/missing.png`] } });
+      const answer = await post(server, [t]);
+      assert.ok(answer.body.errors?.length >= 1 && !answer.body.data?.length, JSON.stringify(answer.body));
+      await server.close({ keepData: true });
+      // As if the process had died after settling both images and before ending the task.
+      const key = String(t.taskUUID).toLowerCase();
+      const db = new Database(path.join(dataDir, 'kiln.sqlite'));
+      try {
+        assert.equal((db.prepare('SELECT status FROM tasks WHERE task_uuid = ?').get(key) as { status: string }).status, 'failed');
+        db.prepare("UPDATE tasks SET status = 'running', finished_at = NULL, expires_at = NULL WHERE task_uuid = ?").run(key);
+      } finally {
+        db.close();
+      }
+      server = await startTestServer({ KILN_ALLOW_PRIVATE_URLS: 'true' }, { dataDir });
+      let status = 'running';
+      for (let i = 0; i < 100 && status === 'running'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const check = new Database(path.join(dataDir, 'kiln.sqlite'), { readonly: true });
+        try {
+          status = (check.prepare('SELECT status FROM tasks WHERE task_uuid = ?').get(key) as { status: string }).status;
+        } finally {
+          check.close();
+        }
+      }
+      assert.equal(status, 'failed');
+      const polled = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+      assert.ok(polled.body.errors?.length >= 1, JSON.stringify(polled.body));
+      assert.deepEqual(polled.body.data ?? [], [], 'no image was made');
+    } finally {
+      await server.close();
+      await receiver.close();
     }
   });
 });

@@ -641,6 +641,37 @@ describe('budgets, refunds, the ledger and dryRun', () => {
   });
 });
 
+describe('a refused reuse of a charged taskUUID holds no queue room', () => {
+  let server: Server;
+  before(async () => {
+    server = await startServer({ KILN_QUEUE_MAX: '2' });
+  });
+  after(() => server.close());
+
+  test('resending a purged task three times into a two-image queue leaves the queue empty', async () => {
+    const k = await newKey(server);
+    const t = inference({ numberResults: 2 });
+    assert.equal((await post(server, k.key, [t])).status, 200);
+    await settled(server, k.key, 2);
+    const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
+    try {
+      db.prepare('DELETE FROM generations WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
+      db.prepare('DELETE FROM tasks WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
+    } finally {
+      db.close();
+    }
+    for (let i = 0; i < 3; i++) {
+      const again = await post(server, k.key, [t]);
+      assert.equal(again.status, 400, JSON.stringify(again.body));
+      assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
+    }
+    // Each refusal gave back the reservation it made: a new two-image task still fits.
+    const fresh = await post(server, k.key, [inference({ numberResults: 2 })]);
+    assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
+    assert.equal(fresh.body.data.length, 2);
+  });
+});
+
 describe('the Runware clients see 402 and 429 as they expect', () => {
   let server: Server;
   before(async () => {

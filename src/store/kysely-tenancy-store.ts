@@ -195,7 +195,7 @@ export class KyselyTenancyStore implements TenancyStore {
       // The ledger keys charges by taskUUID: one whose images were charged (its task since
       // purged) is never reused, or its images would come free.
       const charged = await trx.selectFrom('usage_ledger').select('task_uuid').where('task_uuid', '=', request.taskUUID).limit(1).executeTakeFirst();
-      if (charged) return { ok: false, reason: 'taskUUID' };
+      if (charged) return { ok: false, reason: 'charged' };
       const loads = await trx
         .selectFrom('key_holds')
         .select((eb) => ['started', eb.fn.sum<number>('images').as('n')])

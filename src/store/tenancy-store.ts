@@ -55,8 +55,10 @@ export type HoldOutcome =
   | { readonly ok: true; readonly account: KeyAccount | undefined; readonly made: boolean }
   | { readonly ok: false; readonly reason: 'concurrentImages' | 'queuedImages'; readonly limit: number }
   | { readonly ok: false; readonly reason: 'budget'; readonly remainingMicros: number; readonly budgetMicros: number }
-  /** The taskUUID is held by another task (another key, or other images or price), or was charged before. */
-  | { readonly ok: false; readonly reason: 'taskUUID' };
+  /** The taskUUID is held by another task (another key, or other images or price). */
+  | { readonly ok: false; readonly reason: 'taskUUID' }
+  /** The taskUUID's images were charged before (its task since purged): no live task holds it. */
+  | { readonly ok: false; readonly reason: 'charged' };
 
 /** One charged image. */
 export interface LedgerEntry {

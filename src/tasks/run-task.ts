@@ -290,11 +290,10 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
       return { yielded: startedImages };
     }
     // Failed unless an image succeeded, in this run or in one before it (a resumed run made only
-    // what was left, so its own count says nothing of the rest).
+    // what was left, possibly nothing, so its own count says nothing of the rest).
     const allFailed =
-      failedCount > 0 &&
       failedCount === pending.length &&
-      (pending.length === record.imageCount || !(await deps.store.listGenerations(taskUUID)).some((g) => g.status === 'success'));
+      (pending.length === record.imageCount ? failedCount > 0 : !(await deps.store.listGenerations(taskUUID)).some((g) => g.status === 'success'));
     progress.close();
     const ended = await endTask(writer, allFailed);
     timer.finish(log, ended, { images: pending.length, failed: failedCount, allFailed });

@@ -18,7 +18,7 @@ import { describeDelivery } from '../delivery/delivery-log.ts';
 import { webhookForError } from '../delivery/delivery-records.ts';
 import { progressItem } from './progress.ts';
 import { chargeMissing, runTask } from './run-task.ts';
-import type { Tenancy, UsageReport } from './tenancy.ts';
+import { isReusedTaskUUID, type Tenancy, type UsageReport } from './tenancy.ts';
 
 const MAX_SEED = 2 ** 31 - 1;
 
@@ -189,9 +189,10 @@ export class TaskService {
       held = admitted?.held ?? false;
       heldHere = admitted?.heldHere ?? false;
     } catch (error) {
-      // A conflict leaves the admission reservation alone: it is the other task's. So does a
-      // refusal when the reservation was already there (a concurrent resend made it).
-      if (!(error instanceof ApiError && error.code === 'conflictTaskUUID')) await giveBack();
+      // A conflict with a live task leaves the admission reservation alone: it is the other
+      // task's. So does a refusal when the reservation was already there (a concurrent resend
+      // made it). A taskUUID charged before has no live task: a reservation made here goes back.
+      if (!(error instanceof ApiError && error.code === 'conflictTaskUUID') || isReusedTaskUUID(error)) await giveBack();
       throw this.unavailable(error, task) ?? error;
     }
     let stored = false;

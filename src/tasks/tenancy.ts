@@ -45,6 +45,20 @@ export interface UsageReport {
   readonly truncated?: boolean;
 }
 
+/** Conflicts of a taskUUID charged before (its task since purged): unlike a live twin's, no task holds anything under it. */
+const reused = new WeakSet<ApiError>();
+
+function reusedTaskUUID(taskUUID: string, taskType: string): ApiError {
+  const error = conflictTaskUUID(taskUUID, taskType);
+  reused.add(error);
+  return error;
+}
+
+/** Whether `admit` refused the task because its taskUUID was charged before (not because another live task holds it). */
+export function isReusedTaskUUID(error: unknown): boolean {
+  return error instanceof ApiError && reused.has(error);
+}
+
 /** Seconds a client is told to wait when its key has too many images in flight. */
 const QUEUE_RETRY_AFTER_S = 1;
 const WEIGHT_CACHE_MS = 5_000;
@@ -95,7 +109,7 @@ export class Tenancy {
         (account.maxConcurrentImages ?? this.deps.defaults.maxConcurrentImages) !== null ||
         (account.maxQueuedImages ?? this.deps.defaults.maxQueuedImages) !== null);
     if (!limited) {
-      if (charged) throw conflictTaskUUID(task.taskUUID, task.taskType);
+      if (charged) throw reusedTaskUUID(task.taskUUID, task.taskType);
       const weight = account?.weight ?? 1;
       this.weights.set(apiKeyId, { weight, at: performance.now() });
       return { weight, held: false, heldHere: false };
@@ -112,6 +126,7 @@ export class Tenancy {
     });
     if (!outcome.ok) {
       if (outcome.reason === 'taskUUID') throw conflictTaskUUID(task.taskUUID, task.taskType);
+      if (outcome.reason === 'charged') throw reusedTaskUUID(task.taskUUID, task.taskType);
       if (outcome.reason === 'budget') {
         throw insufficientCredits(task.taskUUID, task.taskType, fromMicros(images * unit), fromMicros(outcome.remainingMicros), fromMicros(outcome.budgetMicros));
       }
