@@ -196,6 +196,17 @@ async function settled(server: Server, key: string, images: number): Promise<any
   return report;
 }
 
+/** Deletes a task's record as the retention sweep does; the ledger keeps its rows. */
+function purgeTask(server: Server, taskUUID: unknown): void {
+  const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
+  try {
+    db.prepare('DELETE FROM generations WHERE task_uuid = ?').run(String(taskUUID).toLowerCase());
+    db.prepare('DELETE FROM tasks WHERE task_uuid = ?').run(String(taskUUID).toLowerCase());
+  } finally {
+    db.close();
+  }
+}
+
 const sumMicros = (costs: readonly number[]): number => costs.reduce((sum, cost) => sum + Math.round(cost * 1_000_000), 0);
 
 describe('fair queueing across API keys (in-process queue)', () => {
@@ -467,14 +478,7 @@ describe('budgets, refunds, the ledger and dryRun', () => {
     const t = inference({ numberResults: 2 });
     assert.equal((await post(server, k.key, [t])).status, 200);
     await settled(server, k.key, 2);
-    // The retention sweep deletes the task record; the ledger keeps its rows.
-    const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
-    try {
-      db.prepare('DELETE FROM generations WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
-      db.prepare('DELETE FROM tasks WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
-    } finally {
-      db.close();
-    }
+    purgeTask(server, t.taskUUID);
     const again = await post(server, k.key, [t]);
     assert.equal(again.status, 400);
     assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
@@ -653,13 +657,7 @@ describe('a refused reuse of a charged taskUUID holds no queue room', () => {
     const t = inference({ numberResults: 2 });
     assert.equal((await post(server, k.key, [t])).status, 200);
     await settled(server, k.key, 2);
-    const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
-    try {
-      db.prepare('DELETE FROM generations WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
-      db.prepare('DELETE FROM tasks WHERE task_uuid = ?').run(String(t.taskUUID).toLowerCase());
-    } finally {
-      db.close();
-    }
+    purgeTask(server, t.taskUUID);
     for (let i = 0; i < 3; i++) {
       const again = await post(server, k.key, [t]);
       assert.equal(again.status, 400, JSON.stringify(again.body));
