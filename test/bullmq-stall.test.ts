@@ -5,7 +5,7 @@
  * `redis-server` on a free loopback port, so the shared Redis is never stopped.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -17,12 +17,12 @@ import { Redis } from 'ioredis';
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts';
 import { QueueUnavailableError } from '../src/queue/task-queue.ts';
 import { deferred } from '../src/shared/deferred.ts';
-import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys } from './helpers/services.ts';
+import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys, privateRedisProblem } from './helpers/services.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STALL_WORKER = fileURLToPath(new URL('./helpers/bullmq-stall-worker.ts', import.meta.url));
 const redisProblem = await serviceProblem('redis');
-const redisServerMissing = spawnSync('redis-server', ['--version']).status === 0 ? undefined : 'redis-server is not on PATH';
+const redisServerMissing = privateRedisProblem();
 
 describe('BullmqQueue: a worker killed while holding a job', { skip: redisProblem }, () => {
   const url = redisUrl(REDIS_DB.queue);

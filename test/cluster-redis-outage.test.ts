@@ -5,12 +5,12 @@
  * work finishes by itself.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { freePorts, startCluster, type Cluster } from './helpers/cluster.ts';
 import { post } from './helpers/kiln-server.ts';
-import { serviceProblem } from './helpers/services.ts';
+import { serviceProblem, startPrivateRedis } from './helpers/services.ts';
 
 const skip = (await serviceProblem('redis')) ?? (await serviceProblem('postgres'));
 
@@ -24,23 +24,12 @@ const task = (fields: Record<string, unknown> = {}): Record<string, unknown> => 
   ...fields,
 });
 
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('Ready to accept connections')) resolve();
-    });
-  });
-  return child;
-}
-
 describe('Redis frozen for 10 s under a cluster', { skip, timeout: 240_000 }, () => {
   let redis: ChildProcess;
   let cluster: Cluster;
   before(async () => {
     const [port] = await freePorts(1);
-    redis = await startRedis(port!);
+    redis = await startPrivateRedis(port!);
     cluster = await startCluster({ apis: 1, workers: 1, redisUrl: `redis://127.0.0.1:${port}/0` });
   });
   after(async () => {

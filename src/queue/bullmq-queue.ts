@@ -39,7 +39,7 @@ import { deferred, type Deferred } from '../shared/deferred.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { settleAll } from '../shared/settle-all.ts';
-import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, whenReady, withDeadline } from './redis-client.ts';
+import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, isConnectionError, whenReady, whenReadyInTime, withDeadline } from './redis-client.ts';
 import { fairWeight, QueueUnavailableError, type JobHandler, type JobTurn, type QueueCounts, type QueueJob, type TaskQueue } from './task-queue.ts';
 
 export interface BullmqQueueOptions {
@@ -149,12 +149,14 @@ export class BullmqQueue implements TaskQueue {
     // job that never ran, which only makes its next job wait that much longer.
     const tag = (async () => {
       checkJobId(job.id);
-      return this.call('enqueue', () => this.fairTag(job));
+      return this.call('enqueue', (late) => this.fairTag(job, late));
     })();
     const [, priority] = await settleAll([after, tag]);
     if (priority === 0) return;
-    await this.call('enqueue', async () => {
-      await this.queue.add(
+    // BullMQ waits for the connection itself; waiting here first lets a call past its deadline
+    // stay unsent (a job added after its submission was refused finds no task, but costs a run).
+    await this.call('enqueue', (late) =>
+      whenReadyInTime(this.producerClient, late, () => this.queue.add(
         JOB_NAME,
         { weight: fairWeight(job) } satisfies JobData,
         {
@@ -165,8 +167,8 @@ export class BullmqQueue implements TaskQueue {
           removeOnComplete: true,
           removeOnFail: true,
         },
-      );
-    });
+      )),
+    );
   }
 
   process(handler: JobHandler, options: { concurrency: number }): void {
@@ -382,12 +384,12 @@ export class BullmqQueue implements TaskQueue {
   }
 
   /** The new job's priority, or 0 when a job of that id is waiting or running already. */
-  private async fairTag(job: QueueJob): Promise<number> {
+  private async fairTag(job: QueueJob, late: () => boolean): Promise<number> {
     const cost = Number.isFinite(job.cost) && job.cost! >= 0 ? job.cost! : 1;
     const weight = fairWeight(job);
-    // The producer connection keeps no offline queue: wait for it as BullMQ's own calls do.
-    await whenReady(this.producerClient);
-    const tag = await this.fair.kilnFairTag(
+    // The producer connection keeps no offline queue: wait for it as BullMQ's own calls do (and
+    // send nothing once the caller's deadline has passed: the group's clock would move for nothing).
+    const tag = await whenReadyInTime(this.producerClient, late, () => this.fair.kilnFairTag(
       this.key('fair'),
       this.key('prioritized'),
       this.key('wait'),
@@ -398,7 +400,7 @@ export class BullmqQueue implements TaskQueue {
       cost,
       weight,
       PRIORITY_LIMIT,
-    );
+    ));
     return Number(tag) === 0 ? 0 : Math.max(1, Math.min(PRIORITY_LIMIT, Number(tag)));
   }
 
@@ -415,7 +417,7 @@ export class BullmqQueue implements TaskQueue {
     return true;
   }
 
-  private call<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  private call<T>(what: string, operation: (late: () => boolean) => Promise<T>): Promise<T> {
     if (this.closing) return Promise.reject(new QueueUnavailableError('the queue is closed'));
     return withDeadline(
       operation,

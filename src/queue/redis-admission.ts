@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { AdmissionUnavailableError, type Admission, type ReserveOutcome } from './admission.ts';
 import { checkCount } from './memory-admission.ts';
-import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, whenReady, withDeadline } from './redis-client.ts';
+import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, whenReady, whenReadyInTime, withDeadline } from './redis-client.ts';
 
 export interface RedisAdmissionOptions {
   readonly redisUrl: string;
@@ -20,20 +21,23 @@ export interface RedisAdmissionOptions {
 }
 
 // One script per call, so the check and the update are atomic across processes: concurrent
-// reserves can never pass the capacity together. Values are `images:timestampMs`. Answers
+// reserves can never pass the capacity together. Values are `images:timestampMs:nonce` (the
+// nonce names the call that made it; values written before it existed lack one). Answers
 // 1 reserved, 2 kept (the task held one already), 0 full.
 const RESERVE = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 2 end
 local images = tonumber(ARGV[2])
 local total = tonumber(redis.call('GET', KEYS[2]) or '0')
 if total + images > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5])
 redis.call('INCRBY', KEYS[2], images)
 return 1`;
 
-const RELEASE = `
+/** Drops the task's reservation; with `onlyNonce`, only when that call made it. */
+const releaseScript = (onlyNonce: boolean): string => `
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then return 0 end
+${onlyNonce ? "local suffix = ':' .. ARGV[2]\nif string.sub(value, -string.len(suffix)) ~= suffix then return 0 end" : ''}
 local images = tonumber(string.match(value, '^(%d+):'))
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HLEN', KEYS[1]) == 0 then
@@ -44,9 +48,14 @@ end
 return images`;
 
 interface AdmissionCommands {
-  kilnAdmissionReserve(hash: string, total: string, taskUUID: string, images: number, capacity: number, now: number): Promise<number>;
+  kilnAdmissionReserve(hash: string, total: string, taskUUID: string, images: number, capacity: number, now: number, nonce: string): Promise<number>;
   kilnAdmissionRelease(hash: string, total: string, taskUUID: string): Promise<number>;
+  kilnAdmissionReleaseMine(hash: string, total: string, taskUUID: string, nonce: string): Promise<number>;
 }
+
+/** Tries to take back a reservation whose reserve went unanswered: every this often, so many times. */
+const TAKE_BACK_EVERY_MS = 1_000;
+const TAKE_BACK_TRIES = 60;
 
 /**
  * Admission shared by every API process through Redis: one hash of reservations plus their
@@ -79,17 +88,36 @@ export class RedisAdmission implements Admission {
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
     this.client.defineCommand('kilnAdmissionReserve', { numberOfKeys: 2, lua: RESERVE });
-    this.client.defineCommand('kilnAdmissionRelease', { numberOfKeys: 2, lua: RELEASE });
+    this.client.defineCommand('kilnAdmissionRelease', { numberOfKeys: 2, lua: releaseScript(false) });
+    this.client.defineCommand('kilnAdmissionReleaseMine', { numberOfKeys: 2, lua: releaseScript(true) });
     this.commands = this.client as unknown as AdmissionCommands;
   }
 
   async reserve(taskUUID: string, images: number): Promise<ReserveOutcome> {
     checkCount(images, 'images');
     const now = this.clock.now();
-    const answer = await this.call('reserve', () =>
-      this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, this.capacity, now),
-    );
+    const nonce = randomBytes(6).toString('hex');
+    let answer: number;
+    try {
+      answer = await this.call('reserve', () => this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, this.capacity, now, nonce));
+    } catch (error) {
+      // Unanswered is not undone: a Redis that stalled (rather than dropped the connection) runs
+      // the script when it wakes, for a caller already told "unavailable". Take back what this
+      // call may have reserved, and only that, once Redis answers.
+      this.takeBack(taskUUID, nonce, TAKE_BACK_TRIES);
+      throw error;
+    }
     return answer === 1 ? 'reserved' : answer === 2 ? 'kept' : 'full';
+  }
+
+  private takeBack(taskUUID: string, nonce: string, tries: number): void {
+    if (this.closed || tries <= 0) return;
+    // Sent after the reserve on the same connection, so Redis runs it after the reserve.
+    whenReady(this.client)
+      .then(() => this.commands.kilnAdmissionReleaseMine(this.hashKey, this.totalKey, taskUUID, nonce))
+      .catch(() => {
+        setTimeout(() => this.takeBack(taskUUID, nonce, tries - 1), TAKE_BACK_EVERY_MS).unref();
+      });
   }
 
   async release(taskUUID: string): Promise<void> {
@@ -105,7 +133,7 @@ export class RedisAdmission implements Admission {
   async listOlderThan(before: number): Promise<string[]> {
     const all = await this.call('listOlderThan', () => this.client.hgetall(this.hashKey));
     return Object.entries(all)
-      .filter(([, value]) => Number(value.slice(value.indexOf(':') + 1)) < before)
+      .filter(([, value]) => Number(value.split(':')[1]) < before)
       .map(([taskUUID]) => taskUUID);
   }
 
@@ -118,10 +146,7 @@ export class RedisAdmission implements Admission {
   private call<T>(what: string, operation: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new AdmissionUnavailableError('admission is closed'));
     return withDeadline(
-      async () => {
-        await whenReady(this.client);
-        return operation();
-      },
+      (late) => whenReadyInTime(this.client, late, operation),
       this.timeoutMs,
       (message, cause) => new AdmissionUnavailableError(`admission ${what} failed on Redis at ${this.where}: ${message}`, { cause }),
     );

@@ -80,6 +80,17 @@ const readiness = new WeakMap<Redis, Promise<void>>();
  * until then, so its first calls must wait here, under their deadline. One shared listener per
  * client, however many callers wait during an outage.
  */
+/**
+ * Waits for the connection (see `whenReady`), then sends `command` unless the caller's deadline
+ * passed meanwhile: a command parked while Redis was down would otherwise run on reconnect for a
+ * caller long since answered "unavailable" (a reservation, a rate token taken for nothing).
+ */
+export async function whenReadyInTime<T>(client: Redis, late: () => boolean, command: () => Promise<T>): Promise<T> {
+  await whenReady(client);
+  if (late()) throw new Error('not sent: its deadline passed while Redis was unreachable');
+  return command();
+}
+
 export function whenReady(client: Redis): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   let pending = readiness.get(client);
@@ -98,19 +109,26 @@ export function whenReady(client: Redis): Promise<void> {
 /**
  * Runs a producer operation with a deadline. Any failure, or no answer within `timeoutMs`,
  * becomes the error `unavailable` builds (the adapter's *Unavailable error), with the cause kept.
+ * The operation is told whether the deadline has passed (`late`): one that waited for the
+ * connection must not send its command once its caller has been answered "unavailable".
  */
 export async function withDeadline<T>(
-  operation: () => Promise<T>,
+  operation: (late: () => boolean) => Promise<T>,
   timeoutMs: number,
   unavailable: (message: string, cause: unknown) => Error,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const pending = Promise.resolve().then(operation);
+  let expired = false;
+  const late = (): boolean => expired;
+  const pending = Promise.resolve().then(() => operation(late));
   try {
     return await Promise.race([
       pending,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => {
+          expired = true;
+          reject(new Error(`no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
       }),
     ]);
   } catch (error) {

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { RateLimiterUnavailableError, type RateLimiter } from './rate-limiter.ts';
-import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, whenReady, withDeadline } from './redis-client.ts';
+import { closeRedisClient, createRedisClient, DEFAULT_PRODUCER_TIMEOUT_MS, whenReadyInTime, withDeadline } from './redis-client.ts';
 
 export interface RedisRateLimiterOptions {
   readonly redisUrl: string;
@@ -57,10 +57,7 @@ export class RedisRateLimiter implements RateLimiter {
   take(name: string, rate: number, burst: number): Promise<number> {
     if (this.closed) return Promise.reject(new RateLimiterUnavailableError('the rate limiter is closed'));
     return withDeadline(
-      async () => {
-        await whenReady(this.client);
-        return Number(await (this.client as unknown as RateCommands).kilnRateTake(`${this.prefix}:rate:${name}`, rate, burst));
-      },
+      (late) => whenReadyInTime(this.client, late, async () => Number(await (this.client as unknown as RateCommands).kilnRateTake(`${this.prefix}:rate:${name}`, rate, burst))),
       this.timeoutMs,
       (message, cause) => new RateLimiterUnavailableError(`rate limiter failed on Redis at ${this.where}: ${message}`, { cause }),
     );

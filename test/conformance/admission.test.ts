@@ -10,7 +10,7 @@ import { AdmissionUnavailableError, type Admission } from '../../src/queue/admis
 import { MemoryAdmission } from '../../src/queue/memory-admission.ts';
 import { RedisAdmission } from '../../src/queue/redis-admission.ts';
 import { ManualClock, type Clock } from '../../src/shared/clock.ts';
-import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys } from '../helpers/services.ts';
+import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys, privateRedisProblem, startPrivateRedis } from '../helpers/services.ts';
 
 interface AdmissionAdapter {
   readonly name: string;
@@ -151,6 +151,69 @@ describe('RedisAdmission when Redis cannot be reached', () => {
     }
     assert.ok(elapsed < 8_000, `took ${elapsed} ms`);
     await admission.close();
+  });
+});
+
+describe('RedisAdmission: a reserve its caller gave up on takes nothing', { skip: privateRedisProblem() }, () => {
+  const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Reads the total until Redis answers (it may still be waking up). */
+  async function reservedOnceAnswered(admission: RedisAdmission): Promise<number> {
+    for (let i = 0; ; i++) {
+      try {
+        return await admission.reserved();
+      } catch (error) {
+        if (i > 50) throw error;
+        await settle(100);
+      }
+    }
+  }
+
+  it('Redis frozen (SIGSTOP) while a reserve is sent: refused "unavailable", and nothing is reserved once Redis wakes', async () => {
+    const port = await closedPort();
+    const redis = await startPrivateRedis(port);
+    const admission = new RedisAdmission({ redisUrl: `redis://127.0.0.1:${port}/0`, capacity: 10, timeoutMs: 300 });
+    try {
+      const warm = randomUUID();
+      assert.equal(await admission.reserve(warm, 1), 'reserved');
+      await admission.release(warm);
+      redis.kill('SIGSTOP');
+      const refused = randomUUID();
+      await assert.rejects(admission.reserve(refused, 4), AdmissionUnavailableError);
+      redis.kill('SIGCONT');
+      // The script ran when Redis woke (it was already on the socket); the take-back runs after it.
+      await reservedOnceAnswered(admission);
+      await settle(200);
+      assert.equal(await admission.reserved(), 0);
+      assert.deepEqual(await admission.listOlderThan(Date.now() + 60_000), []);
+      // Someone else's reservation of the same taskUUID is never taken back.
+      assert.equal(await admission.reserve(refused, 2), 'reserved');
+      await settle(300);
+      assert.equal(await admission.reserved(), 2);
+    } finally {
+      redis.kill('SIGCONT');
+      await admission.close();
+      redis.kill('SIGKILL');
+    }
+  });
+
+  it('Redis gone while a reserve waits for the connection: the reserve is not sent when Redis is back', async () => {
+    const port = await closedPort();
+    let redis = await startPrivateRedis(port);
+    const admission = new RedisAdmission({ redisUrl: `redis://127.0.0.1:${port}/0`, capacity: 10, timeoutMs: 300 });
+    try {
+      assert.equal(await admission.reserved(), 0);
+      const gone = new Promise((resolve) => redis.once('exit', resolve));
+      redis.kill('SIGKILL');
+      await gone;
+      await assert.rejects(admission.reserve(randomUUID(), 3), AdmissionUnavailableError);
+      redis = await startPrivateRedis(port);
+      assert.equal(await reservedOnceAnswered(admission), 0);
+      await settle(300);
+      assert.equal(await admission.reserved(), 0);
+    } finally {
+      await admission.close();
+      redis.kill('SIGKILL');
+    }
   });
 });
 

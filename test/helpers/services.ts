@@ -3,6 +3,7 @@
  * skip with a printed reason on a developer's machine; with KILN_REQUIRE_SERVICES=1 (set by
  * .ci/run) a missing service fails the run instead, so CI never passes by skipping.
  */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 
@@ -108,4 +109,29 @@ export async function deleteRedisKeys(url: string, pattern: string): Promise<voi
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * A redis-server of the test's own on `port` (loopback, nothing kept on disk), for tests that stop,
+ * freeze (SIGSTOP) or restart Redis: the shared one is never touched. Resolves once it accepts
+ * connections.
+ */
+export async function startPrivateRedis(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('Ready to accept connections')) resolve();
+    });
+  });
+  return child;
+}
+
+/** Why a private redis-server cannot be started here (printed), or undefined when it can; throws under KILN_REQUIRE_SERVICES. */
+export function privateRedisProblem(): string | undefined {
+  if (spawnSync('redis-server', ['--version']).status === 0) return undefined;
+  const reason = 'redis-server is not on PATH';
+  if (REQUIRED) throw new Error(`${reason}, and KILN_REQUIRE_SERVICES is set`);
+  process.stdout.write(`# skipping: ${reason}\n`);
+  return reason;
 }
