@@ -63,10 +63,30 @@ function rejectUnknownKeys(object: Record<string, unknown>, allowed: readonly st
   }
 }
 
+/**
+ * Whether `value` has more than `max` code points (an emoji is one character, not two UTF-16
+ * units). Counted without copying: a prompt of many megabytes is refused at once, not spread
+ * into an array of characters.
+ */
+function codePointsOver(value: string, max: number): boolean {
+  if (value.length <= max) return false;
+  if (value.length > 2 * max) return true;
+  let count = 0;
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    // A high surrogate followed by a low one is one code point.
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < value.length) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+    if (++count > max) return true;
+  }
+  return false;
+}
+
 function validatePrompt(value: unknown, model: ModelSpec): string {
   const max = model.promptMaxLength;
-  // Characters are counted as code points, so an emoji is one character, not two UTF-16 units.
-  if (typeof value !== 'string' || value.trim().length === 0 || (value.length > max && [...value].length > max)) {
+  if (typeof value !== 'string' || codePointsOver(value, max) || value.trim().length === 0) {
     throw new ApiError(
       'invalidPositivePrompt',
       `Invalid value for 'positivePrompt' parameter. The prompt length must be between 1 and ${max} characters.`,
