@@ -142,3 +142,48 @@ describe('OpenAI Images API with the official openai client', () => {
     assert.equal(body.errors[0]?.code, 'invalidRequestBody');
   });
 });
+
+describe('OpenAI Images API: the limits of POST /v1 apply', () => {
+  let server: TestServer;
+  let client: OpenAI;
+  before(async () => {
+    // About 0.3 MB of reply: one base64 PNG of 512² noise-free studio art fits, three do not.
+    server = await startTestServer({ KILN_MAX_REPLY_MB: '0.3' });
+    client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${server.url}/v1`, maxRetries: 0 });
+  });
+  after(() => server.close());
+
+  const generate = (body: unknown): Promise<Response> =>
+    fetch(`${server.url}/v1/images/generations`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  test('a body nested deeper than KILN_MAX_JSON_DEPTH is refused before it is parsed', async () => {
+    const response = await generate(`{"prompt":"a cat","user":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'invalid_json');
+    assert.match(body.error.message, /nested deeper than/);
+  });
+
+  test('base64 images past the reply cap are left out and counted in a header; none fitting is a 413', async () => {
+    const one = await generate({ model: 'kiln:studio@1', prompt: 'a forest of copper towers', size: '256x256', n: 1, response_format: 'b64_json' });
+    assert.equal(one.status, 200);
+    const sizeOfOne = ((await one.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json.length;
+    assert.ok(sizeOfOne > 0 && sizeOfOne < 0.3 * 1024 * 1024, `one image: ${sizeOfOne} bytes`);
+    const perCap = Math.floor((0.3 * 1024 * 1024) / (sizeOfOne * 1.5));
+    const n = Math.min(10, perCap + 3);
+    const many = await generate({ model: 'kiln:studio@1', prompt: 'a forest of copper towers', size: '256x256', n, response_format: 'b64_json' });
+    assert.equal(many.status, 200);
+    const body = (await many.json()) as { data: { b64_json: string }[] };
+    const leftOut = Number(many.headers.get('x-kiln-images-left-out'));
+    assert.ok(leftOut > 0, 'some images were left out');
+    assert.equal(body.data.length + leftOut, n);
+    assert.ok(body.data.reduce((sum, d) => sum + d.b64_json.length, 0) <= 0.3 * 1024 * 1024);
+    // URLs are small: all of them fit.
+    const urls = await client.images.generate({ model: 'kiln:studio@1', prompt: 'a forest of copper towers', size: '256x256' as never, n, response_format: 'url' });
+    assert.equal(urls.data?.length, n);
+    // A 2048² PNG alone is larger than the cap.
+    const huge = await generate({ model: 'kiln:studio@1', prompt: 'a forest of copper towers', size: '2048x2048', n: 1, response_format: 'b64_json', output_format: 'png' });
+    assert.equal(huge.status, 413);
+    assert.equal(((await huge.json()) as { error: { code: string } }).error.code, 'response_too_large');
+  });
+});

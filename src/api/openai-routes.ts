@@ -18,6 +18,7 @@ import {
 } from './openai-mapping.ts';
 import { whileClientWaits } from './client-wait.ts';
 import { publicBaseOf } from './public-base.ts';
+import { nestsDeeperThan } from './json-depth.ts';
 import { requestedMegapixels } from './request-limits.ts';
 import type { ReplySink, TaskDispatcher } from './task-dispatcher.ts';
 
@@ -29,7 +30,7 @@ export interface OpenAiOptions {
   readonly shutdown: AbortSignal;
   readonly logger: Logger;
   /** The same request limits and failed-key throttle as `POST /v1`. */
-  readonly limits: Pick<Limits, 'maxRequestMegapixels'>;
+  readonly limits: Pick<Limits, 'maxRequestMegapixels' | 'maxJsonDepth' | 'maxReplyBytes'>;
   readonly authThrottle: AuthThrottle;
 }
 
@@ -130,14 +131,32 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
     } catch (thrown) {
       errors.push(toApiError(thrown));
     }
-    const images = data.filter((item) => typeof item.imageUUID === 'string');
-    if (images.length === 0) throw fromApiError(errors[0] ?? new ApiError('internalServerError', 'No image was produced.'), body.size);
-    const cost = images.reduce((sum, item) => sum + (typeof item.cost === 'number' ? item.cost : 0), 0);
+    const made = data.filter((item) => typeof item.imageUUID === 'string');
+    if (made.length === 0) throw fromApiError(errors[0] ?? new ApiError('internalServerError', 'No image was produced.'), body.size);
+    // The reply cap of `POST /v1` (KILN_MAX_REPLY_MB): images past it are left out (they are
+    // stored, and charged, as there); the client is told how many in a header, or with a 413
+    // when not even the first fits.
+    const entries: ({ url: string } | { b64_json: string })[] = [];
+    let replyBytes = 0;
+    for (const item of made) {
+      const entry = typeof item.imageURL === 'string' ? { url: item.imageURL } : { b64_json: String(item.imageBase64Data ?? '') };
+      const size = 'url' in entry ? entry.url.length + 16 : entry.b64_json.length + 16;
+      if (replyBytes + size > options.limits.maxReplyBytes) break;
+      replyBytes += size;
+      entries.push(entry);
+    }
+    if (entries.length === 0) {
+      throw new OpenAiError(413, `The reply would be larger than ${options.limits.maxReplyBytes} bytes. Ask for response_format "url" or fewer images.`, 'response_format', 'response_too_large');
+    }
+    if (entries.length < made.length) {
+      reply.header('X-Kiln-Images-Left-Out', String(made.length - entries.length));
+      request.log.warn({ made: made.length, sent: entries.length }, 'openai reply over the reply cap: images left out');
+    }
+    // What the key was charged: every image made, sent or not.
+    const cost = made.reduce((sum, item) => sum + (typeof item.cost === 'number' ? item.cost : 0), 0);
     return reply.header('X-Kiln-Cost', String(Math.round(cost * 1e6) / 1e6)).send({
       created: Math.floor(Date.now() / 1000),
-      data: images.map((item) =>
-        typeof item.imageURL === 'string' ? { url: item.imageURL } : { b64_json: String(item.imageBase64Data ?? '') },
-      ),
+      data: entries,
       output_format: body.output_format ?? 'png',
       ...(body.size === undefined ? {} : { size: body.size }),
     });
@@ -146,8 +165,13 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
   app.post('/v1/images/generations', async (request, reply) => {
     const principal = principalOf(request);
     let json: unknown;
+    const text = typeof request.body === 'string' ? request.body : '';
+    // As on `POST /v1`: a body nested too deep is refused before JSON.parse spends seconds on it.
+    if (nestsDeeperThan(text, options.limits.maxJsonDepth)) {
+      throw new OpenAiError(400, `The request body is nested deeper than ${options.limits.maxJsonDepth} levels.`, null, 'invalid_json');
+    }
     try {
-      json = JSON.parse(typeof request.body === 'string' ? request.body : '');
+      json = JSON.parse(text);
     } catch {
       throw new OpenAiError(400, 'The request body is not valid JSON.', null, 'invalid_json');
     }
