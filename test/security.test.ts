@@ -391,10 +391,35 @@ describe('no amplification', () => {
     assert.ok(JSON.stringify(answer.body).length <= 0.05 * 1024 * 1024 + 4_096);
   });
 
+  test('a getResponse whose only answer is past the byte cap is a 413, as a sync task would be', async () => {
+    const t = inference({ outputType: 'base64Data', outputFormat: 'PNG', numberResults: 4, deliveryMethod: 'async' });
+    assert.equal((await post(server, [t])).status, 200);
+    let answer = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+    for (let i = 0; i < 200 && answer.body.data?.some((item: any) => item.status === 'processing'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+    }
+    assert.equal(answer.status, 413, JSON.stringify(answer.body).slice(0, 300));
+    assert.deepEqual(answer.body.data ?? [], []);
+    assert.equal(answer.body.errors[0].code, 'responseTooLarge');
+    assert.equal(answer.body.errors[0].taskUUID, t.taskUUID);
+  });
+
   test('a request asking for too many images × megapixels is refused before anything is queued', async () => {
     const tasks = Array.from({ length: 3 }, () => inference({ deliveryMethod: 'async', numberResults: 20, width: 4096, height: 4096 }));
     const answer = await post(server, tasks);
     assert.equal(answer.status, 400);
+    assert.equal(answer.body.errors[0].code, 'tooManyImages');
+    const read = await post(server, [{ taskType: 'getResponse', taskUUID: tasks[0]!.taskUUID }]);
+    assert.equal(read.status, 404, 'nothing was stored');
+  });
+
+  test('a series counts its seriesAmount images toward the ceiling, not numberResults', async () => {
+    // 23 series of 9 at 4096² are 207 images (~3.5 GP); with numberResults 1 each they would look like 23.
+    const series = () => inference({ deliveryMethod: 'async', width: 4096, height: 4096, providerSettings: { klingai: { resultType: 'series', seriesAmount: 9 } } });
+    const tasks = Array.from({ length: 23 }, series);
+    const answer = await post(server, tasks);
+    assert.equal(answer.status, 400, JSON.stringify(answer.body).slice(0, 300));
     assert.equal(answer.body.errors[0].code, 'tooManyImages');
     const read = await post(server, [{ taskType: 'getResponse', taskUUID: tasks[0]!.taskUUID }]);
     assert.equal(read.status, 404, 'nothing was stored');

@@ -35,6 +35,13 @@ export function dedupeGetResponse(tasks: readonly unknown[]): unknown[] {
 const positive = (value: unknown, fallback: number): number =>
   typeof value === 'number' && Number.isFinite(value) && value >= 1 ? Math.floor(value) : fallback;
 
+/** Images an inference task asks for before validation: a series is sized by its seriesAmount (default 4), not numberResults. */
+function imagesAsked(task: Record<string, unknown>): number {
+  const kling = isPlainObject(task.providerSettings) && isPlainObject(task.providerSettings.klingai) ? task.providerSettings.klingai : undefined;
+  if (kling?.resultType === 'series') return Math.max(positive(kling.seriesAmount, 4), positive(task.numberResults, 1));
+  return positive(task.numberResults, 1);
+}
+
 /**
  * Images × megapixels the inference tasks of a request ask for (invalid fields count as their
  * default; validation refuses them later), plus `URL_UPLOAD_MEGAPIXELS` per `imageUpload` whose
@@ -48,7 +55,7 @@ export function requestedMegapixels(tasks: readonly unknown[]): number {
       continue;
     }
     if (!isPlainObject(task) || task.taskType !== 'imageInference') continue;
-    const count = Math.min(positive(task.numberResults, 1), 1_000);
+    const count = Math.min(imagesAsked(task), 1_000);
     const width = positive(task.width, 0);
     const height = positive(task.height, 0);
     const pixels = width > 0 && height > 0 ? Math.min(width * height, 1e9) : DEFAULT_PIXELS;

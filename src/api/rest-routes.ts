@@ -196,8 +196,9 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
       error: (error) => errors.push(error),
       notice: (error) => errors.push(error),
       batch: (items, errs) => {
-        answered = true;
-        if (!fits(items)) overflow(items[0], 'getResponse');
+        // Answered only when its items are in the reply: one left out whole is no answer (413 alone).
+        if (fits(items)) answered = true;
+        else overflow(items[0], 'getResponse');
         errors.push(...errs);
       },
     };
