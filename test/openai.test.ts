@@ -112,6 +112,10 @@ describe('OpenAI Images API with the official openai client', () => {
       client.images.generate({ prompt: 'x', bogus: 1 } as never),
       (error: unknown) => error instanceof BadRequestError && error.code === 'unknown_parameter',
     );
+    // A field of the wrong type is invalid, not missing; a field left out is missing.
+    await assert.rejects(client.images.generate({ prompt: 5 } as never), (error: unknown) => error instanceof BadRequestError && error.param === 'prompt' && error.code === 'invalid_value');
+    await assert.rejects(client.images.generate({ prompt: 'x', n: 'abc' } as never), (error: unknown) => error instanceof BadRequestError && error.param === 'n' && error.code === 'invalid_value');
+    await assert.rejects(client.images.generate({} as never), (error: unknown) => error instanceof BadRequestError && error.param === 'prompt' && error.code === 'missing_required_parameter');
   });
 
   test('a bad key is an AuthenticationError in OpenAI\'s error shape', async () => {

@@ -142,15 +142,26 @@ export function fromApiError(error: ApiError, requestedSize?: string): OpenAiErr
   );
 }
 
-/** The first zod issue of an OpenAI request as a 400. */
-export function fromZodError(error: z.ZodError): OpenAiError {
+/** The value at `path` in a parsed request (undefined where any step is missing). */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const step of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[step];
+  }
+  return value;
+}
+
+/** The first zod issue of an OpenAI request (`input`, as the client sent it) as a 400. */
+export function fromZodError(error: z.ZodError, input: unknown): OpenAiError {
   const issue = error.issues[0];
   if (issue?.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
     return new OpenAiError(400, `Unknown parameter: '${key}'.`, key, 'unknown_parameter');
   }
   const param = issue?.path.map(String).join('.') ?? null;
-  const missing = issue?.code === 'invalid_type' && issue.input === undefined;
+  // zod leaves the offending value out of its issues: a field is missing only when the request lacks it.
+  const missing = issue?.code === 'invalid_type' && valueAt(input, issue.path) === undefined;
   return missing
     ? new OpenAiError(400, `Missing required parameter: '${param}'.`, param, 'missing_required_parameter')
     : new OpenAiError(400, `Invalid value for '${param}': ${issue?.message ?? 'invalid'}.`, param, 'invalid_value');

@@ -176,7 +176,7 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
       throw new OpenAiError(400, 'The request body is not valid JSON.', null, 'invalid_json');
     }
     const parsed = generationRequestSchema.safeParse(json);
-    if (!parsed.success) throw fromZodError(parsed.error);
+    if (!parsed.success) throw fromZodError(parsed.error, json);
     return generate(request, reply, principal, parsed.data, []);
   });
 
@@ -207,7 +207,7 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
       }
     }
     const parsed = EDIT_FIELDS.safeParse(fields);
-    if (!parsed.success) throw fromZodError(parsed.error);
+    if (!parsed.success) throw fromZodError(parsed.error, fields);
     if (references.length === 0) throw new OpenAiError(400, "Missing required parameter: 'image'.", 'image', 'missing_required_parameter');
     const { input_fidelity: _ignored, ...body } = parsed.data;
     return generate(request, reply, principal, body, references);
