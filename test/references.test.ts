@@ -141,6 +141,24 @@ describe('reference images over the API', () => {
     }
   });
 
+  test('imageUpload with a taskUUID in use: a conflict, unless it is the same key sending its upload again', async () => {
+    const image = `data:image/png;base64,${(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#2a9d8f' } }).png().toBuffer()).toString('base64')}`;
+    const taskUUID = randomUUID();
+    const first = await post(server, [{ taskType: 'imageUpload', taskUUID, image }]);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    // A retry whose first answer was lost gets the same image.
+    const again = await post(server, [{ taskType: 'imageUpload', taskUUID: taskUUID.toUpperCase(), image }]);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.data[0].imageUUID, first.body.data[0].imageUUID);
+    // An inference task's taskUUID is in use.
+    const inference = { taskType: 'imageInference', taskUUID: randomUUID(), model: 'kiln:studio@1', positivePrompt: 'a red kite', width: 128, height: 128 };
+    assert.equal((await post(server, [inference])).status, 200);
+    const clash = await post(server, [{ taskType: 'imageUpload', taskUUID: inference.taskUUID, image }]);
+    assert.equal(clash.status, 400);
+    assert.equal(clash.body.errors[0].code, 'conflictTaskUUID');
+    assert.equal(clash.body.errors[0].taskUUID, inference.taskUUID);
+  });
+
   test('imageUpload accepts GIF and BMP, normalises, and caps the long side at 2048', async () => {
     const big = await sharp({ create: { width: 3000, height: 1500, channels: 3, background: '#e76f51' } }).jpeg().toBuffer();
     const gif = await makeImage(320, 320, 'gif');

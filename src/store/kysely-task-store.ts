@@ -556,6 +556,11 @@ export class KyselyTaskStore implements TaskStore {
     return r && toImage(r);
   }
 
+  async findUpload(taskUUID: string): Promise<ImageRecord | undefined> {
+    const r = await this.db.selectFrom('images').selectAll().where('task_uuid', '=', taskKey(taskUUID)).where('kind', '=', 'upload').limit(1).executeTakeFirst();
+    return r && toImage(r);
+  }
+
   async touchImage(imageUUID: string, expiresAt: number): Promise<void> {
     // Only ever later: a touch never shortens a life, and an image without expiry keeps none.
     await this.db

@@ -296,6 +296,8 @@ export interface TaskStore {
 
   insertImage(record: ImageRecord): Promise<void>;
   getImage(imageUUID: string): Promise<ImageRecord | undefined>;
+  /** The upload stored under a taskUUID (case-insensitive), if any. */
+  findUpload(taskUUID: string): Promise<ImageRecord | undefined>;
   /** Extends an upload's life on use (`expiresAt` = now + retention). */
   touchImage(imageUUID: string, expiresAt: number): Promise<void>;
   listExpiredImages(now: number, limit: number): Promise<ImageRecord[]>;

@@ -549,6 +549,15 @@ export class TaskService {
 
   /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */
   async uploadImage(task: ImageUploadTask, principal: Principal, signal: AbortSignal): Promise<Record<string, unknown>> {
+    // A taskUUID in use is a conflict (an inference task's, another key's upload); the same
+    // key's upload sent again (a retry whose answer was lost) gets the first one's answer.
+    const [existingTask, existingUpload] = await Promise.all([this.deps.store.getTask(task.taskUUID), this.deps.store.findUpload(task.taskUUID)]);
+    if (existingTask) throw conflictTaskUUID(task.taskUUID, task.taskType);
+    if (existingUpload) {
+      const live = existingUpload.expiresAt === null || existingUpload.expiresAt > this.deps.clock.now();
+      if (existingUpload.apiKeyId !== principal.apiKeyId || !live) throw conflictTaskUUID(task.taskUUID, task.taskType);
+      return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID: existingUpload.imageUUID, imageURL: this.deps.imageUrl(existingUpload.objectKey, principal.publicBase) };
+    }
     // An imageUUID as `image` copies a stored image: only the key that owns it may do that
     // (otherwise any key could publish another tenant's private image under a public URL).
     await this.deps.inputs.precheck([task.image], [], principal.apiKeyId).catch((error: unknown) => {

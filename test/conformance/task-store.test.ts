@@ -616,6 +616,20 @@ function taskStoreContract(subject: Subject): void {
     assert.equal(await store.deleteImage(upload.imageUUID), true);
   });
 
+  test('findUpload: the upload stored under a taskUUID, whatever its case; never a generated image', async () => {
+    const { store } = subject;
+    const uuid = mixedUUID();
+    const generated = image({ taskUUID: uuid, servable: false });
+    await store.insertImage(generated);
+    assert.equal(await store.findUpload(uuid), undefined);
+    const other = mixedUUID();
+    const upload = image({ kind: 'upload', taskUUID: other, format: 'png' });
+    await store.insertImage(upload);
+    assert.deepEqual(await store.findUpload(other.toUpperCase()), { ...upload, taskUUID: other.toLowerCase() });
+    assert.equal((await store.findUpload(other.toLowerCase()))?.imageUUID, upload.imageUUID);
+    assert.equal(await store.findUpload(randomUUID()), undefined);
+  });
+
   test('listExpiredImages: expired first, at most limit, never while an upload of the image is pending', async () => {
     const { store } = subject;
     const uuid = mixedUUID();
