@@ -41,6 +41,28 @@ describe('WebSocket /v1 protocol', () => {
     client.close();
   });
 
+  test('authenticating again on one socket keeps its session; an idle session left for another one ends at once', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    const first = (await client.authenticate(TEST_KEY)).data[0].connectionSessionUUID;
+    // A loop of re-authentications makes no new sessions.
+    client.send(Array.from({ length: 50 }, () => ({ taskType: 'authentication', apiKey: TEST_KEY })));
+    const isAuth = (f: any) => (f.data ?? []).some((i: any) => i.taskType === 'authentication');
+    const answers: string[] = [];
+    while (answers.length < 50) {
+      const frame = await client.next(isAuth);
+      for (const item of frame.data) if (item.taskType === 'authentication') answers.push(item.connectionSessionUUID);
+    }
+    assert.deepEqual(new Set(answers), new Set([first]));
+    assert.equal((await client.authenticate(TEST_KEY, first)).data[0].connectionSessionUUID, first);
+    // Moving this socket to another session: the first had nothing to resume and is gone.
+    const other = (await client.authenticate(TEST_KEY, randomUUID())).data[0].connectionSessionUUID;
+    assert.notEqual(other, first);
+    client.close();
+    const later = await RawWsClient.connect(server.wsUrl);
+    assert.notEqual((await later.authenticate(TEST_KEY, first)).data[0].connectionSessionUUID, first, 'the idle session was not kept');
+    later.close();
+  });
+
   test('tasks before authentication get invalidApiKey with their taskUUID', async () => {
     const client = await RawWsClient.connect(server.wsUrl);
     const t = task();

@@ -137,7 +137,13 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
             await authThrottle.fail(address);
             throw invalidApiKey();
           }
-          if (session) options.sessions.detach(session, socket);
+          // The same key authenticating again on this socket, into the session it holds: nothing changes.
+          if (session && session.principal.apiKeyId === principal.apiKeyId && (task.connectionSessionUUID === undefined || task.connectionSessionUUID === session.id)) {
+            clearTimeout(authDeadline);
+            authDeadline = undefined;
+            return { taskType: 'authentication', connectionSessionUUID: session.id };
+          }
+          if (session) options.sessions.detach(session, socket, true);
           const attached = await options.sessions.attach(socket, principal, task.connectionSessionUUID);
           session = attached.session;
           clearTimeout(authDeadline);

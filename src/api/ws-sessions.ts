@@ -41,6 +41,11 @@ export class WsSession {
   /** Sync tasks this session waits for (lower case): only their frames are tracked for a takeover. */
   readonly waiting = new Set<string>();
 
+  /** Nothing to resume: no wait open, no frame kept. */
+  get idle(): boolean {
+    return this.waiting.size === 0 && this.buffer.length === 0;
+  }
+
   /** The tag of a result frame, when the session waits for its task. */
   resultTag(taskUUID: string, imageUUID: string): FrameTag | undefined {
     const key = taskUUID.toLowerCase();
@@ -226,10 +231,19 @@ export class WsSessions {
     session.socket = undefined;
   }
 
-  /** The socket went away: keep the session (and what it is sent) for `resumeMs`. */
-  detach(session: WsSession, socket: WebSocket): void {
+  /**
+   * The socket went away: keep the session (and what it is sent) for `resumeMs`. With
+   * `endIfIdle` (the socket authenticated again, into another session) a session with nothing
+   * to resume ends at once, so re-authenticating in a loop cannot pile sessions up.
+   */
+  detach(session: WsSession, socket: WebSocket, endIfIdle = false): void {
     if (session.socket !== socket) return;
     session.socket = undefined;
+    if (endIfIdle && session.idle) {
+      session.ended = true;
+      if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+      return;
+    }
     session.expiry = setTimeout(() => {
       session.ended = true;
       this.sessions.delete(session.id);
