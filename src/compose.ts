@@ -280,6 +280,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
         metrics,
         maxBodyBytes: config.maxBodyBytes,
         wsIdleMs: config.wsIdleMs,
+        wsHeartbeatMs: config.wsHeartbeatMs,
         wsResumeMs: config.wsResumeMs,
         syncTimeoutMs: config.syncTimeoutMs,
         defaultEngine: engines.forModel(KLING_O3.id).name,

@@ -184,3 +184,49 @@ describe('WebSocket idle timeout while a sync task runs', () => {
     assert.equal(closed.reason, 'idle timeout', 'once nothing is in flight, the idle timeout applies again');
   });
 });
+
+describe('WebSocket heartbeat', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ KILN_WS_HEARTBEAT_SECONDS: '1', KILN_WS_IDLE_SECONDS: '600' });
+  });
+  after(() => server.close());
+
+  test('a peer that stops answering pings is cut off, and its session resumes with every result', async () => {
+    const silent = await RawWsClient.connect(server.wsUrl, { answerPings: false });
+    const sessionId = (await silent.authenticate(TEST_KEY)).data[0].connectionSessionUUID;
+    const t = task({ numberResults: 2, width: 2048, height: 2048 });
+    silent.send([t]);
+    const live = new Set<string>();
+    const collect = (frame: any): void => {
+      for (const item of frame.data ?? []) if (item.taskUUID === t.taskUUID && item.imageUUID) live.add(item.imageUUID);
+    };
+    silent.socket.on('message', (data: Buffer) => collect(JSON.parse(data.toString())));
+    for (const frame of silent.frames) collect(frame);
+    const closed = await Promise.race([
+      silent.closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the silent peer was never cut off')), 15_000)),
+    ]);
+    assert.equal(closed.code, 1006, 'cut off without a close frame');
+    // Whatever it did not get live comes with the resume (or was already stored for getResponse).
+    const back = await RawWsClient.connect(server.wsUrl);
+    assert.equal((await back.authenticate(TEST_KEY, sessionId)).data[0].connectionSessionUUID, sessionId);
+    const resumed = new Set(live);
+    while (resumed.size < 2) {
+      const frame = await back.next(back.forTask(t.taskUUID), 60_000);
+      for (const item of frame.data ?? []) if (item.imageUUID) resumed.add(item.imageUUID);
+    }
+    assert.equal(resumed.size, 2);
+    back.close();
+  });
+
+  test('a peer that answers pings stays connected past several heartbeats', async () => {
+    const client = await RawWsClient.connect(server.wsUrl);
+    await client.authenticate(TEST_KEY);
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    client.send([{ taskType: 'ping', ping: true }]);
+    const pong = await client.next((f) => (f.data ?? []).some((i: any) => i.taskType === 'ping'));
+    assert.equal(pong.data[0].pong, true);
+    client.close();
+  });
+});

@@ -26,6 +26,7 @@ export interface ServerOptions {
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
   readonly wsIdleMs: number;
+  readonly wsHeartbeatMs: number;
   readonly wsResumeMs: number;
   readonly syncTimeoutMs: number;
   readonly defaultEngine: string;
@@ -239,6 +240,7 @@ export async function buildServer(
     authThrottle: options.authThrottle,
     maxFrameBytes: options.maxBodyBytes,
     idleMs: options.wsIdleMs,
+    heartbeatMs: options.wsHeartbeatMs,
     syncTimeoutMs: options.syncTimeoutMs,
     logger,
     shutdown: options.shutdown,

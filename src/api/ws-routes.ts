@@ -22,6 +22,8 @@ export interface WsOptions {
   /** Largest frame once the socket authenticated (`KILN_MAX_BODY_MB`). */
   readonly maxFrameBytes: number;
   readonly idleMs: number;
+  /** Ping interval; a socket that has not answered the previous ping is cut off (0: no pings). */
+  readonly heartbeatMs: number;
   readonly syncTimeoutMs: number;
   readonly logger: Logger;
   /** Aborted at shutdown. */
@@ -60,6 +62,24 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     // Sync tasks this socket is waiting on: a socket waiting for results is not idle, however
     // long the render takes (a quiet stretch after the ack or the last ping is normal then).
     let waiting = 0;
+    // A peer gone without a close (a dropped link, a relay that stopped forwarding) would keep the
+    // socket "open" and swallow its results; the ping finds it out, and the cut detaches the
+    // session, so what follows is kept for the resume.
+    let answered = true;
+    socket.on('pong', () => (answered = true));
+    const heartbeat =
+      options.heartbeatMs > 0
+        ? setInterval(() => {
+            if (!answered) {
+              options.logger.info({ session: session?.id }, 'websocket peer stopped answering pings; connection cut');
+              socket.terminate();
+              return;
+            }
+            answered = false;
+            socket.ping();
+          }, options.heartbeatMs)
+        : undefined;
+    heartbeat?.unref();
     const touch = (): void => {
       clearTimeout(idle);
       idle = setTimeout(() => (waiting > 0 ? touch() : socket.close(1000, 'idle timeout')), options.idleMs);
@@ -187,6 +207,7 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
       });
     });
     socket.on('close', () => {
+      clearInterval(heartbeat);
       clearTimeout(idle);
       clearTimeout(authDeadline);
       if (session) options.sessions.detach(session, socket);

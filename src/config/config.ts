@@ -69,6 +69,7 @@ const envSchema = z.object({
   KILN_S3_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, . _ and - only').default(''),
   KILN_STUDIO_THREADS: int(1, 64).default(Math.max(1, availableParallelism())),
   KILN_WS_IDLE_SECONDS: int(1, 86_400).default(120),
+  KILN_WS_HEARTBEAT_SECONDS: int(0, 3600).default(30),
   KILN_WS_RESUME_SECONDS: int(1, 86_400).default(120),
   KILN_SYNC_TIMEOUT_SECONDS: int(1, 86_400).default(600),
   KILN_RETENTION_HOURS: int(1, 24 * 365).default(24),
@@ -164,6 +165,8 @@ export interface Config {
     | undefined;
   readonly studioThreads: number;
   readonly wsIdleMs: number;
+  /** Ping interval of WebSocket connections; a peer that misses a pong is cut off (0: never). */
+  readonly wsHeartbeatMs: number;
   readonly wsResumeMs: number;
   readonly syncTimeoutMs: number;
   readonly retentionMs: number;
@@ -332,6 +335,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
           }),
     studioThreads: e.KILN_STUDIO_THREADS,
     wsIdleMs: e.KILN_WS_IDLE_SECONDS * 1000,
+    wsHeartbeatMs: e.KILN_WS_HEARTBEAT_SECONDS * 1000,
     wsResumeMs: e.KILN_WS_RESUME_SECONDS * 1000,
     syncTimeoutMs: e.KILN_SYNC_TIMEOUT_SECONDS * 1000,
     retentionMs: e.KILN_RETENTION_HOURS * 3_600_000,

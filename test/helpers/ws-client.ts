@@ -22,8 +22,9 @@ export class RawWsClient {
     );
   }
 
-  static async connect(url: string): Promise<RawWsClient> {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+  /** `answerPings: false` makes a peer that has gone silent without closing (no pong to the server's pings). */
+  static async connect(url: string, options: { answerPings?: boolean } = {}): Promise<RawWsClient> {
+    const socket = new WebSocket(url, { perMessageDeflate: false, autoPong: options.answerPings ?? true });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
       socket.once('error', reject);
