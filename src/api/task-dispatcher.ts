@@ -253,6 +253,15 @@ export class TaskDispatcher {
         sink.notice(event.error);
       }
       else if (event.type === 'progress') sink.progress?.(event.items.map((item) => ({ ...item })));
+      else if (event.type === 'resync') {
+        // The bus was cut off for a while: what it missed is read from the store (sent once,
+        // as the replay skips what the client has), and a task that ended meanwhile ends the wait.
+        void replayStored()
+          .then((ended) => {
+            if (ended) finish();
+          })
+          .catch(() => undefined);
+      }
       else if (event.type === 'end') {
         // Events of one task may come from two processes (a worker's result, a cancel's end):
         // when images are unaccounted for, what the store holds and the client was not sent goes

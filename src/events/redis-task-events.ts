@@ -58,6 +58,22 @@ export class RedisTaskEvents implements TaskEventBus {
     // Connected at the first watch: a worker process only emits.
     this.subscriber = createRedisClient({ redisUrl: options.redisUrl, connectionName: `${this.prefix}-events-sub`, logger: this.logger, lazy: true });
     this.subscriber.on('message', (channel: string, message: string) => this.deliver(channel, message));
+    // While the subscriber is cut off, what is published to its channels is lost (ioredis
+    // subscribes again by itself): once it is back, its watchers are told to read the store.
+    let cut = false;
+    this.subscriber.on('close', () => (cut = true));
+    this.subscriber.on('ready', () => {
+      if (!cut) return;
+      cut = false;
+      this.resync();
+    });
+  }
+
+  private resync(): void {
+    for (const channel of this.channels.values()) {
+      const taskUUID = channel.name.slice(channel.name.lastIndexOf(':') + 1);
+      this.tell(channel, { type: 'resync', taskUUID });
+    }
   }
 
   async watch(taskUUID: string, listener: TaskListener): Promise<() => void> {
@@ -88,6 +104,8 @@ export class RedisTaskEvents implements TaskEventBus {
   }
 
   async emit(event: TaskEvent): Promise<void> {
+    // Local to each process: a resync is about this process's own connection.
+    if (event.type === 'resync') return;
     try {
       const message = JSON.stringify(toWire(event));
       await withDeadline(this.publisher.publish(this.channelOf(event.taskUUID), message), REDIS_CALL_BUDGET_MS, 'PUBLISH');
@@ -157,6 +175,10 @@ export class RedisTaskEvents implements TaskEventBus {
       this.logger?.error({ err: error, channel: name }, 'unreadable task event from Redis');
       return;
     }
+    this.tell(channel, event);
+  }
+
+  private tell(channel: Channel, event: TaskEvent): void {
     for (const watcher of [...channel.watchers]) {
       // A listener's fault must not reach ioredis, which would rethrow it as an uncaught exception.
       try {
@@ -168,7 +190,7 @@ export class RedisTaskEvents implements TaskEventBus {
   }
 }
 
-function toWire(event: TaskEvent): WireEvent {
+function toWire(event: Exclude<TaskEvent, { type: 'resync' }>): WireEvent {
   if (event.type !== 'error' && event.type !== 'notice') return event;
   const { retryable } = event.error.details;
   return {

@@ -15,6 +15,11 @@ export type TaskEvent =
   | { readonly type: 'notice'; readonly taskUUID: string; readonly error: ApiError }
   /** Every image has settled. */
   | { readonly type: 'end'; readonly taskUUID: string }
+  /**
+   * Events of the task may have been missed (the bus lost its connection and has it back): a
+   * watcher that needs them reads the store. Told to this process's watchers only, never sent.
+   */
+  | { readonly type: 'resync'; readonly taskUUID: string }
   /** The task was cancelled (the cancel already settled its images): a worker running it stops its engine. */
   | { readonly type: 'cancel'; readonly taskUUID: string }
   /** Where images are (tasks sent with `progress: true`): progress items, ready for the wire. */

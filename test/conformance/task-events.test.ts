@@ -319,11 +319,21 @@ describe('RedisTaskEvents: Redis specifics', { skip: redisSkip }, () => {
       await admin.client('KILL', 'ID', ids[0] as string);
       // Events published while the subscription is down are lost by design (the store has them);
       // keep publishing until one is heard again.
+      // Its watchers are told so (a resync: read the store), once the connection is back.
       let index = 0;
       await eventually(async () => {
         await emitter.emit(result(taskUUID, index++));
-        return heard.events.length > 0;
+        return heard.events.some((event) => event.type === 'result');
       }, 8_000);
+      assert.deepEqual(
+        heard.events.filter((event) => event.type === 'resync'),
+        [{ type: 'resync', taskUUID }],
+      );
+      // A resync is local: emitting one publishes nothing.
+      await emitter.emit({ type: 'resync', taskUUID });
+      await emitter.emit(end(taskUUID));
+      await heard.until(heard.events.findIndex((event) => event.type === 'end') >= 0 ? 0 : heard.events.length + 1);
+      assert.equal(heard.events.filter((event) => event.type === 'resync').length, 1);
       stop();
     } finally {
       await Promise.all([watcher.close(), emitter.close()]);
