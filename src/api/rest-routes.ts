@@ -195,6 +195,8 @@ export function registerRestRoutes(app: FastifyInstance, options: RestOptions): 
       },
       error: (error) => errors.push(error),
       notice: (error) => errors.push(error),
+      room: () => limits.maxReplyBytes - replyBytes,
+      tooLarge: (taskUUID, taskType) => overflow({ taskUUID }, taskType),
       batch: (items, errs) => {
         // Answered only when its items are in the reply: one left out whole is no answer (413 alone).
         if (fits(items)) answered = true;

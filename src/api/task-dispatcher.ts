@@ -22,6 +22,10 @@ export interface ReplySink {
   opened?(taskUUID: string): void;
   /** The sync task is fully answered (or the wait ended). */
   closed?(taskUUID: string): void;
+  /** Bytes the reply may still carry (REST's reply cap); absent: no cap. */
+  room?(): number;
+  /** A `getResponse` answer was not built: its inline images alone would not fit in `room()`. */
+  tooLarge?(taskUUID: string, taskType: string): void;
 }
 
 /** Transport-specific parts of handling tasks. */
@@ -59,6 +63,9 @@ export class TaskDispatcher {
     // Tasks of one request run concurrently: the same taskUUID twice in it is a conflict at once
     // (a resend is a later request), so two of them can never share one admission or budget hold.
     const inference = new Set<string>();
+    // Polls run one after another: each holds its task's images (inline ones in base64) while
+    // it is answered, and a request may carry a hundred of them.
+    let polls: Promise<void> = Promise.resolve();
     for (const raw of rawTasks) {
       const parsed = parseTask(raw);
       if (!parsed.ok) {
@@ -82,7 +89,10 @@ export class TaskDispatcher {
         }
         continue;
       }
-      running.push(this.runOne(task, context, sink));
+      if (task.taskType === 'getResponse') {
+        polls = polls.then(() => this.runOne(task, context, sink));
+        running.push(polls);
+      } else running.push(this.runOne(task, context, sink));
     }
     await Promise.all(running);
   }
@@ -122,8 +132,10 @@ export class TaskDispatcher {
           else sink.data(await this.service.redeliver(task.deliveryId, principal));
           return;
         case 'getResponse': {
-          const { data, errors } = await this.service.getResponse(task.taskUUID, principal);
-          sink.batch(data, errors);
+          const room = sink.room?.();
+          const { data, errors, tooLarge } = await this.service.getResponse(task.taskUUID, principal, room);
+          if (tooLarge && sink.tooLarge) sink.tooLarge(task.taskUUID, task.taskType);
+          else sink.batch(data, errors);
           return;
         }
       }

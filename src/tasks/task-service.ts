@@ -345,13 +345,29 @@ export class TaskService {
   }
 
   /** Full current state of every generation of a task, in index order (runware-protocol.md §4.4). */
-  async getResponse(taskUUID: string, principal: Principal): Promise<{ data: Record<string, unknown>[]; errors: ApiError[]; ended: boolean }> {
+  /**
+   * The task as it stands. With `maxInlineBytes`, a task whose inline (base64/dataURI) images
+   * alone would take more than that in the reply is answered `tooLarge` without reading them.
+   */
+  async getResponse(
+    taskUUID: string,
+    principal: Principal,
+    maxInlineBytes?: number,
+  ): Promise<{ data: Record<string, unknown>[]; errors: ApiError[]; ended: boolean; tooLarge?: true }> {
     const record = await this.deps.store.getTask(taskUUID);
     const now = this.deps.clock.now();
     if (!record || record.apiKeyId !== principal.apiKeyId || (record.expiresAt !== null && record.expiresAt <= now)) {
       throw taskNotFound(taskUUID);
     }
     const task = JSON.parse(record.request) as InferenceTask;
+    const ended = record.status === 'done' || record.status === 'failed';
+    if (maxInlineBytes !== undefined && task.outputType !== 'URL') {
+      // The base64 text of the stored bytes is a lower bound of what the items would take.
+      const finished = (await this.deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'success' && g.imageUUID);
+      const images = await Promise.all(finished.map((g) => this.deps.store.getImage(g.imageUUID!)));
+      const inline = images.reduce((sum, image) => sum + (image ? Math.ceil(image.bytes / 3) * 4 : 0), 0);
+      if (inline > maxInlineBytes) return { data: [], errors: [], ended, tooLarge: true };
+    }
     const data: Record<string, unknown>[] = [];
     const errors: ApiError[] = [];
     // A failure that ended several images is stored on each of them and answered once.
@@ -379,7 +395,7 @@ export class TaskService {
       const error = uploadFailed(taskUUID, upload.imageUUID ?? '', upload.lastError);
       errors.push(new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, status: 'error' } }));
     }
-    return { data, errors, ended: record.status === 'done' || record.status === 'failed' };
+    return { data, errors, ended };
   }
 
   /**
