@@ -264,3 +264,29 @@ describe('a run that resumes a task with nothing left to make', () => {
     }
   });
 });
+
+describe('an image whose row cannot be written', () => {
+  test('leaves no bytes behind: the image fails, and the object store holds nothing for it', async () => {
+    const server = await startTestServer();
+    try {
+      // A real SQLite refusal of every image row (as a full disk would give), from another connection.
+      const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
+      try {
+        db.exec("CREATE TRIGGER refuse_images BEFORE INSERT ON images BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;");
+      } finally {
+        db.close();
+      }
+      const t = task({ numberResults: 2 });
+      const answer = await post(server, [t]);
+      assert.ok(answer.body.errors?.length >= 1 && !answer.body.data?.length, JSON.stringify(answer.body));
+      const { readdir } = await import('node:fs/promises');
+      const objects = path.join(server.dataDir, 'objects');
+      const files = await readdir(objects, { recursive: true }).catch(() => [] as string[]);
+      const left = [];
+      for (const file of files) if (/\.(jpg|png|webp)$/.test(String(file))) left.push(file);
+      assert.deepEqual(left, [], 'no image bytes without a row');
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -476,7 +476,18 @@ async function finishImage(
     expiresAt: isUrl ? now + task.ttl * 1000 : null,
     servable: isUrl,
   });
-  await Promise.all([row, deps.objects.put(objectKey, encoded.bytes)]);
+  const put = deps.objects.put(objectKey, encoded.bytes);
+  const [rowWritten, bytesWritten] = await Promise.allSettled([row, put]);
+  if (rowWritten.status === 'rejected' || bytesWritten.status === 'rejected') {
+    // One without the other is an orphan the sweeper would never find (bytes without a row) or
+    // a row pointing at nothing: the half that landed goes (best effort) before the failure counts.
+    const undo = [
+      ...(rowWritten.status === 'fulfilled' ? [deps.store.deleteImage(imageUUID)] : []),
+      ...(bytesWritten.status === 'fulfilled' ? [deps.objects.delete(objectKey)] : []),
+    ];
+    await Promise.all(undo).catch((failure: unknown) => deps.logger.warn({ taskUUID: record.taskUUID, imageUUID, err: failure }, 'could not remove half of an image that failed to store'));
+    throw rowWritten.status === 'rejected' ? rowWritten.reason : (bytesWritten as PromiseRejectedResult).reason;
+  }
   const model = MODELS.get(task.model);
   // Whole micro-dollars, so the ledger's integer totals equal what the clients are told (docs/tenancy.md).
   const cost = fromMicros(toMicros(image.cost ?? model?.price(encoded.width, encoded.height) ?? 0));
