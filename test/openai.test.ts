@@ -188,6 +188,7 @@ describe('OpenAI Images API: the limits of POST /v1 apply', () => {
     // A 2048² PNG alone is larger than the cap.
     const huge = await generate({ model: 'kiln:studio@1', prompt: 'a forest of copper towers', size: '2048x2048', n: 1, response_format: 'b64_json', output_format: 'png' });
     assert.equal(huge.status, 413);
+    assert.equal(huge.headers.get('x-kiln-cost'), '0', 'the image made (and charged) is still priced');
     assert.equal(((await huge.json()) as { error: { code: string } }).error.code, 'response_too_large');
   });
 });

@@ -150,6 +150,16 @@ describe('reference images over the API', () => {
     const again = await post(server, [{ taskType: 'imageUpload', taskUUID: taskUUID.toUpperCase(), image }]);
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.data[0].imageUUID, first.body.data[0].imageUUID);
+    // Another image under the same taskUUID is a conflict, never the old image's answer.
+    const otherImage = `data:image/png;base64,${(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#e76f51' } }).png().toBuffer()).toString('base64')}`;
+    const changed = await post(server, [{ taskType: 'imageUpload', taskUUID, image: otherImage }]);
+    assert.equal(changed.status, 400);
+    assert.equal(changed.body.errors[0].code, 'conflictTaskUUID');
+    // Two sends of one upload at once: one image, answered to both.
+    const racing = randomUUID();
+    const both = await Promise.all([1, 2].map(() => post(server, [{ taskType: 'imageUpload', taskUUID: racing, image }])));
+    assert.deepEqual(both.map((r) => r.status), [200, 200], JSON.stringify(both.map((r) => r.body)));
+    assert.equal(both[0]!.body.data[0].imageUUID, both[1]!.body.data[0].imageUUID);
     // An inference task's taskUUID is in use.
     const inference = { taskType: 'imageInference', taskUUID: randomUUID(), model: 'kiln:studio@1', positivePrompt: 'a red kite', width: 128, height: 128 };
     assert.equal((await post(server, [inference])).status, 200);

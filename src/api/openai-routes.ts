@@ -145,6 +145,9 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
       replyBytes += size;
       entries.push(entry);
     }
+    // What the key was charged: every image made, sent or not.
+    const cost = made.reduce((sum, item) => sum + (typeof item.cost === 'number' ? item.cost : 0), 0);
+    reply.header('X-Kiln-Cost', String(Math.round(cost * 1e6) / 1e6));
     if (entries.length === 0) {
       throw new OpenAiError(413, `The reply would be larger than ${options.limits.maxReplyBytes} bytes. Ask for response_format "url" or fewer images.`, 'response_format', 'response_too_large');
     }
@@ -152,9 +155,7 @@ export async function openAiRoutes(app: FastifyInstance, options: OpenAiOptions)
       reply.header('X-Kiln-Images-Left-Out', String(made.length - entries.length));
       request.log.warn({ made: made.length, sent: entries.length }, 'openai reply over the reply cap: images left out');
     }
-    // What the key was charged: every image made, sent or not.
-    const cost = made.reduce((sum, item) => sum + (typeof item.cost === 'number' ? item.cost : 0), 0);
-    return reply.header('X-Kiln-Cost', String(Math.round(cost * 1e6) / 1e6)).send({
+    return reply.send({
       created: Math.floor(Date.now() / 1000),
       data: entries,
       output_format: body.output_format ?? 'png',

@@ -134,8 +134,10 @@ export class TaskDispatcher {
         case 'getResponse': {
           const room = sink.room?.();
           const { data, errors, tooLarge } = await this.service.getResponse(task.taskUUID, principal, room);
-          if (tooLarge && sink.tooLarge) sink.tooLarge(task.taskUUID, task.taskType);
-          else sink.batch(data, errors);
+          if (tooLarge && sink.tooLarge) {
+            sink.tooLarge(task.taskUUID, task.taskType);
+            for (const error of errors) sink.error(error);
+          } else sink.batch(data, errors);
           return;
         }
       }
@@ -245,7 +247,16 @@ export class TaskDispatcher {
     // Errors and notices sent, by what they say: a replay from the store sends only what the
     // live stream has not (two images can fail with the same words, so they are counted).
     const sentErrors = new Map<string, number>();
-    const forward = (event: TaskEvent): void => {
+    // Errors and notices heard live, by what they say: one the store's replay already sent (a
+    // resync read it before its late live copy arrived) is not sent, nor counted, twice.
+    const heardErrors = new Map<string, number>();
+    const repeated = (key: string, fromStore: boolean): boolean => {
+      if (fromStore) return false;
+      const heard = (heardErrors.get(key) ?? 0) + 1;
+      heardErrors.set(key, heard);
+      return heard <= (sentErrors.get(key) ?? 0);
+    };
+    const forward = (event: TaskEvent, fromStore = false): void => {
       if (event.type === 'result') {
         const imageUUID = typeof event.item.imageUUID === 'string' ? event.item.imageUUID : undefined;
         if (imageUUID !== undefined && seen.has(imageUUID)) return;
@@ -254,6 +265,7 @@ export class TaskDispatcher {
         settle(1);
       } else if (event.type === 'error') {
         const key = errorKey(event.error);
+        if (repeated(key, fromStore)) return;
         sentErrors.set(key, (sentErrors.get(key) ?? 0) + 1);
         if (errorsToSkip > 0) errorsToSkip--;
         else sink.error(event.error);
@@ -261,6 +273,7 @@ export class TaskDispatcher {
         settle(typeof count === 'number' ? count : 1);
       } else if (event.type === 'notice') {
         const key = errorKey(event.error);
+        if (repeated(key, fromStore)) return;
         sentErrors.set(key, (sentErrors.get(key) ?? 0) + 1);
         sink.notice(event.error);
       }
@@ -286,14 +299,14 @@ export class TaskDispatcher {
       const principal = await context.principal();
       if (!principal) throw invalidApiKey();
       const state = await this.service.getResponse(taskUUID, principal);
-      for (const item of state.data) if (item.status !== 'processing') forward({ type: 'result', taskUUID, item: withoutStatus(item) });
+      for (const item of state.data) if (item.status !== 'processing') forward({ type: 'result', taskUUID, item: withoutStatus(item) }, true);
       const stored = new Map<string, number>();
       for (const error of state.errors) {
         const key = errorKey(error);
         stored.set(key, (stored.get(key) ?? 0) + 1);
         if ((stored.get(key) ?? 0) <= (sentErrors.get(key) ?? 0)) continue;
         // Upload failures are notices (never counted as images, never error frames over WebSocket).
-        forward({ type: error.code === 'uploadFailed' ? 'notice' : 'error', taskUUID, error });
+        forward({ type: error.code === 'uploadFailed' ? 'notice' : 'error', taskUUID, error }, true);
       }
       return state.ended;
     };

@@ -65,17 +65,26 @@ export function registerWsRoutes(app: FastifyInstance, options: WsOptions): void
     // A peer gone without a close (a dropped link, a relay that stopped forwarding) would keep the
     // socket "open" and swallow its results; the ping finds it out, and the cut detaches the
     // session, so what follows is kept for the resume.
+    // A ping waits behind what is already queued for the peer: one still reading a large frame
+    // (its backlog shrinking) is slow, not gone, and is given more time.
     let answered = true;
+    let backlog = 0;
     socket.on('pong', () => (answered = true));
     const heartbeat =
       options.heartbeatMs > 0
         ? setInterval(() => {
             if (!answered) {
+              const queued = socket.bufferedAmount;
+              if (queued < backlog) {
+                backlog = queued;
+                return;
+              }
               options.logger.info({ session: session?.id }, 'websocket peer stopped answering pings; connection cut');
               socket.terminate();
               return;
             }
             answered = false;
+            backlog = socket.bufferedAmount;
             socket.ping();
           }, options.heartbeatMs)
         : undefined;

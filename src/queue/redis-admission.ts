@@ -22,10 +22,16 @@ export interface RedisAdmissionOptions {
 
 // One script per call, so the check and the update are atomic across processes: concurrent
 // reserves can never pass the capacity together. Values are `images:timestampMs:nonce` (the
-// nonce names the call that made it; values written before it existed lack one). Answers
-// 1 reserved, 2 kept (the task held one already), 0 full.
+// nonce names the call that made it, or the last that found it kept: a take-back by a call whose
+// answer was lost never removes a reservation a later call relies on; values written before the
+// nonce existed lack one). Answers 1 reserved, 2 kept (the task held one already), 0 full.
 const RESERVE = `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 2 end
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local images, at = string.match(held, '^(%d+):(%d+)')
+  if images then redis.call('HSET', KEYS[1], ARGV[1], images .. ':' .. at .. ':' .. ARGV[5]) end
+  return 2
+end
 local images = tonumber(ARGV[2])
 local total = tonumber(redis.call('GET', KEYS[2]) or '0')
 if total + images > tonumber(ARGV[3]) then return 0 end
@@ -97,14 +103,18 @@ export class RedisAdmission implements Admission {
     checkCount(images, 'images');
     const now = this.clock.now();
     const nonce = randomBytes(6).toString('hex');
+    let sent = false;
     let answer: number;
     try {
-      answer = await this.call('reserve', () => this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, this.capacity, now, nonce));
+      answer = await this.call('reserve', () => {
+        sent = true;
+        return this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, this.capacity, now, nonce);
+      });
     } catch (error) {
       // Unanswered is not undone: a Redis that stalled (rather than dropped the connection) runs
       // the script when it wakes, for a caller already told "unavailable". Take back what this
-      // call may have reserved, and only that, once Redis answers.
-      this.takeBack(taskUUID, nonce, TAKE_BACK_TRIES);
+      // call may have reserved, and only that, once Redis answers (nothing when it never went out).
+      if (sent) this.takeBack(taskUUID, nonce, TAKE_BACK_TRIES);
       throw error;
     }
     return answer === 1 ? 'reserved' : answer === 2 ? 'kept' : 'full';

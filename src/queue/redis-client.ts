@@ -76,11 +76,6 @@ export async function closeRedisClient(client: Redis, timeoutMs = 1_000): Promis
 const readiness = new WeakMap<Redis, Promise<void>>();
 
 /**
- * Resolves once the client is connected (at once if it is). A producer client refuses commands
- * until then, so its first calls must wait here, under their deadline. One shared listener per
- * client, however many callers wait during an outage.
- */
-/**
  * Waits for the connection (see `whenReady`), then sends `command` unless the caller's deadline
  * passed meanwhile: a command parked while Redis was down would otherwise run on reconnect for a
  * caller long since answered "unavailable" (a reservation, a rate token taken for nothing).
@@ -91,6 +86,11 @@ export async function whenReadyInTime<T>(client: Redis, late: () => boolean, com
   return command();
 }
 
+/**
+ * Resolves once the client is connected (at once if it is). A producer client refuses commands
+ * until then, so its first calls must wait here, under their deadline. One shared listener per
+ * client, however many callers wait during an outage.
+ */
 export function whenReady(client: Redis): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   let pending = readiness.get(client);

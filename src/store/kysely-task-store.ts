@@ -557,7 +557,15 @@ export class KyselyTaskStore implements TaskStore {
   }
 
   async findUpload(taskUUID: string): Promise<ImageRecord | undefined> {
-    const r = await this.db.selectFrom('images').selectAll().where('task_uuid', '=', taskKey(taskUUID)).where('kind', '=', 'upload').limit(1).executeTakeFirst();
+    const r = await this.db
+      .selectFrom('images')
+      .selectAll()
+      .where('task_uuid', '=', taskKey(taskUUID))
+      .where('kind', '=', 'upload')
+      .orderBy('created_at')
+      .orderBy('image_uuid')
+      .limit(1)
+      .executeTakeFirst();
     return r && toImage(r);
   }
 

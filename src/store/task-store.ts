@@ -296,7 +296,7 @@ export interface TaskStore {
 
   insertImage(record: ImageRecord): Promise<void>;
   getImage(imageUUID: string): Promise<ImageRecord | undefined>;
-  /** The upload stored under a taskUUID (case-insensitive), if any. */
+  /** The upload stored under a taskUUID (case-insensitive), if any; the first stored when there are several. */
   findUpload(taskUUID: string): Promise<ImageRecord | undefined>;
   /** Extends an upload's life on use (`expiresAt` = now + retention). */
   touchImage(imageUUID: string, expiresAt: number): Promise<void>;

@@ -480,12 +480,9 @@ async function finishImage(
   const [rowWritten, bytesWritten] = await Promise.allSettled([row, put]);
   if (rowWritten.status === 'rejected' || bytesWritten.status === 'rejected') {
     // One without the other is an orphan the sweeper would never find (bytes without a row) or
-    // a row pointing at nothing: the half that landed goes (best effort) before the failure counts.
-    const undo = [
-      ...(rowWritten.status === 'fulfilled' ? [deps.store.deleteImage(imageUUID)] : []),
-      ...(bytesWritten.status === 'fulfilled' ? [deps.objects.delete(objectKey)] : []),
-    ];
-    await Promise.all(undo).catch((failure: unknown) => deps.logger.warn({ taskUUID: record.taskUUID, imageUUID, err: failure }, 'could not remove half of an image that failed to store'));
+    // a row pointing at nothing: both go (best effort; deleting what is not there is no error, and
+    // a write reported failed may still have landed) before the failure counts.
+    await Promise.all([deps.store.deleteImage(imageUUID), deps.objects.delete(objectKey)]).catch((failure: unknown) => deps.logger.warn({ taskUUID: record.taskUUID, imageUUID, err: failure }, 'could not remove half of an image that failed to store'));
     throw rowWritten.status === 'rejected' ? rowWritten.reason : (bytesWritten as PromiseRejectedResult).reason;
   }
   const model = MODELS.get(task.model);

@@ -12,7 +12,7 @@ import { newUuid, randomSeed } from '../shared/ids.ts';
 import type { Logger } from '../shared/logger.ts';
 import { settleAll } from '../shared/settle-all.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { TaskConflictError, type DeliveryRecord, type GenerationRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
+import { TaskConflictError, type DeliveryRecord, type GenerationRecord, type ImageRecord, type TaskRecord, type TaskStore } from '../store/task-store.ts';
 import type { EngineRegistry, ImageInputs, ResultDelivery, SafetyChecker } from './ports.ts';
 import { describeDelivery } from '../delivery/delivery-log.ts';
 import { webhookForError } from '../delivery/delivery-records.ts';
@@ -344,10 +344,10 @@ export class TaskService {
     }
   }
 
-  /** Full current state of every generation of a task, in index order (runware-protocol.md §4.4). */
   /**
-   * The task as it stands. With `maxInlineBytes`, a task whose inline (base64/dataURI) images
-   * alone would take more than that in the reply is answered `tooLarge` without reading them.
+   * Full current state of every generation of a task, in index order (runware-protocol.md §4.4).
+   * With `maxInlineBytes`, a task whose inline (base64/dataURI) images alone would take more
+   * than that in the reply is answered `tooLarge` (with its errors) without reading them.
    */
   async getResponse(
     taskUUID: string,
@@ -361,19 +361,21 @@ export class TaskService {
     }
     const task = JSON.parse(record.request) as InferenceTask;
     const ended = record.status === 'done' || record.status === 'failed';
-    if (maxInlineBytes !== undefined && task.outputType !== 'URL') {
-      // The base64 text of the stored bytes is a lower bound of what the items would take.
-      const finished = (await this.deps.store.listGenerations(taskUUID)).filter((g) => g.status === 'success' && g.imageUUID);
-      const images = await Promise.all(finished.map((g) => this.deps.store.getImage(g.imageUUID!)));
-      const inline = images.reduce((sum, image) => sum + (image ? Math.ceil(image.bytes / 3) * 4 : 0), 0);
-      if (inline > maxInlineBytes) return { data: [], errors: [], ended, tooLarge: true };
-    }
+    const generations = await this.deps.store.listGenerations(taskUUID);
+    // The image records of the finished generations, read once (sizes for the cap, keys for the items).
+    const images = new Map<string, ImageRecord | undefined>();
+    await Promise.all(
+      generations.flatMap((g) => (g.status === 'success' && g.imageUUID ? [g.imageUUID] : [])).map(async (uuid) => images.set(uuid, await this.deps.store.getImage(uuid))),
+    );
+    // The base64 text of the stored bytes is a lower bound of what inline items would take.
+    const inline = task.outputType === 'URL' ? 0 : [...images.values()].reduce((sum, image) => sum + (image ? Math.ceil(image.bytes / 3) * 4 : 0), 0);
+    const tooLarge = maxInlineBytes !== undefined && inline > maxInlineBytes;
     const data: Record<string, unknown>[] = [];
     const errors: ApiError[] = [];
     // A failure that ended several images is stored on each of them and answered once.
     const groupFailures = new Set<string>();
     const waiting = await this.progressOf(record);
-    for (const g of await this.deps.store.listGenerations(taskUUID)) {
+    for (const g of generations) {
       if (g.status === 'pending') data.push({ ...processingItem(taskUUID), ...waiting });
       else if (g.status === 'error') {
         const body = JSON.parse(g.error ?? '{}') as { code?: string; message?: string } & Record<string, unknown>;
@@ -389,13 +391,14 @@ export class TaskService {
             extra: { ...rest, status: 'error' },
           }),
         );
-      } else data.push(await this.successItem(task, g, principal.publicBase ?? task.publicBase));
+      } else if (!tooLarge) data.push(await this.successItem(task, g, g.imageUUID ? images.get(g.imageUUID) : undefined, principal.publicBase ?? task.publicBase));
     }
     for (const upload of await this.deps.store.listFailedUploads(taskUUID)) {
       const error = uploadFailed(taskUUID, upload.imageUUID ?? '', upload.lastError);
       errors.push(new ApiError(error.code, error.message, { ...error.details, extra: { ...error.details.extra, status: 'error' } }));
     }
-    return { data, errors, ended };
+    // Too large: no item is built (the images are not read); the errors still go out.
+    return tooLarge ? { data: [], errors, ended, tooLarge } : { data, errors, ended };
   }
 
   /**
@@ -410,8 +413,7 @@ export class TaskService {
     return {};
   }
 
-  private async successItem(task: InferenceTask, g: GenerationRecord, base: string | undefined): Promise<Record<string, unknown>> {
-    const image = g.imageUUID ? await this.deps.store.getImage(g.imageUUID) : undefined;
+  private async successItem(task: InferenceTask, g: GenerationRecord, image: ImageRecord | undefined, base: string | undefined): Promise<Record<string, unknown>> {
     const objectKey = image?.objectKey ?? `${g.imageUUID}.${task.outputFormat.toLowerCase()}`;
     const bytes = task.outputType === 'URL' || !image ? undefined : await this.deps.objects.get(image.objectKey);
     return buildResultItem({
@@ -565,15 +567,9 @@ export class TaskService {
 
   /** Stores an uploaded image and answers its `imageUUID` and `imageURL`. */
   async uploadImage(task: ImageUploadTask, principal: Principal, signal: AbortSignal): Promise<Record<string, unknown>> {
-    // A taskUUID in use is a conflict (an inference task's, another key's upload); the same
-    // key's upload sent again (a retry whose answer was lost) gets the first one's answer.
-    const [existingTask, existingUpload] = await Promise.all([this.deps.store.getTask(task.taskUUID), this.deps.store.findUpload(task.taskUUID)]);
-    if (existingTask) throw conflictTaskUUID(task.taskUUID, task.taskType);
-    if (existingUpload) {
-      const live = existingUpload.expiresAt === null || existingUpload.expiresAt > this.deps.clock.now();
-      if (existingUpload.apiKeyId !== principal.apiKeyId || !live) throw conflictTaskUUID(task.taskUUID, task.taskType);
-      return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID: existingUpload.imageUUID, imageURL: this.deps.imageUrl(existingUpload.objectKey, principal.publicBase) };
-    }
+    // A taskUUID in use is a conflict (an inference task's, another upload's); the same key
+    // sending the same image again (a retry whose answer was lost) gets the first answer.
+    if (await this.deps.store.getTask(task.taskUUID)) throw conflictTaskUUID(task.taskUUID, task.taskType);
     // An imageUUID as `image` copies a stored image: only the key that owns it may do that
     // (otherwise any key could publish another tenant's private image under a public URL).
     await this.deps.inputs.precheck([task.image], [], principal.apiKeyId).catch((error: unknown) => {
@@ -592,6 +588,8 @@ export class TaskService {
         throw new ApiError('nsfwContentDetected', 'The uploaded image was refused by the safety check.', { parameter: 'image' });
       }
     }
+    const earlier = await this.uploadedBefore(task, principal, encoded.bytes);
+    if (earlier) return earlier;
     const now = this.deps.clock.now();
     const imageUUID = newUuid();
     const objectKey = `${imageUUID}.${encoded.format}`;
@@ -610,7 +608,29 @@ export class TaskService {
       expiresAt: now + this.deps.uploadRetentionMs,
       servable: true,
     });
+    // Two sends of one taskUUID at once both get this far: the first upload stored answers for
+    // both, and the other removes its own copy.
+    const first = await this.deps.store.findUpload(task.taskUUID);
+    if (first && first.imageUUID !== imageUUID) {
+      await Promise.all([this.deps.store.deleteImage(imageUUID), this.deps.objects.delete(objectKey)]);
+      const answer = await this.uploadedBefore(task, principal, encoded.bytes);
+      if (answer) return answer;
+    }
     return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID, imageURL: this.deps.imageUrl(objectKey, principal.publicBase) };
+  }
+
+  /**
+   * The answer of an upload already stored under the task's taskUUID when it is the same key's
+   * and the same image (byte for byte, once normalised); a conflict when it is anything else;
+   * undefined when there is none.
+   */
+  private async uploadedBefore(task: ImageUploadTask, principal: Principal, bytes: Uint8Array): Promise<Record<string, unknown> | undefined> {
+    const existing = await this.deps.store.findUpload(task.taskUUID);
+    if (!existing) return undefined;
+    const live = existing.expiresAt === null || existing.expiresAt > this.deps.clock.now();
+    const same = live && existing.apiKeyId === principal.apiKeyId && (await this.deps.objects.get(existing.objectKey))?.equals(bytes) === true;
+    if (!same) throw conflictTaskUUID(task.taskUUID, task.taskType);
+    return { taskType: 'imageUpload', taskUUID: task.taskUUID, imageUUID: existing.imageUUID, imageURL: this.deps.imageUrl(existing.objectKey, principal.publicBase) };
   }
 
   /**
