@@ -125,6 +125,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
         sqliteFile: path.join(config.dataDir, 'kiln.sqlite'),
         poolSize: config.databasePool,
         logger,
+        backgroundCheckpoints: true,
       }).catch((error: unknown) => {
         throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
       }),

@@ -54,6 +54,8 @@ export class KyselyTaskStore implements TaskStore {
     private readonly db: Kysely<StoreSchema>,
     /** Reads the pool's use (PostgreSQL only). */
     private readonly readPool?: () => PoolUse,
+    /** Runs before the connection closes (SQLite: the checkpoint thread's last checkpoint). */
+    private readonly beforeClose?: () => Promise<void>,
   ) {
     this.sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
   }
@@ -648,6 +650,7 @@ export class KyselyTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
+    await this.beforeClose?.();
     await this.db.destroy();
   }
 }

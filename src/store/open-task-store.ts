@@ -1,6 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type LogConfig } from 'kysely';
+import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 import { withStatementCache } from './sqlite-statement-cache.ts';
 import type pg from 'pg';
 import type { Logger } from '../shared/logger.ts';
@@ -25,6 +26,11 @@ export interface OpenTaskStoreOptions {
   readonly connectTimeoutMs?: number | undefined;
   /** Called with every statement (tests use it to check query plans). */
   readonly onQuery?: QueryObserver | undefined;
+  /**
+   * SQLite: checkpoint the write-ahead log on a worker thread instead of in the commits of this
+   * connection (the server sets it; short-lived openers such as the CLI keep SQLite's default).
+   */
+  readonly backgroundCheckpoints?: boolean | undefined;
 }
 
 const DEFAULT_POOL_SIZE = 10;
@@ -139,7 +145,15 @@ async function openSqlite(file: string, options: OpenTaskStoreOptions, log: LogC
     await db.destroy();
     throw error;
   }
-  return new KyselyTaskStore(db);
+  if (!options.backgroundCheckpoints) return new KyselyTaskStore(db);
+  let checkpointer: SqliteCheckpointer;
+  try {
+    checkpointer = await SqliteCheckpointer.start(sqlite, file, { ...(options.logger ? { logger: options.logger } : {}) });
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return new KyselyTaskStore(db, undefined, () => checkpointer.stop());
 }
 
 /**
