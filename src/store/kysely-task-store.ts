@@ -180,7 +180,7 @@ export class KyselyTaskStore implements TaskStore {
     return rows.map(toGeneration);
   }
 
-  async setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number): Promise<void> {
+  async setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number, inlineImages = true): Promise<void> {
     const key = taskKey(taskUUID);
     const ended = status === 'done' || status === 'failed';
     const statusUpdate = (db: Db) =>
@@ -197,7 +197,7 @@ export class KyselyTaskStore implements TaskStore {
     const lost = (updatedRows: bigint | number | undefined): void => {
       if (fence !== undefined && Number(updatedRows ?? 0) === 0) throw new ClaimLostError(key);
     };
-    if (expiresAt === undefined || expiresAt === null) {
+    if (expiresAt === undefined || expiresAt === null || !inlineImages) {
       // One statement: atomic without a transaction (two round trips fewer on PostgreSQL).
       lost((await statusUpdate(this.db).executeTakeFirst()).numUpdatedRows);
       return;

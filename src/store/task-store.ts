@@ -207,9 +207,10 @@ export interface TaskStore {
   /**
    * Sets a task's status. With `fence`, only while the task's claim token is still `fence`
    * (else `ClaimLostError`). Ending a task (`done`/`failed` with `expiresAt`) also gives its
-   * inline (non-URL) images the task's expiry.
+   * inline (non-URL) images the task's expiry, unless `inlineImages` is false (the task's output
+   * is URLs: it has none, and the store may skip looking).
    */
-  setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number): Promise<void>;
+  setTaskStatus(taskUUID: string, status: TaskStatus, at: number, expiresAt?: number | null, fence?: number, inlineImages?: boolean): Promise<void>;
   /**
    * Claims an unfinished task for one run: increments its claim token, sets it `running` and
    * returns the new token (the fence every later write of this run carries) with the task's

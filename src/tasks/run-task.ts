@@ -392,7 +392,8 @@ export async function endTask(writer: TaskWriter, allFailed: boolean): Promise<n
   if (deps.tenancy && (fence > 1 || writer.charges?.failed)) {
     await chargeMissing(writer).catch((error: unknown) => log.error({ err: error }, 'charging the task’s images failed'));
   }
-  await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence);
+  // A task answered by URL has no inline images to date with it.
+  await deps.store.setTaskStatus(record.taskUUID, allFailed ? 'failed' : 'done', ended, ended + deps.retentionMs, fence, writer.task.outputType !== 'URL');
   await deps.admission.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'admission release failed; the sweeper reconciles it'));
   if (writer.task.keyHold) await deps.tenancy?.release(record.taskUUID).catch((error: unknown) => log.warn({ err: error }, 'tenancy release failed; the sweeper reconciles it'));
   await deps.events.emit({ type: 'end', taskUUID: record.taskUUID });

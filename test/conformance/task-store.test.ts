@@ -370,6 +370,13 @@ function taskStoreContract(subject: Subject): void {
     assert.equal((await store.getImage(otherTask.imageUUID))?.expiresAt, null);
     await store.setTaskStatus(uuid, 'done', T0 + 3, null);
     assert.equal((await store.getTask(uuid))?.expiresAt, null);
+    // A task answered by URL (inlineImages false): its row is dated, nothing else is looked at.
+    const urlTask = await seedTask(store);
+    const stray = image({ taskUUID: urlTask, servable: false, expiresAt: null });
+    await store.insertImage(stray);
+    await store.setTaskStatus(urlTask, 'done', T0 + 4, FAR, undefined, false);
+    assert.equal((await store.getTask(urlTask))?.expiresAt, FAR);
+    assert.equal((await store.getImage(stray.imageUUID))?.expiresAt, null);
     // Unknown tasks are ignored when not fenced.
     await store.setTaskStatus(randomUUID(), 'failed', T0);
   });
