@@ -196,6 +196,16 @@ async function settled(server: Server, key: string, images: number): Promise<any
   return report;
 }
 
+/** A new key's two-image task, run and charged, then its record purged as the retention sweep does. */
+async function chargedAndPurged(server: Server): Promise<{ k: Awaited<ReturnType<typeof newKey>>; t: Record<string, unknown> }> {
+  const k = await newKey(server);
+  const t = inference({ numberResults: 2 });
+  assert.equal((await post(server, k.key, [t])).status, 200);
+  await settled(server, k.key, 2);
+  purgeTask(server, t.taskUUID);
+  return { k, t };
+}
+
 /** Deletes a task's record as the retention sweep does; the ledger keeps its rows. */
 function purgeTask(server: Server, taskUUID: unknown): void {
   const db = new Database(path.join(server.dataDir, 'kiln.sqlite'));
@@ -474,11 +484,7 @@ describe('budgets, refunds, the ledger and dryRun', () => {
   });
 
   test('a taskUUID whose task was charged and then purged is never reused (its images would come free)', async () => {
-    const k = await newKey(server);
-    const t = inference({ numberResults: 2 });
-    assert.equal((await post(server, k.key, [t])).status, 200);
-    await settled(server, k.key, 2);
-    purgeTask(server, t.taskUUID);
+    const { k, t } = await chargedAndPurged(server);
     const again = await post(server, k.key, [t]);
     assert.equal(again.status, 400);
     assert.equal(again.body.errors[0].code, 'conflictTaskUUID');
@@ -653,11 +659,7 @@ describe('a refused reuse of a charged taskUUID holds no queue room', () => {
   after(() => server.close());
 
   test('resending a purged task three times into a two-image queue leaves the queue empty', async () => {
-    const k = await newKey(server);
-    const t = inference({ numberResults: 2 });
-    assert.equal((await post(server, k.key, [t])).status, 200);
-    await settled(server, k.key, 2);
-    purgeTask(server, t.taskUUID);
+    const { k, t } = await chargedAndPurged(server);
     for (let i = 0; i < 3; i++) {
       const again = await post(server, k.key, [t]);
       assert.equal(again.status, 400, JSON.stringify(again.body));
