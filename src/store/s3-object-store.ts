@@ -102,6 +102,11 @@ export class S3ObjectStore implements ObjectStore {
       // servers that do not speak that framing (s3rver, older MinIO) store the framing as data.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // From 2 MB (a large JPG or PNG) the SDK asks for "100-continue" and sends such a request on
+      // a connection of its own: a round trip and a TCP handshake more per image (3 MB objects
+      // 1.5 ms slower on loopback). Kiln writes to a bucket it has checked, with credentials that
+      // work, so the early refusal the header could save is not worth paying for on every image.
+      expectContinueHeader: false,
       // Options rather than a NodeHttpHandler instance: the SDK builds its own handler from them,
       // so Kiln need not import @smithy/node-http-handler, which it does not depend on directly.
       requestHandler: {

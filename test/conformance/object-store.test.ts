@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -230,6 +231,37 @@ describe('S3ObjectStore against a real server', () => {
     const response = await fetch(await s3.presignedPutUrl(key), { method: 'PUT', body: bytes });
     assert.equal(response.status, 200, await response.text());
     assert.deepEqual(await open().get(key), bytes);
+  });
+
+  it('sends large objects at once on a kept-alive connection (no Expect: 100-continue round trip, no new connection per object)', async () => {
+    // A loopback relay in front of s3rver notes each request's headers and the connection it came on.
+    const seen: { expect: string | undefined; connection: number; method: string }[] = [];
+    const target = new URL(s3.endpoint);
+    const relay = http.createServer((request, response) => {
+      seen.push({ expect: request.headers.expect, connection: request.socket.remotePort ?? -1, method: request.method ?? '' });
+      const forward = http.request({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      });
+      forward.on('error', () => response.destroy());
+      request.pipe(forward);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    try {
+      const store = open({ endpoint: `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}` });
+      // Past the SDK's 2 MB threshold for the header, where it would also open a fresh connection.
+      const objects = [randomBytes(3 * 1024 * 1024), randomBytes(3 * 1024 * 1024)];
+      const keys = objects.map(() => freshKey('jpg'));
+      for (const [i, bytes] of objects.entries()) await store.put(keys[i]!, bytes);
+      for (const [i, bytes] of objects.entries()) assert.deepEqual(await s3.getObject(keys[i]!), bytes);
+      const puts = seen.filter((request) => request.method === 'PUT');
+      assert.equal(puts.length, 2);
+      assert.deepEqual(puts.map((request) => request.expect), [undefined, undefined]);
+      assert.equal(puts[0]!.connection, puts[1]!.connection, 'the second PUT reuses the first one’s connection');
+    } finally {
+      relay.closeAllConnections();
+      await new Promise<void>((resolve) => relay.close(() => resolve()));
+    }
   });
 
   it('rejects calls after close()', async () => {
