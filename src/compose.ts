@@ -14,7 +14,7 @@ import type { ImageEngine, RawImage } from './engines/spec/image-engine.ts';
 import { createRunwareEngine, type UpstreamImageDownload } from './engines/runware/runware-engine.ts';
 import { ApiError } from './errors/index.ts';
 import { createStudioEngine, type StudioEngine } from './engines/studio/studio-engine.ts';
-import { encodeRaw, type EncodeOptions } from './imaging/encode.ts';
+import { encodeRaw, setImageThreads, type EncodeOptions } from './imaging/encode.ts';
 import { createSafetyChecker } from './imaging/safety/safety-checker.ts';
 import { createSafetyClassifier } from './imaging/safety/safety-classifier.ts';
 import { DeliveryService } from './delivery/delivery-service.ts';
@@ -196,6 +196,8 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const servesApi = role !== 'worker';
   const runsTasks = role !== 'api';
   const logger = pino({ level: config.logLevel, base: { service: 'kiln', role } }, options.logStream ?? pino.destination(1));
+  // Before any image work, the warm-up's included.
+  setImageThreads(config.imageThreads);
   // Engines connect and start their workers lazily, so routing errors stop the start before
   // anything is opened (API processes build the routes too, for X-Kiln-Engine).
   const studio = createStudioEngine({ threads: config.studioThreads });

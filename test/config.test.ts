@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
+import sharp from 'sharp';
 import { ConfigError, loadConfig } from '../src/config/config.ts';
 import { post, startTestServer, TEST_KEY } from './helpers/kiln-server.ts';
 
@@ -14,6 +15,30 @@ test('defaults match docs/configuration.md', () => {
   assert.equal(config.retentionMs, 24 * 3_600_000);
   assert.equal(config.runware, undefined);
   assert.deepEqual(config.routes, {});
+  assert.equal(config.imageThreads, 1);
+});
+
+test('KILN_IMAGE_THREADS sets the threads sharp gives each image operation, from the start of the process', async () => {
+  assert.equal(loadConfig({ KILN_IMAGE_THREADS: '3' }).imageThreads, 3);
+  for (const bad of ['0', '-1', '1.5', 'two']) assert.throws(() => loadConfig({ KILN_IMAGE_THREADS: bad }), ConfigError, bad);
+  const before = sharp.concurrency();
+  try {
+    sharp.concurrency(4);
+    const server = await startTestServer({ KILN_IMAGE_THREADS: '2' });
+    try {
+      assert.equal(sharp.concurrency(), 2);
+    } finally {
+      await server.close();
+    }
+    const defaults = await startTestServer();
+    try {
+      assert.equal(sharp.concurrency(), 1);
+    } finally {
+      await defaults.close();
+    }
+  } finally {
+    sharp.concurrency(before);
+  }
 });
 
 test('every bad variable is listed at once', () => {

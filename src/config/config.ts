@@ -55,6 +55,7 @@ const envSchema = z.object({
   KILN_KEY_RATE: z.coerce.number().positive().max(1_000_000).optional(),
   KILN_WARMUP: bool.default(true),
   KILN_JPEG_OPTIMIZE_CODING: bool.default(true),
+  KILN_IMAGE_THREADS: int(1, 64).default(1),
   KILN_IDEMPOTENT_RESUBMIT: bool.default(true),
   KILN_TRUST_PROXY: bool.default(false),
   KILN_CORS_ORIGINS: list.optional(),
@@ -150,6 +151,8 @@ export interface Config {
   readonly warmUp: boolean;
   /** JPEG Huffman tables optimised per image (smaller files) or the standard ones (about 3× faster encodes). */
   readonly jpegOptimizeCoding: boolean;
+  /** libvips threads per image operation (sharp's concurrency); images run side by side in the encode slots. */
+  readonly imageThreads: number;
   /** BullMQ job lock: a worker that dies loses its tasks to another worker after this long. */
   readonly queueLockMs: number;
   /** PostgreSQL task store; absent → SQLite in the data dir. */
@@ -319,6 +322,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     queueLockMs: e.KILN_QUEUE_LOCK_SECONDS * 1000,
     warmUp: e.KILN_WARMUP,
     jpegOptimizeCoding: e.KILN_JPEG_OPTIMIZE_CODING,
+    imageThreads: e.KILN_IMAGE_THREADS,
     databaseUrl: e.KILN_DATABASE_URL,
     databasePool: e.KILN_DATABASE_POOL,
     redisUrl: e.KILN_REDIS_URL,

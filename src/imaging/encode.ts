@@ -32,6 +32,18 @@ function withFormat(pipeline: Sharp, format: ImageFormat, quality: number, optio
   }
 }
 
+/**
+ * Threads libvips gives each image operation (process-wide: sharp's concurrency). sharp's own
+ * default is one per core, but Kiln already runs several images at once (the encode slots, two
+ * libuv threads per core), and an encode or decode has little for extra threads to share: on
+ * the 2-core machine one thread made every request 4–8 % faster end to end (JPG, PNG, WEBP, a 4K
+ * reference decoded and resized, the safety check; BENCHMARKS.md). KILN_IMAGE_THREADS.
+ */
+export function setImageThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`image threads must be a whole number ≥ 1, not ${threads}`);
+  sharp.concurrency(threads);
+}
+
 /** Encodes raw pixels in the requested format and quality (runs on libuv's pool, off the event loop). */
 export async function encodeRaw(image: RawImage, format: ImageFormat, quality: number, options: EncodeOptions = {}): Promise<EncodedImage> {
   const input = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
