@@ -320,6 +320,9 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
       const requeued = await service.requeueUnfinished(before);
       const freed = await service.reconcileAdmission(before);
       if (freed > 0) logger.info({ freed, requeued }, 'reconciled admission reservations');
+      // Queued tasks past their deadline whose accepting process is gone (its timer with it).
+      const overdue = await service.endOverdue();
+      if (overdue > 0) logger.info({ tasks: overdue }, 'ended queued tasks past their deadline');
     },
   });
   if (runsTasks) {

@@ -67,6 +67,43 @@ describe('durability', () => {
     }
   });
 
+  test('a queued task whose process died before its deadline fails at the deadline, not when the backlog reaches it', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-deadline-'));
+    // One task at a time and a sweep every second (the deadline's backstop runs with the sweep).
+    const env = { KILN_QUEUE_CONCURRENCY: '1', KILN_SWEEP_SECONDS: '1' };
+    let server = await ChildServer.start(dataDir, env);
+    try {
+      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
+      // Keeps the one slot busy well past the deadline, before and after the restart.
+      const blocker = { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' };
+      const late = { ...base, taskUUID: randomUUID(), numberResults: 2, width: 256, height: 256, deadlineSeconds: 3 };
+      assert.equal((await post(server, [blocker])).status, 200);
+      assert.equal((await post(server, [late])).status, 200);
+      // The process that accepted the task, and its deadline timer, are gone.
+      await server.kill('SIGKILL');
+      server = await ChildServer.start(dataDir, env);
+      const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
+      let ended: any;
+      for (let i = 0; i < 600 && !ended; i++) {
+        const body = await state(late.taskUUID);
+        if (body.errors?.length) ended = body;
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(ended, 'the task never ended');
+      assert.equal(ended.errors.length, 1, JSON.stringify(ended.errors));
+      assert.equal(ended.errors[0].code, 'timeoutDeadline');
+      assert.equal(ended.errors[0].imageCount, 2);
+      // Ended while the task ahead of it still runs: the backlog never reached it…
+      assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
+      // …and no run of it ever started.
+      assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
+      assert.ok(server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'));
+    } finally {
+      await server.kill('SIGTERM');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('SIGTERM drains or hands back work and exits 0; the task completes after a restart', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-term-'));
     const env = { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1' };

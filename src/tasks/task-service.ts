@@ -117,6 +117,25 @@ export class TaskService {
   }
 
   /**
+   * Ends the queued tasks whose `deadlineSeconds` has passed. The timer that does it on time
+   * lives in the process that accepted the task (`watchDeadline`); when that process died or
+   * restarted, a task waiting behind a backlog would otherwise fail only once a worker reached
+   * it. The sweeper's lease holder runs this every pass (KILN_SWEEP_SECONDS). A task claimed by a
+   * worker meanwhile is fenced out by the end, as by a cancel: its deadline has passed anyway.
+   */
+  async endOverdue(now = this.deps.clock.now()): Promise<number> {
+    let ended = 0;
+    for (const record of await this.deps.store.listUnfinishedTasks()) {
+      if (record.status !== 'queued') continue;
+      const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
+      if (deadlineSeconds === undefined || record.createdAt + deadlineSeconds * 1000 > now) continue;
+      const outcome = await this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, deadlineSeconds), count), now);
+      if (outcome) ended++;
+    }
+    return ended;
+  }
+
+  /**
    * Frees admission reservations whose task ended or never got stored (an API process that
    * died between reserving and storing). Reservations younger than `before` are left alone.
    */
