@@ -104,6 +104,29 @@ describe('durability', () => {
     }
   });
 
+  test('a backlog larger than a KILN_QUEUE_MAX lowered across a restart counts in full: new tasks wait for it to drain', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bound-'));
+    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '20' });
+    try {
+      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
+      // 11 images accepted under a bound of 20; the first task alone is larger than the new bound.
+      const backlog = [
+        { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' },
+        { ...base, taskUUID: randomUUID(), width: 256, height: 256 },
+      ];
+      for (const task of backlog) assert.equal((await post(server, [task])).status, 200);
+      await server.kill('SIGKILL');
+      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '5' });
+      const response = await post(server, [{ ...base, taskUUID: randomUUID(), width: 256, height: 256 }]);
+      assert.equal(response.status, 429, JSON.stringify(response.body));
+      assert.equal(response.body.errors[0].code, 'queueFull');
+      assert.equal(response.body.errors[0].limit, 5);
+    } finally {
+      await server.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('SIGTERM drains or hands back work and exits 0; the task completes after a restart', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-term-'));
     const env = { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1' };

@@ -11,8 +11,12 @@ export interface Admission {
    * (nothing is reserved then). Reserving a taskUUID that already holds a reservation keeps the
    * first one and answers `kept` (a resubmission never counts twice, and only a caller that got
    * `reserved` may give it back for a task it then refuses).
+   *
+   * With `force` (a task accepted before, enqueued again after a restart) the images are counted
+   * even past the capacity, never `full`: a bound lowered across the restart then holds new tasks
+   * back until the backlog has drained below it, instead of counting only what fits.
    */
-  reserve(taskUUID: string, images: number): Promise<ReserveOutcome>;
+  reserve(taskUUID: string, images: number, options?: { force?: boolean }): Promise<ReserveOutcome>;
   /** Frees a task's reservation (its task ended, or was refused after reserving). Unknown ids are ignored. */
   release(taskUUID: string): Promise<void>;
   /** Images reserved now. */

@@ -20,10 +20,10 @@ export class MemoryAdmission implements Admission {
     this.clock = options.clock ?? systemClock;
   }
 
-  async reserve(taskUUID: string, images: number): Promise<ReserveOutcome> {
+  async reserve(taskUUID: string, images: number, options: { force?: boolean } = {}): Promise<ReserveOutcome> {
     checkCount(images, 'images');
     if (this.reservations.has(taskUUID)) return 'kept';
-    if (this.total + images > this.capacity) return 'full';
+    if (!options.force && this.total + images > this.capacity) return 'full';
     this.reservations.set(taskUUID, { images, at: this.clock.now() });
     this.total += images;
     return 'reserved';

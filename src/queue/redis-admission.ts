@@ -99,8 +99,10 @@ export class RedisAdmission implements Admission {
     this.commands = this.client as unknown as AdmissionCommands;
   }
 
-  async reserve(taskUUID: string, images: number): Promise<ReserveOutcome> {
+  async reserve(taskUUID: string, images: number, options: { force?: boolean } = {}): Promise<ReserveOutcome> {
     checkCount(images, 'images');
+    // Forced: the same script, with a capacity nothing reaches.
+    const capacity = options.force ? Number.MAX_SAFE_INTEGER : this.capacity;
     const now = this.clock.now();
     const nonce = randomBytes(6).toString('hex');
     let sent = false;
@@ -108,7 +110,7 @@ export class RedisAdmission implements Admission {
     try {
       answer = await this.call('reserve', () => {
         sent = true;
-        return this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, this.capacity, now, nonce);
+        return this.commands.kilnAdmissionReserve(this.hashKey, this.totalKey, taskUUID, images, capacity, now, nonce);
       });
     } catch (error) {
       // Unanswered is not undone: a Redis that stalled (rather than dropped the connection) runs

@@ -94,7 +94,9 @@ export class TaskService {
   async requeueUnfinished(olderThan = Number.POSITIVE_INFINITY): Promise<number> {
     const unfinished = (await this.deps.store.listUnfinishedTasks()).filter((task) => task.createdAt < olderThan);
     for (const task of unfinished) {
-      await this.deps.admission.reserve(task.taskUUID, task.imageCount);
+      // Counted whatever the bound: it was accepted under the bound of its time (which may have
+      // been lowered since), and what it holds must keep new tasks out until it has run.
+      await this.deps.admission.reserve(task.taskUUID, task.imageCount, { force: true });
       // Read again after the reservation: a task that ended since the list was read (its run gave
       // its reservation back, maybe before this one was made) must not keep one.
       const current = await this.deps.store.getTask(task.taskUUID);

@@ -103,6 +103,21 @@ for (const adapter of [memoryAdapter(), redisAdapter()]) {
       assert.equal(await first.reserved(), 3);
     });
 
+    it('a forced reserve counts past the capacity (a backlog from before a restart); plain ones are full until it is released', async () => {
+      const key = randomUUID();
+      const [first, second] = [adapter.open(key, 4), adapter.open(key, 4)];
+      const backlog = randomUUID();
+      assert.equal(await first.reserve(backlog, 10, { force: true }), 'reserved');
+      assert.equal(await second.reserve(randomUUID(), 3, { force: true }), 'reserved');
+      assert.equal(await second.reserved(), 13);
+      assert.equal(await first.reserve(randomUUID(), 1), 'full');
+      assert.equal(await second.reserve(backlog, 10, { force: true }), 'kept');
+      await first.release(backlog);
+      assert.equal(await second.reserved(), 3);
+      assert.equal(await first.reserve(randomUUID(), 1), 'reserved');
+      assert.equal(await first.reserve(randomUUID(), 1), 'full');
+    });
+
     it('reserving the same taskUUID again keeps the first reservation and never counts twice', async () => {
       const key = randomUUID();
       const [first, second] = [adapter.open(key, 10), adapter.open(key, 10)];
