@@ -99,7 +99,8 @@ describe('durability', () => {
       assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
       assert.ok(server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'));
     } finally {
-      await server.kill('SIGTERM');
+      // Not SIGTERM: its drain would wait for the blocker.
+      await server.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
     }
   });
