@@ -281,9 +281,11 @@ with the test engine so the store's share is as large as it gets. The rest: ${RO
 taking medians of ${RUNS} interleaved runs after a warm-up; the table gives the median over the
 rounds and, for the targets, the range of the rounds' ratios. Ratios are taken within one process run, because the
 machines are shared and noisy (a firecracker VM with 2 vCPUs here). Two encode
-references are given: sharp with its default thread pool (what the server uses) and sharp limited
-to one thread (the issue's "bare encode on one thread"); between runs the one-thread encode of
-the same pixels has ranged from about 48 to 70 ms here, so the render ratios move with it.
+references are given: sharp with its default threads and sharp set to one thread (the issue's
+"bare encode on one thread"). On Linux with glibc sharp's default is one thread already (as is
+the server's \`KILN_IMAGE_THREADS\`), so there the two are the same encode and their difference is
+the machine's noise; between runs the one-thread encode of the same pixels has ranged from about
+48 to 70 ms here, so the render ratios move with it.
 The prompt is a shortened form of the seed file's first example (a festival with a dragon kite).
 
 Machine: ${machine}. Measured ${new Date().toISOString().slice(0, 10)}.

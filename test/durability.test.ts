@@ -97,6 +97,8 @@ describe('durability', () => {
       assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
       // …and no run of it ever started.
       assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
+      // The log line reaches the test through the child's stdout, after the task has ended.
+      for (let i = 0; i < 100 && !server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'); i++) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.ok(server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'));
     } finally {
       // Not SIGTERM: its drain would wait for the blocker.

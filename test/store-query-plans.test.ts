@@ -193,6 +193,7 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     await run('getDelivery', () => store.getDelivery(put.id));
     await run('listPendingDeliveries', () => store.listPendingDeliveries());
     await run('listUnfinishedTasks', () => store.listUnfinishedTasks());
+    await run('listOverdueTasks', () => store.listOverdueTasks(now, 200));
     await run('touchImage', () => store.touchImage(inline.imageUUID, now + 90_000_000));
     await run('acquireLease', () => store.acquireLease('sweeper', 'worker-1', now + 60_000, now));
     await run('listExpiredImages', () => store.listExpiredImages(T0 - 1_000_000, 100));

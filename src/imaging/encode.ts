@@ -33,11 +33,12 @@ function withFormat(pipeline: Sharp, format: ImageFormat, quality: number, optio
 }
 
 /**
- * Threads libvips gives each image operation (process-wide: sharp's concurrency). sharp's own
- * default is one per core, but Kiln already runs several images at once (the encode slots, two
- * libuv threads per core), and an encode or decode has little for extra threads to share: on
- * the 2-core machine one thread made every request 4–8 % faster end to end (JPG, PNG, WEBP, a 4K
- * reference decoded and resized, the safety check; BENCHMARKS.md). KILN_IMAGE_THREADS.
+ * Threads libvips gives each image operation (process-wide: sharp's concurrency;
+ * KILN_IMAGE_THREADS). sharp picks one itself on Linux with glibc (more fragment glibc's
+ * allocator) and one per core elsewhere (macOS, musl, jemalloc builds); Kiln sets it on every
+ * platform, one by default: it already runs several images at once (the encode slots), and an
+ * encode has little for extra threads to share (two threads made 2496×1664 JPG requests 2–8 %
+ * slower here; BENCHMARKS.md).
  */
 export function setImageThreads(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`image threads must be a whole number ≥ 1, not ${threads}`);

@@ -236,6 +236,7 @@ export class KyselyTaskStore implements TaskStore {
     expiresAt: number,
     errorFor: (indexes: readonly number[]) => string,
     webhookFor?: (error: string) => DeliveryRecord,
+    options: { onlyQueued?: boolean } = {},
   ): Promise<{ cancelled: number[]; finished: string[] } | undefined> {
     const key = taskKey(taskUUID);
     return this.db.transaction().execute(async (trx) => {
@@ -245,7 +246,7 @@ export class KyselyTaskStore implements TaskStore {
         .updateTable('tasks')
         .set((eb) => ({ claim_token: eb('claim_token', '+', 1), updated_at: at }))
         .where('task_uuid', '=', key)
-        .where('status', 'in', ['queued', 'running'])
+        .where('status', 'in', options.onlyQueued ? ['queued'] : ['queued', 'running'])
         .returning('claim_token')
         .executeTakeFirst();
       if (!claimed) return undefined;
@@ -387,6 +388,20 @@ export class KyselyTaskStore implements TaskStore {
       .selectAll()
       .where('status', 'in', ['queued', 'running'])
       .orderBy('created_at')
+      .execute();
+    return rows.map(toTask);
+  }
+
+  async listOverdueTasks(now: number, limit: number): Promise<TaskRecord[]> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('status', '=', 'queued')
+      // Spelled out, so that both planners pick the partial index on (status, deadline_at).
+      .where('deadline_at', 'is not', null)
+      .where('deadline_at', '<=', now)
+      .orderBy('deadline_at')
+      .limit(limit)
       .execute();
     return rows.map(toTask);
   }

@@ -276,6 +276,21 @@ function upstreamCost(): Migration {
   };
 }
 
+/**
+ * Migration 7: a task keeps the time its `deadlineSeconds` ends (null without one), indexed with
+ * its status where it has one, so the sweeper finds queued tasks past their deadline without reading the backlog.
+ * Tasks stored before it have none: the API process's timer and the worker still end them.
+ */
+function taskDeadlines(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('tasks').addColumn('deadline_at', TIME).execute();
+      // Partial: tasks without a deadline (most) cost the index nothing as they are written.
+      await db.schema.createIndex('tasks_deadline').ifNotExists().on('tasks').columns(['status', 'deadline_at']).where('deadline_at', 'is not', null).execute();
+    },
+  };
+}
+
 /** The migrations, by name (kysely runs them in name order). */
 export function migrations(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -285,6 +300,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     '0004_tenancy': tenancy(),
     '0005_delivery_attempts': deliveryAttempts(),
     '0006_upstream_cost': upstreamCost(),
+    '0007_task_deadlines': taskDeadlines(),
   };
 }
 

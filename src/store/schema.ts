@@ -39,6 +39,8 @@ export interface TasksTable {
   /** Fencing token: incremented by every claim of the task (migration 2). */
   claim_token: Generated<number>;
   claimed_at: number | null;
+  /** When `deadlineSeconds` ends, null without one (migration 7). */
+  deadline_at: number | null;
 }
 export interface GenerationsTable {
   task_uuid: string;
@@ -179,6 +181,7 @@ export const fromTask = (t: TaskRecord): Insertable<TasksTable> => ({
   updated_at: t.updatedAt,
   finished_at: t.finishedAt,
   expires_at: t.expiresAt,
+  deadline_at: t.deadlineAt ?? null,
 });
 export const toTask = (r: Selectable<TasksTable>): TaskRecord => ({
   taskUUID: r.task_uuid,
@@ -194,6 +197,7 @@ export const toTask = (r: Selectable<TasksTable>): TaskRecord => ({
   finishedAt: r.finished_at,
   expiresAt: r.expires_at,
   claimedAt: r.claimed_at,
+  deadlineAt: r.deadline_at,
 });
 
 export const fromGeneration = (g: GenerationRecord): Insertable<GenerationsTable> => ({

@@ -64,6 +64,8 @@ export interface TaskRecord {
   readonly expiresAt: number | null;
   /** When a worker last claimed (started) the task; `null` while it has never run. */
   readonly claimedAt?: number | null;
+  /** When its `deadlineSeconds` ends; `null` (or absent) without one. */
+  readonly deadlineAt?: number | null;
 }
 
 /** A task claimed for one run (`claimTask`). */
@@ -240,7 +242,8 @@ export interface TaskStore {
    * generation with the error `errorFor` builds from their indexes, stores `webhookFor`'s
    * delivery of that error, and sets the task done (an image had finished) or failed with its
    * expiry. Answers the indexes it ended and the finished imageUUIDs; `undefined` when the task
-   * had already ended (or is unknown).
+   * had already ended (or is unknown). With `onlyQueued`, a task a run has claimed is left alone
+   * (`undefined`) too: its run ends it.
    */
   cancelTask(
     taskUUID: string,
@@ -248,11 +251,14 @@ export interface TaskStore {
     expiresAt: number,
     errorFor: (indexes: readonly number[]) => string,
     webhookFor?: (error: string) => DeliveryRecord,
+    options?: { onlyQueued?: boolean },
   ): Promise<{ cancelled: number[]; finished: string[] } | undefined>;
   /** Deletes a task and its generations (a submission whose enqueue failed); unknown ids are ignored. */
   deleteTask(taskUUID: string): Promise<void>;
   /** Tasks accepted but not finished (to re-enqueue after a restart), oldest first. */
   listUnfinishedTasks(): Promise<TaskRecord[]>;
+  /** Up to `limit` queued tasks whose deadline is at or before `now`, earliest deadline first. */
+  listOverdueTasks(now: number, limit: number): Promise<TaskRecord[]>;
   /** Deletes ended tasks whose retention passed; returns how many. */
   deleteExpiredTasks(now: number): Promise<number>;
 

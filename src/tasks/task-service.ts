@@ -67,6 +67,9 @@ export interface TaskServiceDeps {
   checkDeliveryTarget(url: string): Promise<string | undefined>;
 }
 
+/** Overdue queued tasks read (and ended) per batch by `endOverdue`. */
+const OVERDUE_BATCH = 200;
+
 /**
  * The domain service behind both transports: accepts tasks (dedupe, persist, enqueue), answers
  * `getResponse` from the store, and stores uploads.
@@ -112,6 +115,12 @@ export class TaskService {
 
   /** Starts running queued tasks in this process (worker role), after re-enqueueing those a previous run left unfinished. */
   async start(concurrency: number): Promise<number> {
+    // Those whose deadline passed while no process ran go first: they never start.
+    const overdue = await this.endOverdue().catch((error: unknown) => {
+      this.deps.logger.warn({ err: error }, 'ending queued tasks past their deadline failed; the sweeper retries');
+      return 0;
+    });
+    if (overdue > 0) this.deps.logger.info({ tasks: overdue }, 'ended queued tasks past their deadline');
     const unfinished = await this.requeueUnfinished();
     this.deps.queue.process((job, signal, turn) => runTask(this.deps, job.id, signal, turn), { concurrency });
     if (unfinished > 0) this.deps.logger.info({ tasks: unfinished }, 'resuming unfinished tasks');
@@ -122,19 +131,25 @@ export class TaskService {
    * Ends the queued tasks whose `deadlineSeconds` has passed. The timer that does it on time
    * lives in the process that accepted the task (`watchDeadline`); when that process died or
    * restarted, a task waiting behind a backlog would otherwise fail only once a worker reached
-   * it. The sweeper's lease holder runs this every pass (KILN_SWEEP_SECONDS). A task claimed by a
-   * worker meanwhile is fenced out by the end, as by a cancel: its deadline has passed anyway.
+   * it. The sweeper's lease holder runs this first in every pass (KILN_SWEEP_SECONDS), and every
+   * process that runs tasks at its start. Only tasks still queued are ended (one store
+   * transaction each, as a cancel): one a run claimed meanwhile is left to the run, whose own
+   * timer keeps the deadline. Tasks stored before migration 7 carry no deadline here.
    */
-  async endOverdue(now = this.deps.clock.now()): Promise<number> {
+  async endOverdue(): Promise<number> {
     let ended = 0;
-    for (const record of await this.deps.store.listUnfinishedTasks()) {
-      if (record.status !== 'queued') continue;
-      const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
-      if (deadlineSeconds === undefined || record.createdAt + deadlineSeconds * 1000 > now) continue;
-      const outcome = await this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, deadlineSeconds), count), now);
-      if (outcome) ended++;
+    // Batches by the store's index on (status, deadline_at): only overdue tasks are read. A task
+    // that could not be ended (a run claimed it meanwhile) is no longer queued, so it is not
+    // listed again; a store error stops the pass (the next one carries on).
+    for (;;) {
+      const overdue = await this.deps.store.listOverdueTasks(this.deps.clock.now(), OVERDUE_BATCH);
+      for (const record of overdue) {
+        const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
+        const error = (count: number): ApiError => withImageCount(timeoutDeadline(record.taskUUID, deadlineSeconds ?? 0), count);
+        if (await this.endUnfinished(record, error, this.deps.clock.now(), { onlyQueued: true })) ended++;
+      }
+      if (overdue.length < OVERDUE_BATCH) return ended;
     }
-    return ended;
   }
 
   /**
@@ -357,6 +372,7 @@ export class TaskService {
         updatedAt: now,
         finishedAt: null,
         expiresAt: null,
+        deadlineAt: task.deadlineSeconds === undefined ? null : now + task.deadlineSeconds * 1000,
       },
       generations,
     );
@@ -485,6 +501,7 @@ export class TaskService {
     record: TaskRecord,
     errorFor: (count: number) => ApiError,
     now: number,
+    options: { onlyQueued?: boolean } = {},
   ): Promise<{ cancelled: number[]; finished: string[] } | undefined> {
     const task = JSON.parse(record.request) as InferenceTask;
     const log = this.deps.logger.child({ taskUUID: record.taskUUID });
@@ -502,6 +519,7 @@ export class TaskService {
             hook = webhookForError({ taskUUID: record.taskUUID, apiKeyId: record.apiKeyId, now }, task.webhookURL!, body);
             return hook;
           },
+      options,
     );
     if (!outcome) return undefined;
     const count = outcome.cancelled.length;
@@ -539,7 +557,8 @@ export class TaskService {
       void (async () => {
         const record = await this.deps.store.getTask(task.taskUUID);
         if (record?.status !== 'queued') return;
-        await this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now());
+        // Only while still queued: a run that claimed it meanwhile keeps the deadline itself.
+        await this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now(), { onlyQueued: true });
       })().catch((error: unknown) => this.deps.logger.warn({ err: error, taskUUID: task.taskUUID }, 'ending a queued task at its deadline failed; its worker will'));
     }, seconds * 1000);
     timer.unref();

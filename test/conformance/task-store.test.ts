@@ -160,7 +160,7 @@ function taskStoreContract(subject: Subject): void {
     const record = task(uuid, { imageCount: 3 });
     // Out of order on purpose: listGenerations orders by index.
     await store.insertTask(record, [{ ...generation(uuid, 2), seed: 2 ** 31 - 1 }, generation(uuid, 0), { ...generation(uuid, 1), seriesIndex: 4 }]);
-    const expected = { ...record, taskUUID: uuid.toLowerCase(), claimedAt: null };
+    const expected = { ...record, taskUUID: uuid.toLowerCase(), claimedAt: null, deadlineAt: null };
     assert.deepEqual(await store.getTask(uuid), expected);
     assert.deepEqual(await store.getTask(uuid.toLowerCase()), expected);
     assert.deepEqual(await store.getTask(uuid.toUpperCase()), expected);
@@ -403,6 +403,29 @@ function taskStoreContract(subject: Subject): void {
     // The taskUUID is free again.
     await store.insertTask(task(uuid), [generation(uuid, 0)]);
     assert.equal((await store.listGenerations(uuid)).length, 1);
+  });
+
+  test('listOverdueTasks: queued tasks past their deadline, earliest first; cancelTask onlyQueued leaves a claimed task to its run', async () => {
+    const { store } = subject;
+    const later = await seedTask(store, 1, { deadlineAt: T0 + 100 });
+    const earlier = await seedTask(store, 2, { deadlineAt: T0 + 50 });
+    const notYet = await seedTask(store, 1, { deadlineAt: T0 + 200 });
+    const running = await seedTask(store, 1, { deadlineAt: T0 + 10 });
+    const ended = await seedTask(store, 1, { deadlineAt: T0 + 20 });
+    const none = await seedTask(store, 1);
+    await store.claimTask(running, T0 + 5);
+    await store.setTaskStatus(ended, 'failed', T0 + 30, FAR);
+    const mine = (list: readonly TaskRecord[]): string[] => list.map((t) => t.taskUUID).filter((u) => [later, earlier, notYet, running, ended, none].some((m) => m.toLowerCase() === u));
+    const overdue = await store.listOverdueTasks(T0 + 150, 100);
+    assert.deepEqual(mine(overdue), [earlier.toLowerCase(), later.toLowerCase()]);
+    assert.equal(overdue.find((t) => t.taskUUID === earlier.toLowerCase())?.deadlineAt, T0 + 50);
+    assert.equal((await store.getTask(none))?.deadlineAt, null);
+    assert.equal((await store.listOverdueTasks(T0 + 150, 1)).length, 1);
+    // A run claimed it: the deadline's end leaves it alone (its run keeps the deadline itself).
+    assert.equal(await store.cancelTask(running, T0 + 160, FAR, () => '{}', undefined, { onlyQueued: true }), undefined);
+    assert.equal((await store.getTask(running))?.status, 'running');
+    assert.deepEqual(await store.cancelTask(earlier, T0 + 160, FAR, () => '{}', undefined, { onlyQueued: true }), { cancelled: [0, 1], finished: [] });
+    assert.deepEqual(mine(await store.listOverdueTasks(T0 + 150, 100)), [later.toLowerCase()]);
   });
 
   test('listUnfinishedTasks: queued and running tasks, oldest first', async () => {
@@ -736,7 +759,7 @@ describe('TaskStore on SQLite', () => {
     const check = new Database(oldFile, { readonly: true });
     try {
       const ran = check.prepare('SELECT name FROM kiln_migrations ORDER BY name').all() as { name: string }[];
-      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts', '0006_upstream_cost']);
+      assert.deepEqual(ran.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts', '0006_upstream_cost', '0007_task_deadlines']);
     } finally {
       check.close();
     }
@@ -802,6 +825,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
         'leases.until',
         'tasks.claimed_at',
         'tasks.created_at',
+        'tasks.deadline_at',
         'tasks.expires_at',
         'tasks.finished_at',
         'tasks.updated_at',
@@ -893,7 +917,7 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
       await client.connect();
       try {
         const { rows } = await client.query<{ name: string }>('SELECT name FROM kiln_migrations ORDER BY name');
-        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts', '0006_upstream_cost']);
+        assert.deepEqual(rows.map((r) => r.name), ['0001_initial', '0002_claims_and_leases', '0003_key_lifecycle', '0004_tenancy', '0005_delivery_attempts', '0006_upstream_cost', '0007_task_deadlines']);
       } finally {
         await client.end();
       }
