@@ -313,16 +313,14 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     intervalMs: config.sweepIntervalMs,
     retentionMs: config.retentionMs,
     owner,
+    // Queued tasks past their deadline whose accepting process is gone (its timer with it).
+    first: async () => {
+      const overdue = await service.endOverdue();
+      if (overdue > 0) logger.info({ tasks: overdue }, 'ended queued tasks past their deadline');
+    },
     reconcile: async () => {
       // Tasks stored by an API process that died before enqueueing them, and reservations
       // whose task ended without freeing them, are repaired here (a minute's grace).
-      // First, and whatever the repairs below do: queued tasks past their deadline whose
-      // accepting process is gone (its timer with it).
-      const overdue = await service.endOverdue().catch((error: unknown) => {
-        logger.error({ err: error }, 'ending queued tasks past their deadline failed');
-        return 0;
-      });
-      if (overdue > 0) logger.info({ tasks: overdue }, 'ended queued tasks past their deadline');
       const before = clock.now() - 60_000;
       const requeued = await service.requeueUnfinished(before);
       const freed = await service.reconcileAdmission(before);

@@ -6,7 +6,7 @@
  *
  * Never edit a migration that has shipped: add the next one.
  */
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Logger } from '../shared/logger.ts';
 import type { StoreDialect } from './schema.ts';
 
@@ -278,13 +278,16 @@ function upstreamCost(): Migration {
 
 /**
  * Migration 7: a task keeps the time its `deadlineSeconds` ends (null without one), indexed with
- * its status where it has one, so the sweeper finds queued tasks past their deadline without reading the backlog.
- * Tasks stored before it have none: the API process's timer and the worker still end them.
+ * its status where it has one, so the sweeper finds queued tasks past their deadline without
+ * reading the backlog. Unfinished tasks stored before it get theirs from their request (an
+ * upgrade restarts the processes whose timers kept them).
  */
-function taskDeadlines(): Migration {
+function taskDeadlines(dialect: StoreDialect): Migration {
   return {
     async up(db: Kysely<any>): Promise<void> {
       await db.schema.alterTable('tasks').addColumn('deadline_at', TIME).execute();
+      const seconds = dialect === 'postgres' ? sql`(request::jsonb ->> 'deadlineSeconds')::bigint` : sql`cast(json_extract(request, '$.deadlineSeconds') as integer)`;
+      await sql`update tasks set deadline_at = created_at + ${seconds} * 1000 where status in ('queued', 'running') and ${seconds} is not null`.execute(db);
       // Partial: tasks without a deadline (most) cost the index nothing as they are written.
       await db.schema.createIndex('tasks_deadline').ifNotExists().on('tasks').columns(['status', 'deadline_at']).where('deadline_at', 'is not', null).execute();
     },
@@ -300,7 +303,7 @@ export function migrations(dialect: StoreDialect): Record<string, Migration> {
     '0004_tenancy': tenancy(),
     '0005_delivery_attempts': deliveryAttempts(),
     '0006_upstream_cost': upstreamCost(),
-    '0007_task_deadlines': taskDeadlines(),
+    '0007_task_deadlines': taskDeadlines(dialect),
   };
 }
 

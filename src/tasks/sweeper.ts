@@ -15,6 +15,12 @@ export interface SweeperDeps {
   readonly owner: string;
   /** Extra repairs run by the lease holder after each sweep (requeue lost tasks, free stale admissions). */
   reconcile?(): Promise<void>;
+  /**
+   * What cannot wait behind the sweep (queued tasks past their deadline): run by the lease holder
+   * first in each pass, before the expiry work, whose failures (an object store that is down) it
+   * does not share.
+   */
+  first?(): Promise<void>;
 }
 
 const LEASE = 'sweeper';
@@ -55,6 +61,7 @@ export class Sweeper {
     try {
       const now = clock.now();
       if (!(await store.acquireLease(LEASE, this.deps.owner, now + 2 * this.deps.intervalMs, now))) return;
+      await this.deps.first?.().catch((error: unknown) => logger.error({ err: error }, 'sweep: the first step failed'));
       let images = 0;
       for (;;) {
         const cut = clock.now();

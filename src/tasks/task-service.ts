@@ -115,14 +115,13 @@ export class TaskService {
 
   /** Starts running queued tasks in this process (worker role), after re-enqueueing those a previous run left unfinished. */
   async start(concurrency: number): Promise<number> {
-    // Those whose deadline passed while no process ran go first: they never start.
-    const overdue = await this.endOverdue().catch((error: unknown) => {
-      this.deps.logger.warn({ err: error }, 'ending queued tasks past their deadline failed; the sweeper retries');
-      return 0;
-    });
-    if (overdue > 0) this.deps.logger.info({ tasks: overdue }, 'ended queued tasks past their deadline');
     const unfinished = await this.requeueUnfinished();
     this.deps.queue.process((job, signal, turn) => runTask(this.deps, job.id, signal, turn), { concurrency });
+    // Those whose deadline passed while no process ran, without holding the start up (a run
+    // that reaches one first fails it without starting it).
+    void this.endOverdue()
+      .then((overdue) => overdue > 0 && this.deps.logger.info({ tasks: overdue }, 'ended queued tasks past their deadline'))
+      .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'ending queued tasks past their deadline failed; the sweeper retries'));
     if (unfinished > 0) this.deps.logger.info({ tasks: unfinished }, 'resuming unfinished tasks');
     return unfinished;
   }
@@ -136,19 +135,27 @@ export class TaskService {
    * transaction each, as a cancel): one a run claimed meanwhile is left to the run, whose own
    * timer keeps the deadline. Tasks stored before migration 7 carry no deadline here.
    */
-  async endOverdue(): Promise<number> {
+  async endOverdue(batch = OVERDUE_BATCH): Promise<number> {
     let ended = 0;
     // Batches by the store's index on (status, deadline_at): only overdue tasks are read. A task
     // that could not be ended (a run claimed it meanwhile) is no longer queued, so it is not
-    // listed again; a store error stops the pass (the next one carries on).
+    // listed again. One that fails is logged and skipped; a batch that ends none (all failing)
+    // stops the pass, so a task that fails every time cannot hold it in a loop.
     for (;;) {
-      const overdue = await this.deps.store.listOverdueTasks(this.deps.clock.now(), OVERDUE_BATCH);
+      const overdue = await this.deps.store.listOverdueTasks(this.deps.clock.now(), batch);
+      let progress = 0;
       for (const record of overdue) {
-        const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
-        const error = (count: number): ApiError => withImageCount(timeoutDeadline(record.taskUUID, deadlineSeconds ?? 0), count);
-        if (await this.endUnfinished(record, error, this.deps.clock.now(), { onlyQueued: true })) ended++;
+        try {
+          const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
+          const error = (count: number): ApiError => withImageCount(timeoutDeadline(record.taskUUID, deadlineSeconds ?? 0), count);
+          const outcome = await this.endUnfinished(record, error, this.deps.clock.now(), { onlyQueued: true });
+          progress++;
+          if (outcome) ended++;
+        } catch (error) {
+          this.deps.logger.error({ err: error, taskUUID: record.taskUUID }, 'ending a queued task past its deadline failed; the next sweep retries');
+        }
       }
-      if (overdue.length < OVERDUE_BATCH) return ended;
+      if (overdue.length < batch || progress === 0) return ended;
     }
   }
 

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE, migrations } from '../../src/store/migrations.ts';
 import { openTaskStore } from '../../src/store/open-task-store.ts';
 import {
   ClaimLostError,
@@ -925,6 +927,75 @@ describe('TaskStore on PostgreSQL', { skip: postgresProblem ?? false }, () => {
       await fresh.drop();
     }
   });
+});
+
+/** Brings a database to migration 6 (before tasks had `deadline_at`), as an older Kiln left it. */
+async function migrateBefore7(db: Kysely<any>, dialect: 'sqlite' | 'postgres'): Promise<void> {
+  const { '0007_task_deadlines': _later, ...earlier } = migrations(dialect);
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => earlier }, migrationTableName: MIGRATION_TABLE, migrationLockTableName: MIGRATION_LOCK_TABLE });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error;
+}
+
+/** Rows an older Kiln stored: unfinished with and without a deadline, and an ended one. */
+async function oldTasks(db: Kysely<any>): Promise<{ queued: string; running: string; none: string; ended: string }> {
+  const row = (uuid: string, status: string, request: object) => ({
+    task_uuid: uuid, api_key_id: 'key-1', task_type: 'imageInference', model: 'klingai:o3@1', engine: 'studio',
+    request: JSON.stringify({ taskType: 'imageInference', taskUUID: uuid, ...request }), status, image_count: 1, created_at: T0, updated_at: T0, finished_at: null, expires_at: null,
+  });
+  const ids = { queued: randomUUID(), running: randomUUID(), none: randomUUID(), ended: randomUUID() };
+  await db.insertInto('tasks').values([
+    row(ids.queued, 'queued', { deadlineSeconds: 30 }),
+    row(ids.running, 'running', { deadlineSeconds: 5 }),
+    row(ids.none, 'queued', {}),
+    row(ids.ended, 'done', { deadlineSeconds: 30 }),
+  ]).execute();
+  return ids;
+}
+
+/** Old rows written through `old` (at migration 6, then closed), read back through the store `open` migrates to the latest. */
+async function upgradeFrom6(old: Kysely<any>, dialect: 'sqlite' | 'postgres', open: () => Promise<TaskStore>): Promise<void> {
+  let ids;
+  try {
+    await migrateBefore7(old, dialect);
+    ids = await oldTasks(old);
+  } finally {
+    await old.destroy();
+  }
+  const store = await open();
+  try {
+    await assertBackfilled(store, ids);
+  } finally {
+    await store.close();
+  }
+}
+
+async function assertBackfilled(store: TaskStore, ids: { queued: string; running: string; none: string; ended: string }): Promise<void> {
+  assert.equal((await store.getTask(ids.queued))?.deadlineAt, T0 + 30_000);
+  assert.equal((await store.getTask(ids.running))?.deadlineAt, T0 + 5_000);
+  assert.equal((await store.getTask(ids.none))?.deadlineAt, null);
+  assert.equal((await store.getTask(ids.ended))?.deadlineAt, null, 'ended tasks need none');
+  assert.deepEqual((await store.listOverdueTasks(T0 + 60_000, 10)).map((t) => t.taskUUID), [ids.queued]);
+}
+
+test('migration 7 gives the unfinished tasks an older Kiln stored their deadline (SQLite)', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-m7-'));
+  try {
+    const file = path.join(dir, 'kiln.db');
+    await upgradeFrom6(new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) }), 'sqlite', () => openTaskStore({ sqliteFile: file }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('migration 7 gives the unfinished tasks an older Kiln stored their deadline (PostgreSQL)', { skip: postgresProblem }, async () => {
+  const fresh = await freshPostgresDatabase('task_store_m7');
+  try {
+    const old = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: fresh.url, max: 1 }) }) });
+    await upgradeFrom6(old, 'postgres', () => openTaskStore({ databaseUrl: fresh.url, sqliteFile: '' }));
+  } finally {
+    await fresh.drop();
+  }
 });
 
 test('a PostgreSQL that accepts but never answers fails the open within the connect timeout', async () => {
