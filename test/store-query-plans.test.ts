@@ -149,6 +149,7 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
     );
     assert.equal(outcome.ok, true);
     await run('tenancy.markStarted', () => tenancy.markStarted(held));
+    await run('tenancy.markQueued', () => tenancy.markQueued(held));
     await run('tenancy.charge', () =>
       tenancy.charge({ apiKeyId: 'key-x', taskUUID: held, imageIndex: 0, imageUUID: randomUUID(), model: 'm', engine: 'e', width: 64, height: 64, priceMicros: 28_000, upstreamMicros: 27_000, at: now }),
     );

@@ -278,6 +278,28 @@ describe('fair queueing across API keys (in-process queue)', () => {
     assert.equal(answer.body.errors?.length ?? 0, 0);
   });
 
+  test("a task that hands its slot back counts its images left as queued again for its key's --max-queued-images", async () => {
+    const a = await newKey(server, '--max-queued-images', '6');
+    const b = await newKey(server);
+    server.engine.shut();
+    server.engine.slots.length = 0;
+    const big = inference({ positivePrompt: 'A yields', numberResults: 6, deliveryMethod: 'async' });
+    assert.equal((await post(server, a.key, [big])).status, 200);
+    await waitFor(() => server.engine.slots.length === 1, "A's first image to start");
+    assert.equal((await post(server, b.key, [inference({ positivePrompt: 'B meanwhile', deliveryMethod: 'async' })])).status, 200);
+    // A's first image finishes; A's task yields to B's, whose image then waits at the gate.
+    server.engine.let(1);
+    await waitFor(() => server.engine.slots.includes('B meanwhile#0'), "B's image to start");
+    // A's five images left wait again: two more would pass its six queued images.
+    const refused = await post(server, a.key, [inference({ positivePrompt: 'A more', numberResults: 2, deliveryMethod: 'async' })]);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.equal(refused.body.errors[0].limitType, 'queuedImages');
+    assert.equal((await post(server, a.key, [inference({ positivePrompt: 'A one more', deliveryMethod: 'async' })])).status, 200, 'one more fits');
+    server.engine.open();
+    await settled(server, a.key, 7);
+    await settled(server, b.key, 1);
+  });
+
   test('a weighted key gets its share: weight 3 against 1 starts three images for each one', async () => {
     const heavy = await newKey(server, '--weight', '3');
     const light = await newKey(server);

@@ -244,6 +244,10 @@ export class KyselyTenancyStore implements TenancyStore {
     await this.db.updateTable('key_holds').set({ started: 1 }).where('task_uuid', '=', taskUUID).execute();
   }
 
+  async markQueued(taskUUID: string): Promise<void> {
+    await this.db.updateTable('key_holds').set({ started: 0 }).where('task_uuid', '=', taskUUID).execute();
+  }
+
   async charge(entry: LedgerEntry, options: { readonly held?: boolean } = {}): Promise<boolean> {
     const row = {
       task_uuid: entry.taskUUID,

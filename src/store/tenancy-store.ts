@@ -106,6 +106,8 @@ export interface TenancyStore {
   hold(request: HoldRequest): Promise<HoldOutcome>;
   /** The task's run began: its images count as running from now on. */
   markStarted(taskUUID: string): Promise<void>;
+  /** The task went back to the queue between images (fair sharing): its images left count as queued again. */
+  markQueued(taskUUID: string): Promise<void>;
   /**
    * Charges one image: writes its ledger row, moves its price from held to spent. Idempotent by
    * (taskUUID, imageIndex): false (nothing changed) when that image was already charged.

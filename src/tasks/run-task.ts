@@ -286,6 +286,9 @@ export async function runTask(deps: TaskServiceDeps, taskUUID: string, signal: A
     if (yielded) {
       // Fenced: a cancel or another worker that took the task meanwhile keeps it.
       await deps.store.setTaskStatus(taskUUID, 'queued', deps.clock.now(), undefined, fence);
+      // Its images left wait again, and count as queued for its key's limits until the next run
+      // marks them started (docs/tenancy.md).
+      if (task.keyHold) await deps.tenancy?.requeued(taskUUID).catch((error: unknown) => log.warn({ err: error }, 'could not mark the task queued again for its key'));
       log.info({ images: startedImages, left: pending.length - startedImages }, "task yielded its worker slot to another key's work");
       return { yielded: startedImages };
     }

@@ -171,6 +171,11 @@ export class Tenancy {
     await this.deps.store.markStarted(taskUUID.toLowerCase());
   }
 
+  /** The task handed its slot back between images: what it has left waits, and counts as queued. */
+  async requeued(taskUUID: string): Promise<void> {
+    await this.deps.store.markQueued(taskUUID.toLowerCase());
+  }
+
   /** Charges one finished image (idempotent per task and image index); `held`: the task was admitted with a hold (`keyHold`). */
   async charge(entry: Omit<LedgerEntry, 'taskUUID'> & { taskUUID: string }, held: boolean): Promise<void> {
     const charged = await this.deps.store.charge({ ...entry, taskUUID: entry.taskUUID.toLowerCase() }, { held });
