@@ -158,6 +158,8 @@ async function lifecycle(open: (onQuery: QueryObserver) => Promise<TaskStore>): 
       tenancy.charge({ apiKeyId: 'key-x', taskUUID: held, imageIndex: 1, imageUUID: randomUUID(), model: 'm', engine: 'e', width: 64, height: 64, priceMicros: 28_000, upstreamMicros: null, at: now }, { held: false }),
     );
     await run('tenancy.refund', () => tenancy.refund(held, 1));
+    await run('tenancy.isHeld', () => tenancy.isHeld(held));
+    await run('tenancy.release unlessStored', () => tenancy.release(held, { unlessStored: true }));
     await run('tenancy.release', () => tenancy.release(held));
     await run('tenancy.holdsOlderThan', () => tenancy.holdsOlderThan(T0 - 1_900_000));
     await run('tenancy.wasCharged', () => tenancy.wasCharged(held));

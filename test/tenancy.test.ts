@@ -808,6 +808,39 @@ for (const [name, open, problem] of periodStores) {
       }
     });
 
+    test('a hold stays with a stored twin when the submission that took it fails (release unlessStored); isHeld', async () => {
+      const { store, done } = await open();
+      try {
+        const tenancy = store.tenancy();
+        const id = randomUUID();
+        await store.insertApiKey({ id, hash: randomUUID(), label: 'twins', webhookSecret: null, createdAt: 0 });
+        const at = Date.UTC(y, m, d, 12);
+        const hold = (taskUUID: string) => tenancy.hold({ taskUUID, apiKeyId: id, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: null, maxQueuedImages: null } });
+        const stored = randomUUID();
+        assert.ok((await hold(stored)).ok);
+        assert.equal(await tenancy.isHeld(stored), true);
+        // The twin that found the hold made stored the task; the submission that made it failed.
+        await store.insertTask(
+          { taskUUID: stored, apiKeyId: id, taskType: 'imageInference', model: O3, engine: 'studio', request: '{}', status: 'queued', imageCount: 2, createdAt: at, updatedAt: at, finishedAt: null, expiresAt: null },
+          [0, 1].map((index) => ({ taskUUID: stored, index, seed: index + 1, seriesIndex: null, status: 'pending' as const, imageUUID: null, error: null, cost: null, nsfw: null, finishedAt: null })),
+        );
+        await tenancy.release(stored, { unlessStored: true });
+        assert.equal(await tenancy.isHeld(stored), true, 'the stored task keeps its hold');
+        assert.equal((await tenancy.account(id))?.reservedMicros, 56_000);
+        // Once the task has ended, the same release drops it; so it does when nothing was stored.
+        await store.setTaskStatus(stored, 'failed', at + 1, at + 86_400_000);
+        await tenancy.release(stored, { unlessStored: true });
+        assert.equal(await tenancy.isHeld(stored), false);
+        const lone = randomUUID();
+        assert.ok((await hold(lone)).ok);
+        await tenancy.release(lone, { unlessStored: true });
+        assert.equal(await tenancy.isHeld(lone), false);
+        assert.equal((await tenancy.account(id))?.reservedMicros, 0);
+      } finally {
+        await done();
+      }
+    });
+
     test('a charge counts each image once, with a hold (its price comes off it) and without one (one statement on PostgreSQL)', async () => {
       const { store, done } = await open();
       try {

@@ -316,9 +316,15 @@ export class KyselyTenancyStore implements TenancyStore {
     });
   }
 
-  async release(taskUUID: string): Promise<void> {
+  async release(taskUUID: string, options: { unlessStored?: boolean } = {}): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const gone = await trx.deleteFrom('key_holds').where('task_uuid', '=', taskUUID).returning(['api_key_id', 'held_micros']).executeTakeFirst();
+      let drop = trx.deleteFrom('key_holds').where('task_uuid', '=', taskUUID);
+      if (options.unlessStored) {
+        drop = drop.where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('tasks').select('tasks.task_uuid').where('tasks.task_uuid', '=', taskUUID).where('tasks.status', 'in', ['queued', 'running']))),
+        );
+      }
+      const gone = await drop.returning(['api_key_id', 'held_micros']).executeTakeFirst();
       if (!gone || num(gone.held_micros) === 0) return;
       await trx
         .updateTable('api_keys')
@@ -326,6 +332,10 @@ export class KyselyTenancyStore implements TenancyStore {
         .where('id', '=', gone.api_key_id)
         .execute();
     });
+  }
+
+  async isHeld(taskUUID: string): Promise<boolean> {
+    return (await this.db.selectFrom('key_holds').select('task_uuid').where('task_uuid', '=', taskUUID).executeTakeFirst()) !== undefined;
   }
 
   async holdsOlderThan(before: number): Promise<string[]> {

@@ -117,8 +117,14 @@ export interface TenancyStore {
   charge(entry: LedgerEntry, options?: { readonly held?: boolean }): Promise<boolean>;
   /** Gives back the hold of `images` images that failed or were cancelled (at most what is held). */
   refund(taskUUID: string, images: number): Promise<void>;
-  /** Drops a task's hold (its task ended or was refused): what is still held goes back. Idempotent. */
-  release(taskUUID: string): Promise<void>;
+  /**
+   * Drops a task's hold (its task ended or was refused): what is still held goes back. Idempotent.
+   * With `unlessStored`, only while no unfinished task of that taskUUID is stored: a submission
+   * that took the hold and failed before storing leaves it to a twin that stored the task.
+   */
+  release(taskUUID: string, options?: { unlessStored?: boolean }): Promise<void>;
+  /** Whether the task holds images and money now. */
+  isHeld(taskUUID: string): Promise<boolean>;
   /** Holds made before `before` (ms since epoch), for reconciliation. */
   holdsOlderThan(before: number): Promise<string[]>;
   /**

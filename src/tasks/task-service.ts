@@ -249,6 +249,12 @@ export class TaskService {
       const subscribed = onAccepted?.();
       const ready = (async (): Promise<void> => {
         await settleAll([persisted, subscribed]);
+        // A hold this call found made (by a twin submission of the same task) may have gone back
+        // with the twin's failure before this task was stored: the task would run unheld, so it
+        // is refused instead (retryable), as when the twin had stored it and failed.
+        if (held && !heldHere && this.deps.tenancy && !(await this.deps.tenancy.isHeld(task.taskUUID))) {
+          throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
+        }
         // Progress (opt-in): every image starts queued, told before the task can start.
         if (task.progress) {
           const items = Array.from({ length: images }, (_, index) => progressItem(task.taskUUID, index, 'queued'));
@@ -266,7 +272,7 @@ export class TaskService {
           // The copy that stored it failed afterwards and took it back: the taskUUID is free
           // again, and the client may simply send the task once more.
           await giveBack();
-          if (heldHere) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+          if (heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
           throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
         }
         // A hold is keyed by taskUUID: when the stored task holds none (it was admitted without
@@ -281,11 +287,12 @@ export class TaskService {
       // What goes back is what this call made: the reservation when it made it (or when the task
       // it deletes was its own), the key's hold when it took it or when the task it deletes held
       // it (a hold a twin submission took stays that twin's; the sweeper frees it if the twin
-      // failed too).
+      // failed too). A hold this call took but whose task a twin stored is the twin's now.
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
       if (stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
       else await giveBack();
-      if (heldHere || (stored && held)) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+      if (stored && held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+      else if (heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });

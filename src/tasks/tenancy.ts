@@ -187,9 +187,14 @@ export class Tenancy {
     await this.deps.store.refund(taskUUID.toLowerCase(), images);
   }
 
-  /** Drops a task's hold (ended, or refused after holding). */
-  async release(taskUUID: string): Promise<void> {
-    await this.deps.store.release(taskUUID.toLowerCase());
+  /** Drops a task's hold (ended, or refused after holding); `unlessStored`: see `TenancyStore.release`. */
+  async release(taskUUID: string, options: { unlessStored?: boolean } = {}): Promise<void> {
+    await this.deps.store.release(taskUUID.toLowerCase(), options);
+  }
+
+  /** Whether the task holds images and money now. */
+  isHeld(taskUUID: string): Promise<boolean> {
+    return this.deps.store.isHeld(taskUUID.toLowerCase());
   }
 
   /** taskUUIDs holding images and money since before `before` (ms since epoch), for reconciliation. */
