@@ -20,6 +20,7 @@ import { RunwareServer } from '@runware/sdk-js';
 import { APICallError, generateImage } from 'ai';
 import sharp from 'sharp';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { runKeysCommand } from '../src/cli/keys-command.ts';
 import { runUsageCommand } from '../src/cli/usage-command.ts';
 import { startKiln, type Kiln } from '../src/compose.ts';
@@ -754,6 +755,14 @@ describe('the Runware clients see 402 and 429 as they expect', () => {
   });
 });
 
+/** A queued two-image task of key `apiKeyId`, stored as a submission stores it. */
+function storeQueuedTask(store: TaskStore, taskUUID: string, apiKeyId: string, at: number, request = '{}'): Promise<void> {
+  return store.insertTask(
+    { taskUUID, apiKeyId, taskType: 'imageInference', model: O3, engine: 'studio', request, status: 'queued', imageCount: 2, createdAt: at, updatedAt: at, finishedAt: null, expiresAt: null },
+    [0, 1].map((index) => ({ taskUUID, index, seed: index + 1, seriesIndex: null, status: 'pending' as const, imageUUID: null, error: null, cost: null, nsfw: null, finishedAt: null })),
+  );
+}
+
 const periodStores: [string, () => Promise<{ store: TaskStore; done(): Promise<void> }>, string | undefined][] = [
   [
     'SQLite',
@@ -808,6 +817,34 @@ for (const [name, open, problem] of periodStores) {
       }
     });
 
+    test('markQueued counts a task queued again only while it is queued (a run that claimed it meanwhile keeps it running)', async () => {
+      const { store, done } = await open();
+      try {
+        const tenancy = store.tenancy();
+        const id = randomUUID();
+        await store.insertApiKey({ id, hash: randomUUID(), label: 'requeue', webhookSecret: null, createdAt: 0 });
+        const at = Date.UTC(y, m, d, 12);
+        const hold = (taskUUID: string) => tenancy.hold({ taskUUID, apiKeyId: id, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: null, maxQueuedImages: 2 } });
+        const yielded = randomUUID();
+        assert.ok((await hold(yielded)).ok);
+        await storeQueuedTask(store, yielded, id, at, '{}');
+        await store.claimTask(yielded, at + 1);
+        await tenancy.markStarted(yielded);
+        // Claimed again (a stalled run taken over) before the yield's mark came: it stays running.
+        await tenancy.markQueued(yielded);
+        const next = randomUUID();
+        assert.ok((await hold(next)).ok, 'two queued images fit while the first task runs');
+        await tenancy.release(next);
+        // Back in the queue for real: its two images are queued, and two more do not fit.
+        await store.setTaskStatus(yielded, 'queued', at + 2);
+        await tenancy.markQueued(yielded);
+        const refused = await hold(randomUUID());
+        assert.ok(!refused.ok && refused.reason === 'queuedImages', JSON.stringify(refused));
+      } finally {
+        await done();
+      }
+    });
+
     test('a hold stays with a stored twin when the submission that took it fails (release unlessStored); isHeld', async () => {
       const { store, done } = await open();
       try {
@@ -820,10 +857,7 @@ for (const [name, open, problem] of periodStores) {
         assert.ok((await hold(stored)).ok);
         assert.equal(await tenancy.isHeld(stored), true);
         // The twin that found the hold made stored the task; the submission that made it failed.
-        await store.insertTask(
-          { taskUUID: stored, apiKeyId: id, taskType: 'imageInference', model: O3, engine: 'studio', request: '{}', status: 'queued', imageCount: 2, createdAt: at, updatedAt: at, finishedAt: null, expiresAt: null },
-          [0, 1].map((index) => ({ taskUUID: stored, index, seed: index + 1, seriesIndex: null, status: 'pending' as const, imageUUID: null, error: null, cost: null, nsfw: null, finishedAt: null })),
-        );
+        await storeQueuedTask(store, stored, id, at, '{}');
         await tenancy.release(stored, { unlessStored: true });
         assert.equal(await tenancy.isHeld(stored), true, 'the stored task keeps its hold');
         assert.equal((await tenancy.account(id))?.reservedMicros, 56_000);
@@ -908,3 +942,39 @@ for (const [name, open, problem] of periodStores) {
   });
 }
 
+
+test('PostgreSQL: a twin that stored the task waits for a hold release in flight and sees the hold gone', { skip: (await serviceProblem('postgres')) ?? false }, async () => {
+  const database = await freshPostgresDatabase('twin_hold');
+  const store = await openTaskStore({ databaseUrl: database.url, sqliteFile: '' });
+  const other = new pg.Client({ connectionString: database.url });
+  await other.connect();
+  try {
+    const tenancy = store.tenancy();
+    const id = randomUUID();
+    await store.insertApiKey({ id, hash: randomUUID(), label: 'twins', webhookSecret: null, createdAt: 0 });
+    const at = Date.now();
+    const uuid = randomUUID();
+    assert.ok((await tenancy.hold({ taskUUID: uuid, apiKeyId: id, images: 2, unitMicros: 28_000, now: at, defaults: { maxConcurrentImages: 10, maxQueuedImages: null } })).ok);
+    // Another submission of the key is inside its hold: it has the key's row locked.
+    await other.query('BEGIN');
+    await other.query('UPDATE api_keys SET budget_reserved_micros = budget_reserved_micros WHERE id = $1', [id]);
+    // The submission that made the hold failed before storing: its release deletes the hold, then waits for the key's row.
+    const releasing = tenancy.release(uuid, { unlessStored: true });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Its twin stores the task, then checks the hold before queueing the job.
+    await storeQueuedTask(store, uuid, id, at, '{"keyHold":true}');
+    let answered: boolean | undefined;
+    const checking = tenancy.isHeld(uuid).then((held) => (answered = held));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(answered, undefined, 'the check waits for the release in flight instead of reading past it');
+    await other.query('COMMIT');
+    await releasing;
+    assert.equal(await checking, false, 'the hold is gone: the twin refuses its task (503) rather than run it unheld');
+    assert.equal((await tenancy.account(id))?.reservedMicros, 0);
+  } finally {
+    await other.query('ROLLBACK').catch(() => undefined);
+    await other.end();
+    await store.close();
+    await database.drop();
+  }
+});

@@ -245,7 +245,13 @@ export class KyselyTenancyStore implements TenancyStore {
   }
 
   async markQueued(taskUUID: string): Promise<void> {
-    await this.db.updateTable('key_holds').set({ started: 0 }).where('task_uuid', '=', taskUUID).execute();
+    // Only while the task is still queued: a run that claimed it meanwhile has marked it started.
+    await this.db
+      .updateTable('key_holds')
+      .set({ started: 0 })
+      .where('task_uuid', '=', taskUUID)
+      .where(({ exists, selectFrom }) => exists(selectFrom('tasks').select('tasks.task_uuid').where('tasks.task_uuid', '=', taskUUID).where('tasks.status', '=', 'queued')))
+      .execute();
   }
 
   async charge(entry: LedgerEntry, options: { readonly held?: boolean } = {}): Promise<boolean> {
@@ -318,13 +324,16 @@ export class KyselyTenancyStore implements TenancyStore {
 
   async release(taskUUID: string, options: { unlessStored?: boolean } = {}): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      let drop = trx.deleteFrom('key_holds').where('task_uuid', '=', taskUUID);
       if (options.unlessStored) {
-        drop = drop.where(({ not, exists, selectFrom }) =>
-          not(exists(selectFrom('tasks').select('tasks.task_uuid').where('tasks.task_uuid', '=', taskUUID).where('tasks.status', 'in', ['queued', 'running']))),
-        );
+        // The hold's row is locked first, then the tasks are read in a statement of their own (a
+        // fresh snapshot on PostgreSQL): a twin that stored the task before the lock is seen, and
+        // one storing it after finds the hold gone (`isHeld` waits for this transaction).
+        const hold = await trx.selectFrom('key_holds').select('task_uuid').where('task_uuid', '=', taskUUID).$if(!this.sqlite, (q) => q.forUpdate()).executeTakeFirst();
+        if (!hold) return;
+        const live = await trx.selectFrom('tasks').select('task_uuid').where('task_uuid', '=', taskUUID).where('status', 'in', ['queued', 'running']).executeTakeFirst();
+        if (live) return;
       }
-      const gone = await drop.returning(['api_key_id', 'held_micros']).executeTakeFirst();
+      const gone = await trx.deleteFrom('key_holds').where('task_uuid', '=', taskUUID).returning(['api_key_id', 'held_micros']).executeTakeFirst();
       if (!gone || num(gone.held_micros) === 0) return;
       await trx
         .updateTable('api_keys')
@@ -335,7 +344,9 @@ export class KyselyTenancyStore implements TenancyStore {
   }
 
   async isHeld(taskUUID: string): Promise<boolean> {
-    return (await this.db.selectFrom('key_holds').select('task_uuid').where('task_uuid', '=', taskUUID).executeTakeFirst()) !== undefined;
+    // FOR SHARE on PostgreSQL: a release in flight (its row locked) is waited for, not read past.
+    const row = await this.db.selectFrom('key_holds').select('task_uuid').where('task_uuid', '=', taskUUID).$if(!this.sqlite, (q) => q.forShare()).executeTakeFirst();
+    return row !== undefined;
   }
 
   async holdsOlderThan(before: number): Promise<string[]> {

@@ -177,7 +177,8 @@ export class TaskService {
       for (const taskUUID of await tenancy.holdsOlderThan(before)) {
         const task = await this.deps.store.getTask(taskUUID);
         if (task && (task.status === 'queued' || task.status === 'running')) continue;
-        await tenancy.release(taskUUID);
+        // Unless a resend stored its task since the read above (it relies on the hold).
+        await tenancy.release(taskUUID, { unlessStored: true });
         freed++;
       }
     }
@@ -249,10 +250,10 @@ export class TaskService {
       const subscribed = onAccepted?.();
       const ready = (async (): Promise<void> => {
         await settleAll([persisted, subscribed]);
-        // A hold this call found made (by a twin submission of the same task) may have gone back
-        // with the twin's failure before this task was stored: the task would run unheld, so it
-        // is refused instead (retryable), as when the twin had stored it and failed.
-        if (held && !heldHere && this.deps.tenancy && !(await this.deps.tenancy.isHeld(task.taskUUID))) {
+        // The hold may have gone back with a twin submission's failure (one that found it made,
+        // or made it, stored the task, failed and took it back) before this task was stored: the
+        // task would run unheld, so it is refused instead (retryable), as when the twin failed.
+        if (held && this.deps.tenancy && !(await this.deps.tenancy.isHeld(task.taskUUID))) {
           throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
         }
         // Progress (opt-in): every image starts queued, told before the task can start.
