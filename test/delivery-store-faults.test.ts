@@ -13,25 +13,13 @@ import { DeliveryService } from '../src/delivery/delivery-service.ts';
 import type { RetryPolicy } from '../src/delivery/retry-policy.ts';
 import { createSafeFetch } from '../src/net/safe-fetch.ts';
 import { systemClock } from '../src/shared/clock.ts';
-import type { Logger } from '../src/shared/logger.ts';
 import { LocalObjectStore } from '../src/store/object-store.ts';
 import { openTaskStore } from '../src/store/open-task-store.ts';
 import type { DeliveryRecord, TaskStore } from '../src/store/task-store.ts';
 import { Receiver } from './helpers/receiver.ts';
+import { recordingLogger } from './helpers/recording-logger.ts';
 
 const POLICY: RetryPolicy = { maxAttempts: 5, timeoutMs: 2_000, scheduleMs: [50], baseDelayMs: undefined, maxDelayMs: 50 };
-
-/** A logger that keeps the messages of errors, for the assertions. */
-function recordingLogger(errors: string[]): Logger {
-  const logger: Logger = {
-    debug: () => {},
-    info: () => {},
-    warn: () => {},
-    error: (_fields: unknown, message?: string) => void errors.push(message ?? ''),
-    child: () => logger,
-  } as unknown as Logger;
-  return logger;
-}
 
 /** The store with `method` failing while `failing()` says so (everything else is the real store). */
 function failingWhile<K extends keyof TaskStore>(store: TaskStore, method: K, failing: (...args: Parameters<Extract<TaskStore[K], (...a: never[]) => unknown>>) => boolean): TaskStore {
