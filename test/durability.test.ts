@@ -107,6 +107,37 @@ describe('durability', () => {
     }
   });
 
+  test('a queued task whose deadline passed while no process ran is ended when one starts, before the backlog reaches it', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-deadline-start-'));
+    // No sweep during the test: only the start can end it.
+    const env = { KILN_QUEUE_CONCURRENCY: '1', KILN_SWEEP_SECONDS: '3600' };
+    let server = await ChildServer.start(dataDir, env);
+    try {
+      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
+      const blocker = { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' };
+      const late = { ...base, taskUUID: randomUUID(), width: 256, height: 256, deadlineSeconds: 1 };
+      assert.equal((await post(server, [blocker])).status, 200);
+      assert.equal((await post(server, [late])).status, 200);
+      await server.kill('SIGKILL');
+      // The deadline passes while nothing runs.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      server = await ChildServer.start(dataDir, env);
+      const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
+      let ended: any;
+      for (let i = 0; i < 200 && !ended; i++) {
+        const body = await state(late.taskUUID);
+        if (body.errors?.length) ended = body;
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(ended?.errors?.[0]?.code, 'timeoutDeadline', JSON.stringify(ended));
+      assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
+      assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
+    } finally {
+      await server.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('a backlog larger than a KILN_QUEUE_MAX lowered across a restart counts in full: new tasks wait for it to drain', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bound-'));
     let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '20' });
