@@ -67,21 +67,24 @@ describe('durability', () => {
     }
   });
 
-  test('a queued task whose process died before its deadline fails at the deadline, not when the backlog reaches it', async () => {
+  /**
+   * A 10 × 4096² PNG task holds the one queue slot; `late` (two images, `deadlineSeconds`) waits
+   * behind it. The process is killed (its deadline timer with it), and after `downMs` a new one
+   * starts on the same data. Asserts that `late` ends with `timeoutDeadline` while the task ahead
+   * still runs and that no run of it ever started; `more` adds assertions on the new process.
+   */
+  async function lateTaskAfterRestart(env: Record<string, string>, deadlineSeconds: number, downMs: number, more: (server: ChildServer) => Promise<void> = async () => {}): Promise<void> {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-deadline-'));
-    // One task at a time and a sweep every second (the deadline's backstop runs with the sweep).
-    const env = { KILN_QUEUE_CONCURRENCY: '1', KILN_SWEEP_SECONDS: '1' };
-    let server = await ChildServer.start(dataDir, env);
+    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
     try {
       const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
-      // Keeps the one slot busy well past the deadline, before and after the restart.
       const blocker = { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' };
-      const late = { ...base, taskUUID: randomUUID(), numberResults: 2, width: 256, height: 256, deadlineSeconds: 3 };
+      const late = { ...base, taskUUID: randomUUID(), numberResults: 2, width: 256, height: 256, deadlineSeconds };
       assert.equal((await post(server, [blocker])).status, 200);
       assert.equal((await post(server, [late])).status, 200);
-      // The process that accepted the task, and its deadline timer, are gone.
       await server.kill('SIGKILL');
-      server = await ChildServer.start(dataDir, env);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
       const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
       let ended: any;
       for (let i = 0; i < 600 && !ended; i++) {
@@ -97,45 +100,26 @@ describe('durability', () => {
       assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
       // …and no run of it ever started.
       assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
-      // The log line reaches the test through the child's stdout, after the task has ended.
-      for (let i = 0; i < 100 && !server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.ok(server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'));
+      await more(server);
     } finally {
       // Not SIGTERM: its drain would wait for the blocker.
       await server.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
     }
+  }
+
+  test('a queued task whose process died before its deadline fails at the deadline, not when the backlog reaches it', async () => {
+    // A sweep every second: the deadline's backstop runs with it.
+    await lateTaskAfterRestart({ KILN_SWEEP_SECONDS: '1' }, 3, 0, async (server) => {
+      // The log line reaches the test through the child's stdout, after the task has ended.
+      for (let i = 0; i < 100 && !server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(server.logs.some((line) => line.msg === 'ended queued tasks past their deadline'));
+    });
   });
 
   test('a queued task whose deadline passed while no process ran is ended when one starts, before the backlog reaches it', async () => {
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-deadline-start-'));
     // No sweep during the test: only the start can end it.
-    const env = { KILN_QUEUE_CONCURRENCY: '1', KILN_SWEEP_SECONDS: '3600' };
-    let server = await ChildServer.start(dataDir, env);
-    try {
-      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
-      const blocker = { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' };
-      const late = { ...base, taskUUID: randomUUID(), width: 256, height: 256, deadlineSeconds: 1 };
-      assert.equal((await post(server, [blocker])).status, 200);
-      assert.equal((await post(server, [late])).status, 200);
-      await server.kill('SIGKILL');
-      // The deadline passes while nothing runs.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      server = await ChildServer.start(dataDir, env);
-      const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
-      let ended: any;
-      for (let i = 0; i < 200 && !ended; i++) {
-        const body = await state(late.taskUUID);
-        if (body.errors?.length) ended = body;
-        else await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      assert.equal(ended?.errors?.[0]?.code, 'timeoutDeadline', JSON.stringify(ended));
-      assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
-      assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
-    } finally {
-      await server.kill('SIGKILL');
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    await lateTaskAfterRestart({ KILN_SWEEP_SECONDS: '3600' }, 1, 1_500);
   });
 
   test('a backlog larger than a KILN_QUEUE_MAX lowered across a restart counts in full: new tasks wait for it to drain', async () => {
