@@ -147,8 +147,7 @@ export class TaskService {
       for (const record of overdue) {
         try {
           const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
-          const error = (count: number): ApiError => withImageCount(timeoutDeadline(record.taskUUID, deadlineSeconds ?? 0), count);
-          const outcome = await this.endUnfinished(record, error, this.deps.clock.now(), { onlyQueued: true });
+          const outcome = await this.endAtDeadline(record, deadlineSeconds ?? 0);
           progress++;
           if (outcome) ended++;
         } catch (error) {
@@ -157,6 +156,11 @@ export class TaskService {
       }
       if (overdue.length < batch || progress === 0) return ended;
     }
+  }
+
+  /** Ends a queued task at its deadline; only while still queued: a run that claimed it meanwhile keeps the deadline itself. */
+  private endAtDeadline(record: TaskRecord, seconds: number): ReturnType<TaskService['endUnfinished']> {
+    return this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now(), { onlyQueued: true });
   }
 
   /**
@@ -571,9 +575,7 @@ export class TaskService {
     const timer = setTimeout(() => {
       void (async () => {
         const record = await this.deps.store.getTask(task.taskUUID);
-        if (record?.status !== 'queued') return;
-        // Only while still queued: a run that claimed it meanwhile keeps the deadline itself.
-        await this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now(), { onlyQueued: true });
+        if (record?.status === 'queued') await this.endAtDeadline(record, seconds);
       })().catch((error: unknown) => this.deps.logger.warn({ err: error, taskUUID: task.taskUUID }, 'ending a queued task at its deadline failed; its worker will'));
     }, seconds * 1000);
     timer.unref();
