@@ -124,6 +124,7 @@ export async function openServices(config: Config, logger: Logger): Promise<Serv
         ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
         sqliteFile: path.join(config.dataDir, 'kiln.sqlite'),
         poolSize: config.databasePool,
+        preparedStatements: config.databasePrepared,
         logger,
         backgroundCheckpoints: true,
       }).catch((error: unknown) => {

@@ -16,6 +16,8 @@ test('defaults match docs/configuration.md', () => {
   assert.equal(config.runware, undefined);
   assert.deepEqual(config.routes, {});
   assert.equal(config.imageThreads, 1);
+  assert.equal(config.databasePrepared, true);
+  assert.equal(loadConfig({ KILN_DATABASE_PREPARED: 'false' }).databasePrepared, false);
 });
 
 test('KILN_IMAGE_THREADS sets the threads sharp gives each image operation, from the start of the process', async () => {

@@ -61,6 +61,7 @@ const envSchema = z.object({
   KILN_CORS_ORIGINS: list.optional(),
   KILN_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/./, 'must be a postgres:// URL').optional(),
   KILN_DATABASE_POOL: int(1, 200).default(10),
+  KILN_DATABASE_PREPARED: bool.default(true),
   KILN_REDIS_URL: z.string().regex(/^rediss?:\/\/./, 'must be a redis:// or rediss:// URL').optional(),
   KILN_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ and - only').default('kiln'),
   KILN_S3_BUCKET: z.string().min(3).max(63).optional(),
@@ -158,6 +159,8 @@ export interface Config {
   /** PostgreSQL task store; absent → SQLite in the data dir. */
   readonly databaseUrl: string | undefined;
   readonly databasePool: number;
+  /** PostgreSQL: run the store's statements as named prepared statements (off for poolers that cannot keep them). */
+  readonly databasePrepared: boolean;
   /** Redis for the BullMQ queue, events, admission and sessions; absent → in-process. */
   readonly redisUrl: string | undefined;
   /** Prefix of every Redis key and queue name (several Kiln clusters may share one Redis). */
@@ -325,6 +328,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ro
     imageThreads: e.KILN_IMAGE_THREADS,
     databaseUrl: e.KILN_DATABASE_URL,
     databasePool: e.KILN_DATABASE_POOL,
+    databasePrepared: e.KILN_DATABASE_PREPARED,
     redisUrl: e.KILN_REDIS_URL,
     redisPrefix: e.KILN_REDIS_PREFIX,
     s3:

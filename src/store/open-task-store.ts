@@ -8,6 +8,7 @@ import type { Logger } from '../shared/logger.ts';
 import { maskUrl } from '../shared/service-url.ts';
 import { KyselyTaskStore } from './kysely-task-store.ts';
 import { migrateToLatest } from './migrations.ts';
+import { preparingClient } from './pg-prepared.ts';
 import type { StoreSchema } from './schema.ts';
 import type { TaskStore } from './task-store.ts';
 
@@ -22,6 +23,12 @@ export interface OpenTaskStoreOptions {
   readonly logger?: Logger | undefined;
   /** PostgreSQL connections in the pool. Default 10. */
   readonly poolSize?: number | undefined;
+  /**
+   * PostgreSQL: run every statement as a named prepared statement, parsed once per connection
+   * (see `preparingClient`). Default true; turn it off behind a pooler that hands one session's
+   * statements to several server connections (PgBouncer's transaction mode before 1.21).
+   */
+  readonly preparedStatements?: boolean | undefined;
   /** How long the start waits for PostgreSQL to answer before it gives up. Default 5000 ms. */
   readonly connectTimeoutMs?: number | undefined;
   /** Called with every statement (tests use it to check query plans). */
@@ -84,6 +91,7 @@ async function openPostgres(url: string, options: OpenTaskStoreOptions, log: Log
     connectionTimeoutMillis: POOL_WAIT_TIMEOUT_MS,
     application_name: 'kiln',
     types: poolTypes(driver),
+    ...(options.preparedStatements === false ? {} : { Client: preparingClient(driver) }),
   });
   // An idle connection that breaks (a server restart) is reported here; unheard, it would end the process.
   pool.on('error', (error) => options.logger?.warn({ err: error, database: maskUrl(url) }, 'PostgreSQL connection lost'));
