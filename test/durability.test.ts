@@ -73,33 +73,36 @@ describe('durability', () => {
    * starts on the same data. Asserts that `late` ends with `timeoutDeadline` while the task ahead
    * still runs and that no run of it ever started; `more` adds assertions on the new process.
    */
-  async function lateTaskAfterRestart(env: Record<string, string>, deadlineSeconds: number, downMs: number, more: (server: ChildServer) => Promise<void> = async () => {}): Promise<void> {
+  async function lateTaskAfterRestart(env: Record<string, string>, deadlineSeconds: number, downMs: number, more: (server: ChildServer) => Promise<void> = async () => {}, lateCount = 1): Promise<void> {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-deadline-'));
     let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
     try {
       const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
       const blocker = { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' };
-      const late = { ...base, taskUUID: randomUUID(), numberResults: 2, width: 256, height: 256, deadlineSeconds };
+      const late = Array.from({ length: lateCount }, () => ({ ...base, taskUUID: randomUUID(), numberResults: 2, width: 256, height: 256, deadlineSeconds }));
       assert.equal((await post(server, [blocker])).status, 200);
-      assert.equal((await post(server, [late])).status, 200);
+      for (let i = 0; i < late.length; i += 50) assert.equal((await post(server, late.slice(i, i + 50))).status, 200);
       await server.kill('SIGKILL');
       await new Promise((resolve) => setTimeout(resolve, downMs));
       server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
       const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
-      let ended: any;
-      for (let i = 0; i < 600 && !ended; i++) {
-        const body = await state(late.taskUUID);
-        if (body.errors?.length) ended = body;
-        else await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const task of late) {
+        let ended: any;
+        for (let i = 0; i < 600 && !ended; i++) {
+          const body = await state(task.taskUUID);
+          if (body.errors?.length) ended = body;
+          else await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert.ok(ended, 'the task never ended');
+        assert.equal(ended.errors.length, 1, JSON.stringify(ended.errors));
+        assert.equal(ended.errors[0].code, 'timeoutDeadline');
+        assert.equal(ended.errors[0].imageCount, 2);
       }
-      assert.ok(ended, 'the task never ended');
-      assert.equal(ended.errors.length, 1, JSON.stringify(ended.errors));
-      assert.equal(ended.errors[0].code, 'timeoutDeadline');
-      assert.equal(ended.errors[0].imageCount, 2);
-      // Ended while the task ahead of it still runs: the backlog never reached it…
-      assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
-      // …and no run of it ever started.
-      assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === late.taskUUID.toLowerCase()));
+      // Ended while the task ahead of them still runs: the backlog never reached them…
+      assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the tasks ended only when the queue reached them');
+      // …and no run of them ever started.
+      const lateIds = new Set(late.map((task) => task.taskUUID.toLowerCase()));
+      assert.ok(!server.logs.some((line) => line.msg === 'task claimed' && lateIds.has(line.taskUUID as string)));
       await more(server);
     } finally {
       // Not SIGTERM: its drain would wait for the blocker.
@@ -120,6 +123,11 @@ describe('durability', () => {
   test('a queued task whose deadline passed while no process ran is ended when one starts, before the backlog reaches it', async () => {
     // No sweep during the test: only the start can end it.
     await lateTaskAfterRestart({ KILN_SWEEP_SECONDS: '3600' }, 1, 1_500);
+  });
+
+  test('more overdue tasks than one pass reads at a time (200) are all ended by the start, batch after batch', async () => {
+    // The deadline falls after the kill (no timer of the first process ends them), while the process is down.
+    await lateTaskAfterRestart({ KILN_SWEEP_SECONDS: '3600' }, 4, 4_500, async () => {}, 230);
   });
 
   test('a backlog larger than a KILN_QUEUE_MAX lowered across a restart counts in full: new tasks wait for it to drain', async () => {
