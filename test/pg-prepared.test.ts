@@ -90,6 +90,21 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
     }
   });
 
+  it('prepares a statement again when the server does not have it (a value that failed to serialise left pg believing it parsed)', async () => {
+    const client = await connect();
+    try {
+      const text = 'SELECT $1::jsonb AS v';
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      // pg sends the Parse, then fails on the value before the Bind: the server drops the statement, pg records it.
+      await assert.rejects(client.query(text, [circular]));
+      assert.deepEqual((await client.query(text, [{ a: 1 }])).rows, [{ v: { a: 1 } }]);
+      assert.deepEqual((await client.query(text, [{ a: 2 }])).rows, [{ v: { a: 2 } }]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('keeps the task store working across another process adding a column to its table', async () => {
     const store = await openTaskStore({ databaseUrl: database.url, sqliteFile: '/nonexistent/unused.sqlite', poolSize: 1 });
     try {

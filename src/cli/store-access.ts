@@ -36,6 +36,7 @@ export async function openStoreForCommand(io: StoreCommandIo): Promise<{ config:
     ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
     sqliteFile,
     poolSize: 1,
+    preparedStatements: config.databasePrepared,
   });
   if (config.databaseUrl === undefined) await chmod(sqliteFile, 0o600);
   return { config, store };

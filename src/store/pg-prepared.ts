@@ -3,10 +3,17 @@ import type pg from 'pg';
 /** Distinct statement texts given a name; the store runs a few dozen, plus variants by list length. */
 const DEFAULT_CAPACITY = 512;
 
-/** PostgreSQL's answer to a prepared statement whose columns changed under it (SQLSTATE 0A000). */
-function isStalePlan(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return code === '0A000' && typeof message === 'string' && message.includes('cached plan must not change result type');
+/**
+ * Errors that mean this connection's copy of a named statement cannot be used, raised before it
+ * runs (PostgreSQL checks both when it binds the statement): its table's columns changed since
+ * it was prepared ("cached plan must not change result type", SQLSTATE 0A000 from the plan
+ * cache; told apart from other 0A000 errors by the server routine, whose name does not depend on
+ * the server's language), or the server does not have it (26000: e.g. a Parse that pg recorded
+ * although the statement's Bind failed on the client, or a pooler that moved the session).
+ */
+function isUnusableStatement(error: unknown): boolean {
+  const { code, routine } = (error ?? {}) as { code?: unknown; routine?: unknown };
+  return (code === '0A000' && routine === 'RevalidateCachedQuery') || code === '26000';
 }
 
 type QueryResult = pg.QueryResult<Record<string, unknown>>;
@@ -22,7 +29,8 @@ type QueryResult = pg.QueryResult<Record<string, unknown>>;
  * Names are given per text, the same in every connection of the process, up to `capacity` texts
  * (past that, texts run unnamed as before). A statement prepared before another process changed
  * the table's columns (a migration during a rolling upgrade) fails with "cached plan must not
- * change result type": its text then gets a new name, so that every connection prepares it
+ * change result type", and one the server no longer has with "prepared statement … does not
+ * exist"; neither has run. Its text then gets a new name, so that every connection prepares it
  * afresh, and the statement is run again at once when it ran on its own; inside a transaction
  * PostgreSQL has already failed the transaction, so the error goes to the caller.
  */
@@ -58,7 +66,7 @@ export function preparingClient(driver: typeof pg, capacity = DEFAULT_CAPACITY):
       try {
         return await query(name);
       } catch (error) {
-        if (!isStalePlan(error)) throw error;
+        if (!isUnusableStatement(error)) throw error;
         const fresh = renamed(text, name);
         if (this.getTransactionStatus() !== 'I') throw error;
         return query(fresh);
