@@ -267,6 +267,7 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
     uploadRetentionMs: config.uploadRetentionMs,
     idempotentResubmit: config.idempotentResubmit,
     queueCapacity: config.queueMax,
+    abandonedRunMs: config.queueLockMs,
     encoding,
   });
   const shutdown = new AbortController();

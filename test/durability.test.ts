@@ -67,6 +67,20 @@ describe('durability', () => {
     }
   });
 
+  /** Polls getResponse until the task has an error item; asserts it is one `timeoutDeadline` and answers it. */
+  async function deadlineError(server: ChildServer, taskUUID: string): Promise<any> {
+    let ended: any;
+    for (let i = 0; i < 600 && !ended; i++) {
+      const body = (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
+      if (body.errors?.length) ended = body;
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(ended, 'the task never ended');
+    assert.equal(ended.errors.length, 1, JSON.stringify(ended.errors));
+    assert.equal(ended.errors[0].code, 'timeoutDeadline');
+    return ended.errors[0];
+  }
+
   /**
    * A 10 × 4096² PNG task holds the one queue slot; `late` (two images, `deadlineSeconds`) waits
    * behind it. The process is killed (its deadline timer with it), and after `downMs` a new one
@@ -86,18 +100,7 @@ describe('durability', () => {
       await new Promise((resolve) => setTimeout(resolve, downMs));
       server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
       const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
-      for (const task of late) {
-        let ended: any;
-        for (let i = 0; i < 600 && !ended; i++) {
-          const body = await state(task.taskUUID);
-          if (body.errors?.length) ended = body;
-          else await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        assert.ok(ended, 'the task never ended');
-        assert.equal(ended.errors.length, 1, JSON.stringify(ended.errors));
-        assert.equal(ended.errors[0].code, 'timeoutDeadline');
-        assert.equal(ended.errors[0].imageCount, 2);
-      }
+      for (const task of late) assert.equal((await deadlineError(server, task.taskUUID)).imageCount, 2);
       // Ended while the task ahead of them still runs: the backlog never reached them…
       assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the tasks ended only when the queue reached them');
       // …and no run of them ever started.
@@ -128,6 +131,33 @@ describe('durability', () => {
   test('more overdue tasks than one pass reads at a time (200) are all ended by the start, batch after batch', async () => {
     // The deadline falls after the kill (no timer of the first process ends them), while the process is down.
     await lateTaskAfterRestart({ KILN_SWEEP_SECONDS: '3600' }, 4, 4_500, async () => {}, 230);
+  });
+
+  test('a task left running by a process that died ends at its deadline while it waits behind the backlog again', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-abandoned-'));
+    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '2' });
+    try {
+      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async', width: 4096, height: 4096, outputFormat: 'PNG' };
+      const blocker = { ...base, taskUUID: randomUUID(), numberResults: 20 };
+      const late = { ...base, taskUUID: randomUUID(), numberResults: 6, deadlineSeconds: 6 };
+      assert.equal((await post(server, [blocker])).status, 200);
+      assert.equal((await post(server, [late])).status, 200);
+      const claimed = (taskUUID: string) => server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === taskUUID.toLowerCase());
+      for (let i = 0; i < 200 && !claimed(late.taskUUID); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      assert.ok(claimed(late.taskUUID), 'the late task never started');
+      // Its run (and the run's deadline timer) dies with the process; the store still says running.
+      await server.kill('SIGKILL');
+      // One slot now: the blocker, older, runs first and the late task waits behind it. A running
+      // task counts as abandoned 2 s (the queue's lock time) past its deadline.
+      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_LOCK_SECONDS: '2', KILN_SWEEP_SECONDS: '1' });
+      const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
+      await deadlineError(server, late.taskUUID);
+      assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
+      assert.ok(!claimed(late.taskUUID), 'the restarted process ran the late task');
+    } finally {
+      await server.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('a backlog larger than a KILN_QUEUE_MAX lowered across a restart counts in full: new tasks wait for it to drain', async () => {

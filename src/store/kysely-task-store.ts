@@ -392,14 +392,14 @@ export class KyselyTaskStore implements TaskStore {
     return rows.map(toTask);
   }
 
-  async listOverdueTasks(now: number, limit: number): Promise<TaskRecord[]> {
+  async listOverdueTasks(before: number, limit: number, status: 'queued' | 'running' = 'queued'): Promise<TaskRecord[]> {
     const rows = await this.db
       .selectFrom('tasks')
       .selectAll()
-      .where('status', '=', 'queued')
+      .where('status', '=', status)
       // Spelled out, so that both planners pick the partial index on (status, deadline_at).
       .where('deadline_at', 'is not', null)
-      .where('deadline_at', '<=', now)
+      .where('deadline_at', '<=', before)
       .orderBy('deadline_at')
       .limit(limit)
       .execute();

@@ -257,8 +257,8 @@ export interface TaskStore {
   deleteTask(taskUUID: string): Promise<void>;
   /** Tasks accepted but not finished (to re-enqueue after a restart), oldest first. */
   listUnfinishedTasks(): Promise<TaskRecord[]>;
-  /** Up to `limit` queued tasks whose deadline is at or before `now`, earliest deadline first. */
-  listOverdueTasks(now: number, limit: number): Promise<TaskRecord[]>;
+  /** Up to `limit` tasks in `status` (default queued) whose deadline is at or before `before`, earliest deadline first. */
+  listOverdueTasks(before: number, limit: number, status?: 'queued' | 'running'): Promise<TaskRecord[]>;
   /** Deletes ended tasks whose retention passed; returns how many. */
   deleteExpiredTasks(now: number): Promise<number>;
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { ApiError, conflictTaskUUID, queueFull, serviceUnavailable, taskCancelled, taskNotFound, timeoutDeadline, uploadFailed } from '../errors/index.ts';
-import type { TaskEventBus, TaskListener } from '../events/task-events.ts';
+import type { TaskEvent, TaskEventBus, TaskListener } from '../events/task-events.ts';
 import { buildResultItem, processingItem } from '../protocol/result-items.ts';
 import { imageCount, type ImageUploadTask, type InferenceTask } from '../protocol/task-types.ts';
 import type { EncodeOptions } from '../imaging/encode.ts';
@@ -63,12 +63,19 @@ export interface TaskServiceDeps {
   readonly idempotentResubmit: boolean;
   /** Per-key fair queueing weight, limits, budgets and the usage ledger (docs/tenancy.md); none: no per-key rules. */
   readonly tenancy?: Tenancy;
+  /**
+   * How long past its deadline a task may still be `running` before the deadline backstop takes
+   * it for abandoned (its run's process died); default 30 s. A live run ends its task at the
+   * deadline itself, within moments (the queue's job lock, KILN_QUEUE_LOCK_SECONDS, in the server).
+   */
+  readonly abandonedRunMs?: number;
   /** Whether a webhook / upload URL may be delivered to; the problem in words, or undefined. */
   checkDeliveryTarget(url: string): Promise<string | undefined>;
 }
 
-/** Overdue queued tasks read (and ended) per batch by `endOverdue`. */
+/** Overdue tasks read (and ended) per batch by `endOverdue`. */
 const OVERDUE_BATCH = 200;
+const ABANDONED_RUN_MS = 30_000;
 
 /**
  * The domain service behind both transports: accepts tasks (dedupe, persist, enqueue), answers
@@ -127,40 +134,52 @@ export class TaskService {
   }
 
   /**
-   * Ends the queued tasks whose `deadlineSeconds` has passed. The timer that does it on time
-   * lives in the process that accepted the task (`watchDeadline`); when that process died or
-   * restarted, a task waiting behind a backlog would otherwise fail only once a worker reached
-   * it. The sweeper's lease holder runs this first in every pass (KILN_SWEEP_SECONDS), and every
-   * process that runs tasks at its start. Only tasks still queued are ended (one store
-   * transaction each, as a cancel): one a run claimed meanwhile is left to the run, whose own
-   * timer keeps the deadline. Tasks stored before migration 7 carry no deadline here.
+   * Ends the tasks whose `deadlineSeconds` has passed while no run keeps it. The timer that ends
+   * a queued task on time lives in the process that accepted it (`watchDeadline`), and a running
+   * task's in its run; when that process died or restarted, a task waiting behind a backlog (or
+   * put back in it after its worker died) would otherwise fail only once a worker reached it.
+   * The sweeper's lease holder runs this first in every pass (KILN_SWEEP_SECONDS), and every
+   * process that runs tasks at its start. Queued tasks past their deadline end (one store
+   * transaction each, as a cancel) only while still queued: one a run claimed meanwhile is left
+   * to the run, whose own timer keeps the deadline. Running tasks end only once their deadline is
+   * `abandonedRunMs` behind: a live run would have ended them by then. Tasks stored before
+   * migration 7 carry no deadline here.
    */
   async endOverdue(batch = OVERDUE_BATCH): Promise<number> {
+    const now = this.deps.clock.now();
+    const queued = await this.endOverdueIn('queued', now, batch);
+    return queued + (await this.endOverdueIn('running', now - (this.deps.abandonedRunMs ?? ABANDONED_RUN_MS), batch));
+  }
+
+  private async endOverdueIn(status: 'queued' | 'running', before: number, batch: number): Promise<number> {
     let ended = 0;
     // Batches by the store's index on (status, deadline_at): only overdue tasks are read. A task
-    // that could not be ended (a run claimed it meanwhile) is no longer queued, so it is not
-    // listed again. One that fails is logged and skipped; a batch that ends none (all failing)
-    // stops the pass, so a task that fails every time cannot hold it in a loop.
+    // that could not be ended (it left the status meanwhile) is not listed again. One that fails
+    // is logged and skipped; a batch that ends none (all failing) stops the pass, so a task that
+    // fails every time cannot hold it in a loop.
     for (;;) {
-      const overdue = await this.deps.store.listOverdueTasks(this.deps.clock.now(), batch);
+      const overdue = await this.deps.store.listOverdueTasks(before, batch, status);
       let progress = 0;
       for (const record of overdue) {
         try {
           const { deadlineSeconds } = JSON.parse(record.request) as InferenceTask;
-          const outcome = await this.endAtDeadline(record, deadlineSeconds ?? 0);
+          const outcome = await this.endAtDeadline(record, deadlineSeconds ?? 0, status === 'queued');
           progress++;
           if (outcome) ended++;
         } catch (error) {
-          this.deps.logger.error({ err: error, taskUUID: record.taskUUID }, 'ending a queued task past its deadline failed; the next sweep retries');
+          this.deps.logger.error({ err: error, taskUUID: record.taskUUID }, 'ending a task past its deadline failed; the next sweep retries');
         }
       }
       if (overdue.length < batch || progress === 0) return ended;
     }
   }
 
-  /** Ends a queued task at its deadline; only while still queued: a run that claimed it meanwhile keeps the deadline itself. */
-  private endAtDeadline(record: TaskRecord, seconds: number): ReturnType<TaskService['endUnfinished']> {
-    return this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now(), { onlyQueued: true });
+  /**
+   * Ends a task at its deadline. `onlyQueued`: only while still queued (a run that claimed it
+   * meanwhile keeps the deadline itself); otherwise a running task too (one whose run is gone).
+   */
+  private endAtDeadline(record: TaskRecord, seconds: number, onlyQueued = true): ReturnType<TaskService['endUnfinished']> {
+    return this.endUnfinished(record, (count) => withImageCount(timeoutDeadline(record.taskUUID, seconds), count), this.deps.clock.now(), { onlyQueued });
   }
 
   /**
@@ -296,7 +315,9 @@ export class TaskService {
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
       if (stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
       else await giveBack();
-      if (stored && held) await this.deps.tenancy?.release(task.taskUUID).catch(() => undefined);
+      // Released only while the taskUUID is not stored again: a twin that stored it after the
+      // delete above holds it now.
+      if (stored && held) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
       else if (heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     }
@@ -542,12 +563,17 @@ export class TaskService {
     );
     if (!outcome) return undefined;
     const count = outcome.cancelled.length;
+    // The end is committed: every step below runs whatever the one before it did. An event the
+    // bus could not take is logged (a waiting client reads the end with getResponse, and a
+    // worker's run is fenced out already); nothing would retry the bookkeeping after it.
+    const emit = (event: TaskEvent): Promise<void> =>
+      this.deps.events.emit(event).catch((failure: unknown) => log.warn({ err: failure, event: event.type }, 'could not publish an event of an ended task'));
     // A worker running the task stops its engine call (its writes are fenced out already).
-    await this.deps.events.emit({ type: 'cancel', taskUUID: record.taskUUID });
+    await emit({ type: 'cancel', taskUUID: record.taskUUID });
     if (count > 0) {
       const error = errorFor(count).forTask(record.taskUUID, 'imageInference');
       for (let i = 0; i < count; i++) this.deps.metrics?.images.inc({ model: task.model, outcome: error.code });
-      await this.deps.events.emit({ type: 'error', taskUUID: record.taskUUID, error });
+      await emit({ type: 'error', taskUUID: record.taskUUID, error });
       if (task.keyHold) await this.deps.tenancy?.refund(record.taskUUID, count).catch((failure: unknown) => log.warn({ err: failure }, 'refund failed; the hold is released below'));
     }
     await this.deps.admission.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'admission release failed; the sweeper reconciles it'));
@@ -557,7 +583,7 @@ export class TaskService {
       await chargeMissing({ deps: this.deps, record, task }).catch((failure: unknown) => log.error({ err: failure }, 'charging the task’s images failed'));
     }
     if (task.keyHold) await this.deps.tenancy?.release(record.taskUUID).catch((failure: unknown) => log.warn({ err: failure }, 'tenancy release failed; the sweeper reconciles it'));
-    await this.deps.events.emit({ type: 'end', taskUUID: record.taskUUID });
+    await emit({ type: 'end', taskUUID: record.taskUUID });
     // The webhook was stored with the end; sent here when this process delivers, else by a worker.
     if (hook) void this.deps.delivery?.dispatch([hook]).catch(() => undefined);
     log.info({ ended: count, finished: outcome.finished.length, code: errorFor(count).code }, 'task ended early');

@@ -428,6 +428,11 @@ function taskStoreContract(subject: Subject): void {
     assert.equal((await store.getTask(running))?.status, 'running');
     assert.deepEqual(await store.cancelTask(earlier, T0 + 160, FAR, () => '{}', undefined, { onlyQueued: true }), { cancelled: [0, 1], finished: [] });
     assert.deepEqual(mine(await store.listOverdueTasks(T0 + 150, 100)), [later.toLowerCase()]);
+    // Running tasks are listed on their own (the backstop gives a live run time to end its task).
+    assert.deepEqual(mine(await store.listOverdueTasks(T0 + 150, 100, 'running')), [running.toLowerCase()]);
+    assert.deepEqual(mine(await store.listOverdueTasks(T0 + 5, 100, 'running')), []);
+    assert.deepEqual(await store.cancelTask(running, T0 + 170, FAR, () => '{}'), { cancelled: [0], finished: [] });
+    assert.deepEqual(mine(await store.listOverdueTasks(T0 + 150, 100, 'running')), []);
   });
 
   test('listUnfinishedTasks: queued and running tasks, oldest first', async () => {
