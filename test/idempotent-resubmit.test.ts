@@ -3,6 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { RunwareServer } from '@runware/sdk-js';
 import { WebSocket, WebSocketServer } from 'ws';
+import type { InferenceTask } from '../src/protocol/task-types.ts';
+import { parseTask } from '../src/protocol/validate-task.ts';
+import type { Principal } from '../src/tasks/task-service.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 
 const OTHER_KEY = 'kiln_other_key_0123456789abcdefghijklmn';
@@ -147,6 +150,54 @@ describe('idempotent resubmission', () => {
     }
     assert.equal(items.length, 2);
     assert.equal(new Set(imageUUIDs(items)).size, 2);
+  });
+
+  /** The validated task and the test key's principal, for submissions straight to the service. */
+  async function direct(t: Record<string, unknown>): Promise<{ inference: InferenceTask; principal: Principal }> {
+    const parsed = parseTask(t);
+    assert.ok(parsed.ok && parsed.task.taskType === 'imageInference');
+    const principal = await server.kiln.apiKeys.verify(TEST_KEY);
+    assert.ok(principal);
+    return { inference: parsed.task, principal };
+  }
+
+  /** getResponse's items once one of them succeeded (or after 10 s). */
+  async function afterSuccess(taskUUID: unknown): Promise<any[]> {
+    let items: any[] = [];
+    for (let i = 0; i < 100 && !items.some((item) => item.status === 'success'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      items = (await post(server, [{ taskType: 'getResponse', taskUUID }])).body.data ?? [];
+    }
+    return items;
+  }
+
+  test('a resend that finds the task stored by a submission still in flight answers after it: when that one fails and takes the task back, the resend submits the task itself', async () => {
+    const t = task({ deliveryMethod: 'async' });
+    const { inference, principal } = await direct(t);
+    // The first submission's subscription (the `onAccepted` step, beside its insert) fails once
+    // the resend has found the task stored: it then deletes the task, as a sync request's
+    // submission does when its subscription fails.
+    let failSubscription!: (error: Error) => void;
+    const subscription = new Promise<void>((_resolve, reject) => (failSubscription = reject));
+    const first = server.kiln.service.submitInference(inference, principal, () => subscription);
+    first.catch(() => undefined);
+    for (let i = 0; i < 200 && !(await server.kiln.service.getResponse(t.taskUUID, principal).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 5));
+    const resend = server.kiln.service.submitInference(inference, principal);
+    await new Promise((r) => setTimeout(r, 50));
+    failSubscription(new Error('the event bus refused the subscription'));
+    await assert.rejects(first);
+    assert.equal(await resend, 'accepted');
+    // The task the resend was acknowledged for exists and runs.
+    assert.equal((await afterSuccess(t.taskUUID)).filter((item) => item.status === 'success').length, 1);
+  });
+
+  test('three copies of an async task sent at once all get the ack (the copies that lose the insert wait for the one that won, not for one another); it runs once', async () => {
+    const t = task({ deliveryMethod: 'async' });
+    const { inference, principal } = await direct(t);
+    // Sent in one turn of the event loop: all three look the taskUUID up before any has stored it.
+    const outcomes = await Promise.all([0, 1, 2].map(() => server.kiln.service.submitInference(inference, principal)));
+    assert.deepEqual([...outcomes].sort(), ['accepted', 'attached', 'attached']);
+    assert.deepEqual((await afterSuccess(t.taskUUID)).map((item) => item.status), ['success']);
   });
 
   test('a finished task resent takes no room in the queue (its check and the reservation go out together)', async () => {

@@ -73,6 +73,14 @@ export interface TaskServiceDeps {
   checkDeliveryTarget(url: string): Promise<string | undefined>;
 }
 
+/** A submission in flight (see `TaskService.inFlight`). */
+interface Submission {
+  /** Resolves when the submission has its outcome (accepted, attached or refused, with what it undid). */
+  readonly done: Promise<void>;
+  /** It found the taskUUID inserted by another submission. */
+  lostInsert: boolean;
+}
+
 /** Overdue tasks read (and ended) per batch by `endOverdue`. */
 const OVERDUE_BATCH = 200;
 const ABANDONED_RUN_MS = 30_000;
@@ -82,7 +90,26 @@ const ABANDONED_RUN_MS = 30_000;
  * `getResponse` from the store, and stores uploads.
  */
 export class TaskService {
+  /**
+   * Submissions of this process between their insert and their outcome, by lowercased taskUUID:
+   * a resend that finds the task stored waits for them, since a submission that fails after its
+   * insert deletes the task again (its client hears the error) and a resend attached to it meanwhile
+   * would have been acknowledged for a task that no longer exists.
+   */
+  private readonly inFlight = new Map<string, Set<Submission>>();
+
   constructor(private readonly deps: TaskServiceDeps) {}
+
+  /**
+   * Waits until the submissions of `taskUUID` in flight in this process have their outcome, but
+   * for `own` and those that lost the insert to another (they wait themselves, for the winner:
+   * waiting for one another, three at once would never end). Answers whether there were any.
+   */
+  private async othersSettled(taskUUID: string, own?: Submission): Promise<boolean> {
+    const others = [...(this.inFlight.get(taskUUID.toLowerCase()) ?? [])].filter((submission) => submission !== own && !submission.lostInsert);
+    await Promise.all(others.map((submission) => submission.done));
+    return others.length > 0;
+  }
 
   /** Subscribe to a task's events (results as they finish, errors, end); resolves once the subscription is live. */
   watch(taskUUID: string, listener: TaskListener): Promise<() => void> {
@@ -215,9 +242,11 @@ export class TaskService {
    * to the task) starts once the task is admitted, beside its insert, and settles before the task
    * is queued, so it can never miss an event. It is not called for a task that attaches before
    * the insert; when the insert then finds the taskUUID taken (a concurrent resend: 'attached')
-   * or anything fails, the caller must undo what it did.
+   * or anything fails, the caller must undo what it did. A resend that finds the task stored by a
+   * submission still in flight in this process answers only once that one has its outcome (and
+   * is submitted itself when that one failed and took the task back).
    */
-  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>): Promise<'accepted' | 'attached'> {
+  async submitInference(task: InferenceTask, principal: Principal, onAccepted?: () => Promise<void>, resent = false): Promise<'accepted' | 'attached'> {
     // A taskUUID already in use: the same task resent (attach) or a conflict. The check and the
     // admission reservation go out together (one round trip, not two); the reservation comes
     // before the target checks and the insert, so concurrent submissions on any API process
@@ -241,7 +270,16 @@ export class TaskService {
     }
     if (found.value) {
       await giveBack();
-      this.attachOrConflict(found.value, task, principal);
+      let existing: TaskRecord | undefined = found.value;
+      if (await this.othersSettled(task.taskUUID)) {
+        existing = await this.deps.store.getTask(task.taskUUID);
+        // The submission that stored it failed and took it back: the taskUUID is free again.
+        if (!existing) {
+          if (resent) throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
+          return this.submitInference(task, principal, onAccepted, true);
+        }
+      }
+      this.attachOrConflict(existing, task, principal);
       return 'attached';
     }
     if (reservation.status === 'rejected') throw this.unavailable(reservation.reason, task) ?? reservation.reason;
@@ -263,6 +301,11 @@ export class TaskService {
       throw this.unavailable(error, task) ?? error;
     }
     let stored = false;
+    const key = task.taskUUID.toLowerCase();
+    let settled!: () => void;
+    const own: Submission = { done: new Promise<void>((resolve) => (settled = resolve)), lostInsert: false };
+    const inFlight = this.inFlight.get(key) ?? new Set<Submission>();
+    this.inFlight.set(key, inFlight.add(own));
     try {
       // The insert, the subscription and the queue's own preparation (BullMQ: the fair tag) go
       // out together: one round trip on a cluster where they took three. The job is added once
@@ -290,7 +333,10 @@ export class TaskService {
     } catch (error) {
       if (error instanceof TaskConflictError) {
         // Another submission of the same taskUUID stored it first (a race between two retries):
-        // the reservation is that task's, so it stays; this one attaches or conflicts.
+        // the reservation is that task's, so it stays; this one attaches or conflicts, once the
+        // other has its outcome when it runs in this process.
+        own.lostInsert = true;
+        await this.othersSettled(task.taskUUID, own);
         const winner = await this.deps.store.getTask(task.taskUUID);
         if (!winner) {
           // The copy that stored it failed afterwards and took it back: the taskUUID is free
@@ -320,6 +366,10 @@ export class TaskService {
       if (stored && held) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
       else if (heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
+    } finally {
+      inFlight.delete(own);
+      if (inFlight.size === 0 && this.inFlight.get(key) === inFlight) this.inFlight.delete(key);
+      settled();
     }
     this.deps.metrics?.tasks.inc({ model: task.model, delivery: task.acknowledgeOnly ? 'async' : 'sync' });
     this.watchDeadline(task);
