@@ -5,6 +5,7 @@ import { RunwareServer } from '@runware/sdk-js';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { InferenceTask } from '../src/protocol/task-types.ts';
 import { parseTask } from '../src/protocol/validate-task.ts';
+import type { TaskStore } from '../src/store/task-store.ts';
 import type { Principal } from '../src/tasks/task-service.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 
@@ -189,6 +190,38 @@ describe('idempotent resubmission', () => {
     assert.equal(await resend, 'accepted');
     // The task the resend was acknowledged for exists and runs.
     assert.equal((await afterSuccess(t.taskUUID)).filter((item) => item.status === 'success').length, 1);
+  });
+
+  test('a resend whose read of the task answers only after the submission that stored it failed and took it back still submits the task', async () => {
+    const t = task({ deliveryMethod: 'async' });
+    const { inference, principal } = await direct(t);
+    // The store's answers are delayed, never changed: the resend's read finds the row, and its
+    // answer arrives once the first submission has failed, deleted the task and finished.
+    const store = (server.kiln.service as unknown as { deps: { store: TaskStore } }).deps.store;
+    const getTask = store.getTask.bind(store);
+    let failSubscription!: (error: Error) => void;
+    const first = server.kiln.service.submitInference(inference, principal, () => new Promise<void>((_resolve, reject) => (failSubscription = reject)));
+    first.catch(() => undefined);
+    for (let i = 0; i < 200 && !(await getTask(inference.taskUUID)); i++) await new Promise((r) => setTimeout(r, 5));
+    let firstOver!: () => void;
+    const firstSettled = new Promise<void>((resolve) => (firstOver = resolve));
+    store.getTask = async (taskUUID: string) => {
+      const record = await getTask(taskUUID);
+      store.getTask = getTask;
+      await firstSettled;
+      return record;
+    };
+    try {
+      const resend = server.kiln.service.submitInference(inference, principal);
+      await new Promise((r) => setTimeout(r, 20));
+      failSubscription(new Error('the event bus refused the subscription'));
+      await assert.rejects(first);
+      firstOver();
+      assert.equal(await resend, 'accepted');
+      assert.ok(await getTask(inference.taskUUID), 'the task the resend was acknowledged for is not stored');
+    } finally {
+      store.getTask = getTask;
+    }
   });
 
   test('three copies of an async task sent at once all get the ack (the copies that lose the insert wait for the one that won, not for one another); it runs once', async () => {

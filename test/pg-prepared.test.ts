@@ -47,8 +47,11 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
       assert.deepEqual(first.rows, [{ label: 'one' }]);
       assert.deepEqual(second.rows, [{ label: 'two' }]);
       assert.deepEqual(await prepared(client), ['SELECT label FROM probe WHERE id = $1']);
-      // A config object (the form the check above uses) and a text without parameters are not named.
+      // A config object (the form the check above uses) and texts without parameters are not named.
       await client.query('SELECT 1');
+      await client.query('SELECT 2', []);
+      await client.query('BEGIN', []);
+      await client.query('ROLLBACK', []);
       assert.deepEqual(await prepared(client), ['SELECT label FROM probe WHERE id = $1']);
     } finally {
       await client.end();

@@ -55,7 +55,9 @@ export function preparingClient(driver: typeof pg, capacity = DEFAULT_CAPACITY):
     // object, a callback, a cursor) goes to pg as it is.
     override query(...args: unknown[]): never {
       const [text, values] = args;
-      const name = args.length === 2 && typeof text === 'string' && Array.isArray(values) ? nameOf(text) : undefined;
+      // Statements without parameters (begin, commit, rollback) cost little to parse and stay
+      // unnamed: a rollback must never depend on a statement the server might not have.
+      const name = args.length === 2 && typeof text === 'string' && Array.isArray(values) && values.length > 0 ? nameOf(text) : undefined;
       const query = super.query as (...a: unknown[]) => unknown;
       if (name === undefined) return query.apply(this, args) as never;
       return this.named(text as string, values as unknown[], name) as never;

@@ -271,7 +271,9 @@ export class TaskService {
     if (found.value) {
       await giveBack();
       let existing: TaskRecord | undefined = found.value;
-      if (await this.othersSettled(task.taskUUID)) {
+      // Read again when a submission was in flight, or when the task is still queued: the one that
+      // stored it may have failed and taken it back between the read above and now.
+      if ((await this.othersSettled(task.taskUUID)) || existing.status === 'queued') {
         existing = await this.deps.store.getTask(task.taskUUID);
         // The submission that stored it failed and took it back: the taskUUID is free again.
         if (!existing) {
@@ -340,8 +342,9 @@ export class TaskService {
         const winner = await this.deps.store.getTask(task.taskUUID);
         if (!winner) {
           // The copy that stored it failed afterwards and took it back: the taskUUID is free
-          // again, and the client may simply send the task once more.
-          await giveBack();
+          // again, and the client may simply send the task once more. That copy gave the
+          // reservation back when it deleted the task (a reservation made here is the same one,
+          // keyed by taskUUID; releasing it again could free a resend's fresh one).
           if (heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
           throw serviceUnavailable(task.taskUUID, task.taskType, 'a concurrent submission of this taskUUID failed');
         }
