@@ -29,19 +29,23 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
     await database?.drop();
   });
 
-  async function connect(capacity?: number): Promise<pg.Client> {
+  /** Runs `body` with a connected client of `preparingClient(pg, capacity)`, ended afterwards. */
+  async function withClient(body: (client: pg.Client) => Promise<void>, capacity?: number): Promise<void> {
     const Client = preparingClient(pg, capacity);
     const client = new Client({ connectionString: database.url });
     await client.connect();
-    return client;
+    try {
+      await body(client);
+    } finally {
+      await client.end();
+    }
   }
 
   const prepared = async (client: pg.Client): Promise<string[]> =>
     (await client.query<{ statement: string }>({ text: 'SELECT statement FROM pg_prepared_statements ORDER BY statement' })).rows.map((row) => row.statement);
 
   it('parses each text once per connection and answers as an unnamed statement would', async () => {
-    const client = await connect();
-    try {
+    await withClient(async (client) => {
       const first = await client.query('SELECT label FROM probe WHERE id = $1', [1]);
       const second = await client.query('SELECT label FROM probe WHERE id = $1', [2]);
       assert.deepEqual(first.rows, [{ label: 'one' }]);
@@ -53,14 +57,11 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
       await client.query('BEGIN', []);
       await client.query('ROLLBACK', []);
       assert.deepEqual(await prepared(client), ['SELECT label FROM probe WHERE id = $1']);
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('names at most `capacity` texts; the rest run unnamed', async () => {
-    const client = await connect(2);
-    try {
+    await withClient(async (client) => {
       for (const id of [1, 2]) {
         await client.query('SELECT id FROM probe WHERE id = $1', [id]);
         await client.query('SELECT label FROM probe WHERE id = $1', [id]);
@@ -68,14 +69,11 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
         assert.equal(third.rows.length, 1);
       }
       assert.equal((await prepared(client)).length, 2);
-    } finally {
-      await client.end();
-    }
+    }, 2);
   });
 
   it('prepares a statement again when its table changed under it, and fails only the transaction that saw the change', async () => {
-    const client = await connect();
-    try {
+    await withClient(async (client) => {
       const text = 'SELECT * FROM probe WHERE id = $1';
       assert.deepEqual((await client.query(text, [1])).rows, [{ id: 1, label: 'one' }]);
       // Another process adds a column (a migration): the prepared plan's result type is stale.
@@ -88,14 +86,11 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
       await client.query('ROLLBACK');
       // After the transaction, the text runs under its new name.
       assert.deepEqual((await client.query(text, [2])).rows, [{ id: 2, label: 'two' }]);
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('prepares a statement again when the server does not have it (a value that failed to serialise left pg believing it parsed)', async () => {
-    const client = await connect();
-    try {
+    await withClient(async (client) => {
       const text = 'SELECT $1::jsonb AS v';
       const circular: Record<string, unknown> = {};
       circular.self = circular;
@@ -103,9 +98,7 @@ describe('PostgreSQL named prepared statements', { skip: postgresProblem }, () =
       await assert.rejects(client.query(text, [circular]));
       assert.deepEqual((await client.query(text, [{ a: 1 }])).rows, [{ v: { a: 1 } }]);
       assert.deepEqual((await client.query(text, [{ a: 2 }])).rows, [{ v: { a: 2 } }]);
-    } finally {
-      await client.end();
-    }
+    });
   });
 
   it('keeps the task store working across another process adding a column to its table', async () => {
