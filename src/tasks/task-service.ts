@@ -364,10 +364,8 @@ export class TaskService {
       if (stored) await this.deps.store.deleteTask(task.taskUUID).catch(() => undefined);
       if (stored) await this.deps.admission.release(task.taskUUID).catch(() => undefined);
       else await giveBack();
-      // Released only while the taskUUID is not stored again: a twin that stored it after the
-      // delete above holds it now.
-      if (stored && held) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
-      else if (heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
+      // Either way only while the taskUUID is not stored (again): a twin that stored it holds it.
+      if ((stored && held) || heldHere) await this.deps.tenancy?.release(task.taskUUID, { unlessStored: true }).catch(() => undefined);
       throw this.unavailable(error, task) ?? error;
     } finally {
       inFlight.delete(own);
