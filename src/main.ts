@@ -1,12 +1,10 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig, ROLES, type Role } from './config/config.ts';
-import { startKiln } from './compose.ts';
-import { runKeysCommand } from './cli/keys-command.ts';
-import { runUsageCommand } from './cli/usage-command.ts';
-import { runDeliveriesCommand } from './cli/deliveries-command.ts';
-import { runGenerateCommand } from './cli/generate-command.ts';
-import { runBatchCommand } from './cli/batch-command.ts';
-import { runTasksCommand } from './cli/tasks-command.ts';
+/**
+ * The `kiln` command. Each command's code is imported when that command runs: the server's
+ * modules and the store's drivers (about a second of loading) stay out of `kiln generate`,
+ * `kiln --help` and the other client commands.
+ */
+import { ROLES, type Role } from './config/roles.ts';
 import type { ClientIo } from './cli/client-io.ts';
 import type { StoreCommandIo } from './cli/store-access.ts';
 
@@ -40,14 +38,15 @@ Client exit codes: 0 success, 1 task errors, 2 usage, 3 server unreachable or ke
 the client is described in docs/cli.md.
 `;
 
-const CLIENT_COMMANDS: Readonly<Record<string, (args: readonly string[], io: ClientIo) => Promise<number>>> = {
-  generate: runGenerateCommand,
-  batch: runBatchCommand,
-  tasks: runTasksCommand,
+type ClientCommand = (args: readonly string[], io: ClientIo) => Promise<number>;
+const CLIENT_COMMANDS: Readonly<Record<string, () => Promise<ClientCommand>>> = {
+  generate: async () => (await import('./cli/generate-command.ts')).runGenerateCommand,
+  batch: async () => (await import('./cli/batch-command.ts')).runBatchCommand,
+  tasks: async () => (await import('./cli/tasks-command.ts')).runTasksCommand,
 };
 
 /** Runs a client command with the real streams; the first Ctrl-C cancels, a second exits at once. */
-async function runClient(command: (args: readonly string[], io: ClientIo) => Promise<number>): Promise<never> {
+async function runClient(command: ClientCommand): Promise<never> {
   const interrupt = new AbortController();
   process.on('SIGINT', () => {
     if (interrupt.signal.aborted) process.exit(130);
@@ -68,6 +67,7 @@ async function runClient(command: (args: readonly string[], io: ClientIo) => Pro
 }
 
 async function run(role: Role): Promise<void> {
+  const [{ ConfigError, loadConfig }, { startKiln }] = await Promise.all([import('./config/config.ts'), import('./compose.ts')]);
   let config;
   try {
     config = loadConfig(process.env, role);
@@ -112,10 +112,11 @@ async function run(role: Role): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-const STORE_COMMANDS: Record<string, (args: readonly string[], io: StoreCommandIo) => Promise<number>> = {
-  keys: runKeysCommand,
-  usage: runUsageCommand,
-  deliveries: runDeliveriesCommand,
+type StoreCommand = (args: readonly string[], io: StoreCommandIo) => Promise<number>;
+const STORE_COMMANDS: Readonly<Record<string, () => Promise<StoreCommand>>> = {
+  keys: async () => (await import('./cli/keys-command.ts')).runKeysCommand,
+  usage: async () => (await import('./cli/usage-command.ts')).runUsageCommand,
+  deliveries: async () => (await import('./cli/deliveries-command.ts')).runDeliveriesCommand,
 };
 
 const command = process.argv[2] ?? 'serve';
@@ -126,14 +127,15 @@ if ((ROLES as readonly string[]).includes(command) && wantsHelp) {
   await run(command as Role);
 } else if (Object.hasOwn(STORE_COMMANDS, command)) {
   // Commands that act on the store directly, beside the server.
-  const code = await STORE_COMMANDS[command]!(wantsHelp ? ['help'] : process.argv.slice(3), {
+  const runCommand = await STORE_COMMANDS[command]!();
+  const code = await runCommand(wantsHelp ? ['help'] : process.argv.slice(3), {
     env: process.env,
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
   });
   process.exit(code);
 } else if (Object.hasOwn(CLIENT_COMMANDS, command)) {
-  await runClient(CLIENT_COMMANDS[command]!);
+  await runClient(await CLIENT_COMMANDS[command]!());
 } else if (command === 'help' || command === '--help' || command === '-h') {
   process.stdout.write(USAGE);
 } else {

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { Role } from './roles.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -129,9 +130,7 @@ const envSchema = z.object({
     .optional(),
 });
 
-/** What a process does: everything (`serve`), transports only (`api`), or tasks and deliveries (`worker`). */
-export type Role = 'serve' | 'api' | 'worker';
-export const ROLES: readonly Role[] = ['serve', 'api', 'worker'];
+export { ROLES, type Role } from './roles.ts';
 
 export interface Config {
   readonly role: Role;
