@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { Receiver } from './helpers/receiver.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
+import { startHeldImage, type HeldImage } from './fixtures/held-image.ts';
 
 const OTHER_KEY = 'kiln_other_key_0123456789abcdefghijklmn';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -19,14 +20,14 @@ const task = (extra: Record<string, unknown> = {}) => ({
   height: 256,
   ...extra,
 });
-/** Work that keeps the (single) queue slot busy for a few seconds. */
-const blocker = () => task({ deliveryMethod: 'async', numberResults: 8, width: 4096, height: 4096, outputFormat: 'PNG' });
+/** Work that keeps the (single) queue slot busy until `held` is released. */
+const blocker = (held: HeldImage) => task({ deliveryMethod: 'async', inputs: { referenceImages: [held.url] } });
 
 describe('cancelTask and deadlineSeconds', () => {
   let server: TestServer;
   before(async () => {
     // One task at a time, so a task can be held in the queue behind another.
-    server = await startTestServer({ KILN_API_KEYS: `${TEST_KEY},${OTHER_KEY}`, KILN_QUEUE_CONCURRENCY: '1', KILN_ALLOW_PRIVATE_URLS: 'true' });
+    server = await startTestServer({ KILN_API_KEYS: `${TEST_KEY},${OTHER_KEY}`, KILN_QUEUE_CONCURRENCY: '1', KILN_ALLOW_PRIVATE_URLS: 'true', KILN_FETCH_TOTAL_TIMEOUT_MS: '120000' });
   });
   after(() => server.close());
 
@@ -41,8 +42,9 @@ describe('cancelTask and deadlineSeconds', () => {
 
   test('a queued task is cancelled whole: one taskCancelled item, nothing runs, the webhook is told', async () => {
     const hooks = await Receiver.start(() => 200);
+    const held = await startHeldImage();
     try {
-      const first = blocker();
+      const first = blocker(held);
       assert.equal((await post(server, [first])).status, 200);
       const queued = task({ numberResults: 3, webhookURL: `${hooks.url}/hook`, includeCost: true });
       assert.equal((await post(server, [queued])).status, 200);
@@ -62,10 +64,12 @@ describe('cancelTask and deadlineSeconds', () => {
       // Cancelling again changes nothing; the blocker is untouched and finishes.
       const again = await post(server, [{ taskType: 'cancelTask', taskUUID: queued.taskUUID }]);
       assert.equal(again.body.data[0].cancelledImages, 0);
+      held.release();
       await until('the blocker to finish', async () => (await state(first.taskUUID)).data.every((i: any) => i.status === 'success'));
       assert.equal(hooks.requests.length, 1, 'one webhook: nothing ran after the cancel');
     } finally {
       await hooks.close();
+      await held.close();
     }
   });
 
@@ -136,8 +140,10 @@ describe('cancelTask and deadlineSeconds', () => {
     await until('the task to finish', async () => (await state(t.taskUUID)).data.every((i: any) => i.status === 'success'));
   });
 
-  test('a deadline that passes while the task is queued: it fails at the deadline and never starts', async () => {
-    const first = blocker();
+  test('a deadline that passes while the task is queued: it fails at the deadline and never starts', async (context) => {
+    const held = await startHeldImage();
+    context.after(() => held.close());
+    const first = blocker(held);
     assert.equal((await post(server, [first])).status, 200);
     const t = task({ numberResults: 2, deadlineSeconds: 1 });
     const reply = await post(server, [t]);
@@ -148,6 +154,7 @@ describe('cancelTask and deadlineSeconds', () => {
     assert.equal(reply.body.errors[0].parameter, 'deadlineSeconds');
     // Answered at the deadline, while the task ahead of it is still running…
     assert.ok((await state(first.taskUUID)).data.some((i: any) => i.status === 'processing'), 'the reply did not wait for the queue');
+    held.release();
     await until('the blocker to finish', async () => (await state(first.taskUUID)).data.every((i: any) => i.status === 'success'));
     // …and no worker ever claimed it.
     assert.ok(!server.logs.some((l) => l.msg === 'task claimed' && l.taskUUID === t.taskUUID.toLowerCase()));

@@ -8,6 +8,16 @@ import { ChildServer } from './helpers/child-server.ts';
 import { post, startTestServer, TEST_KEY } from './helpers/kiln-server.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
 import { Receiver } from './helpers/receiver.ts';
+import { startHeldImage, type HeldImage } from './fixtures/held-image.ts';
+
+/** A child's settings for tasks that reference a held image: loopback allowed, a fetch that may wait minutes. */
+const HOLDING = { KILN_ALLOW_PRIVATE_URLS: 'true', KILN_FETCH_TOTAL_TIMEOUT_MS: '300000' };
+
+/** A task that holds its queue slot, fetching `held`, until the image is released. */
+const heldTask = (held: HeldImage, extra: Record<string, unknown> = {}) => ({
+  taskType: 'imageInference', taskUUID: randomUUID(), model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea',
+  deliveryMethod: 'async', width: 256, height: 256, inputs: { referenceImages: [held.url] }, ...extra,
+});
 
 async function pollAll(server: { url: string }, taskUUID: string, expected: number): Promise<any[]> {
   for (let i = 0; i < 1200; i++) {
@@ -30,7 +40,7 @@ describe('durability', () => {
       const taskUUID = randomUUID();
       const ack = await post(server, [
         { taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'a glacier rail terminal, cyan and silver',
-          width: 4096, height: 4096, numberResults: 4, deliveryMethod: 'async', webhookURL: `${receiver.url}/hook` },
+          width: 2048, height: 2048, numberResults: 4, deliveryMethod: 'async', webhookURL: `${receiver.url}/hook` },
       ]);
       assert.equal(ack.status, 200);
       await receiver.waitFor(1);
@@ -82,23 +92,24 @@ describe('durability', () => {
   }
 
   /**
-   * A 10 × 4096² PNG task holds the one queue slot; `late` (two images, `deadlineSeconds`) waits
+   * A task waiting for a held reference holds the one queue slot; `late` (two images, `deadlineSeconds`) waits
    * behind it. The process is killed (its deadline timer with it), and after `downMs` a new one
    * starts on the same data. Asserts that `late` ends with `timeoutDeadline` while the task ahead
    * still runs and that no run of it ever started; `more` adds assertions on the new process.
    */
   async function lateTaskAfterRestart(env: Record<string, string>, deadlineSeconds: number, downMs: number, more: (server: ChildServer) => Promise<void> = async () => {}, lateCount = 1): Promise<void> {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-deadline-'));
-    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
+    const held = await startHeldImage();
+    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...HOLDING, ...env });
     try {
       const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
-      const blocker = { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' };
+      const blocker = heldTask(held);
       const late = Array.from({ length: lateCount }, () => ({ ...base, taskUUID: randomUUID(), numberResults: 2, width: 256, height: 256, deadlineSeconds }));
       assert.equal((await post(server, [blocker])).status, 200);
       for (let i = 0; i < late.length; i += 50) assert.equal((await post(server, late.slice(i, i + 50))).status, 200);
       await server.kill('SIGKILL');
       await new Promise((resolve) => setTimeout(resolve, downMs));
-      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...env });
+      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', ...HOLDING, ...env });
       const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
       // The first ends when the pass reaches it; then every one is read, 50 to a request.
       assert.equal((await deadlineError(server, late[0]!.taskUUID)).imageCount, 2);
@@ -123,6 +134,7 @@ describe('durability', () => {
     } finally {
       // Not SIGTERM: its drain would wait for the blocker.
       await server.kill('SIGKILL');
+      await held.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   }
@@ -148,11 +160,12 @@ describe('durability', () => {
 
   test('a task left running by a process that died ends at its deadline while it waits behind the backlog again', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-abandoned-'));
-    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '2' });
+    const held = await startHeldImage();
+    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '2', ...HOLDING });
     try {
-      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async', width: 4096, height: 4096, outputFormat: 'PNG' };
-      const blocker = { ...base, taskUUID: randomUUID(), numberResults: 20 };
-      const late = { ...base, taskUUID: randomUUID(), numberResults: 6, deadlineSeconds: 6 };
+      // Both wait for the held image: both runs are under way when the process dies.
+      const blocker = heldTask(held);
+      const late = heldTask(held, { numberResults: 6, deadlineSeconds: 6 });
       assert.equal((await post(server, [blocker])).status, 200);
       assert.equal((await post(server, [late])).status, 200);
       const claimed = (taskUUID: string) => server.logs.some((line) => line.msg === 'task claimed' && line.taskUUID === taskUUID.toLowerCase());
@@ -162,67 +175,71 @@ describe('durability', () => {
       await server.kill('SIGKILL');
       // One slot now: the blocker, older, runs first and the late task waits behind it. A running
       // task counts as abandoned 2 s (the queue's lock time) past its deadline.
-      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_LOCK_SECONDS: '2', KILN_SWEEP_SECONDS: '1' });
+      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_LOCK_SECONDS: '2', KILN_SWEEP_SECONDS: '1', ...HOLDING });
       const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
       await deadlineError(server, late.taskUUID);
       assert.ok((await state(blocker.taskUUID)).data.some((item: any) => item.status === 'processing'), 'the task ended only when the queue reached it');
       assert.ok(!claimed(late.taskUUID), 'the restarted process ran the late task');
     } finally {
       await server.kill('SIGKILL');
+      await held.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });
 
   test('a backlog larger than a KILN_QUEUE_MAX lowered across a restart counts in full: new tasks wait for it to drain', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bound-'));
-    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '20' });
+    const held = await startHeldImage();
+    let server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '20', ...HOLDING });
     try {
-      const base = { taskType: 'imageInference', model: 'kiln:studio@1', positivePrompt: 'a lighthouse on cliffs above a stormy sea', deliveryMethod: 'async' };
       // 11 images accepted under a bound of 20; the first task alone is larger than the new bound.
-      const backlog = [
-        { ...base, taskUUID: randomUUID(), numberResults: 10, width: 4096, height: 4096, outputFormat: 'PNG' },
-        { ...base, taskUUID: randomUUID(), width: 256, height: 256 },
-      ];
+      const backlog = [heldTask(held, { numberResults: 10 }), heldTask(held, { inputs: undefined })];
       for (const task of backlog) assert.equal((await post(server, [task])).status, 200);
       await server.kill('SIGKILL');
-      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '5' });
-      const response = await post(server, [{ ...base, taskUUID: randomUUID(), width: 256, height: 256 }]);
+      server = await ChildServer.start(dataDir, { KILN_QUEUE_CONCURRENCY: '1', KILN_QUEUE_MAX: '5', ...HOLDING });
+      const response = await post(server, [heldTask(held, { inputs: undefined })]);
       assert.equal(response.status, 429, JSON.stringify(response.body));
       assert.equal(response.body.errors[0].code, 'queueFull');
       assert.equal(response.body.errors[0].limit, 5);
     } finally {
       await server.kill('SIGKILL');
+      await held.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });
 
   test('SIGTERM drains or hands back work and exits 0; the task completes after a restart', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-term-'));
-    const env = { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1' };
+    const held = await startHeldImage();
+    const env = { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1', ...HOLDING };
     let server = await ChildServer.start(dataDir, env);
     try {
-      const taskUUID = randomUUID();
-      await post(server, [
-        { taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'desert sunset', width: 4096,
-          height: 4096, numberResults: 3, deliveryMethod: 'async' },
-      ]);
+      // The run waits for its reference past the drain time: it must be handed back.
+      const { taskUUID } = heldTask(held);
+      await post(server, [heldTask(held, { taskUUID, numberResults: 3 })]);
+      for (let i = 0; i < 400 && held.requests() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      assert.equal(held.requests(), 1, 'the run started');
       const exit = await server.kill('SIGTERM');
       assert.equal(exit.code, 0);
+      held.release();
       server = await ChildServer.start(dataDir, env);
       const final = await pollAll(server, taskUUID, 3);
       assert.equal(new Set(final.map((item) => item.imageUUID)).size, 3);
+      assert.equal(held.requests(), 2, 'run again after the restart');
     } finally {
       await server.kill('SIGTERM');
+      await held.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });
 
   test('SIGTERM with sync clients waiting answers them 503 and exits 0 within the drain bound', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-term-sync-'));
-    const server = await ChildServer.start(dataDir, { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1' });
+    const held = await startHeldImage();
+    const server = await ChildServer.start(dataDir, { KILN_SHUTDOWN_DRAIN_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1', ...HOLDING });
     try {
-      const big = () => ({ taskType: 'imageInference', taskUUID: randomUUID(), model: 'klingai:kling-image@o3', positivePrompt: 'a storm',
-        width: 4096, height: 4096, numberResults: 6 });
+      // The REST task's run waits for its reference; the WebSocket task waits behind it.
+      const big = () => heldTask(held, { deliveryMethod: 'sync', numberResults: 6 });
       const rest = post(server, [big()]);
       const ws = await RawWsClient.connect(`${server.url.replace('http', 'ws')}/v1`);
       await ws.authenticate(TEST_KEY);
@@ -238,6 +255,7 @@ describe('durability', () => {
       assert.equal((await exit).code, 0);
       assert.ok(performance.now() - started < 10_000, 'bounded by the drain time');
     } finally {
+      await held.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });
@@ -268,24 +286,27 @@ describe('durability', () => {
   });
 
   test('a sync task whose client went away finishes and stays readable', async () => {
-    const server = await startTestServer();
+    const held = await startHeldImage();
+    const server = await startTestServer(HOLDING);
     try {
-      const taskUUID = randomUUID();
+      const task = heldTask(held, { deliveryMethod: 'sync', numberResults: 2 });
       const controller = new AbortController();
       const request = fetch(`${server.url}/v1`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_KEY}` },
-        body: JSON.stringify([{ taskType: 'imageInference', taskUUID, model: 'klingai:kling-image@o3', positivePrompt: 'fog over a lake',
-          width: 4096, height: 4096, numberResults: 2 }]),
+        body: JSON.stringify([task]),
         signal: controller.signal,
       });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The client leaves while the run waits for its reference.
+      for (let i = 0; i < 400 && held.requests() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
       controller.abort();
       await assert.rejects(request);
-      const final = await pollAll(server, taskUUID, 2);
+      held.release();
+      const final = await pollAll(server, task.taskUUID, 2);
       assert.equal(final.length, 2);
     } finally {
       await server.close();
+      await held.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import { parseTask } from '../src/protocol/validate-task.ts';
 import type { TaskStore } from '../src/store/task-store.ts';
 import type { Principal } from '../src/tasks/task-service.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+import { startHeldImage } from './fixtures/held-image.ts';
 
 const OTHER_KEY = 'kiln_other_key_0123456789abcdefghijklmn';
 
@@ -90,7 +91,7 @@ describe('idempotent resubmission', () => {
   let server: TestServer;
   before(async () => {
     // One task at a time, so a task can be made to wait behind another.
-    server = await startTestServer({ KILN_API_KEYS: `${TEST_KEY},${OTHER_KEY}`, KILN_QUEUE_CONCURRENCY: '1' });
+    server = await startTestServer({ KILN_API_KEYS: `${TEST_KEY},${OTHER_KEY}`, KILN_QUEUE_CONCURRENCY: '1', KILN_ALLOW_PRIVATE_URLS: 'true', KILN_FETCH_TOTAL_TIMEOUT_MS: '120000' });
   });
   after(() => server.close());
 
@@ -270,16 +271,19 @@ describe('idempotent resubmission', () => {
 
   test('@runware/sdk-js retrying with the same taskUUID after a timeout gets its image once', async () => {
     const proxy = await countingProxy(server.wsUrl);
-    // timeoutDuration is the SDK's minimum (1 s). The task waits behind another one that takes
-    // longer than that, so the SDK times out before any image arrived and resends the same task
-    // (same taskUUID, same body).
-    const blocker = await post(server, [task({ deliveryMethod: 'async', numberResults: 4, width: 4096, height: 4096, outputFormat: 'PNG' })]);
+    // timeoutDuration is the SDK's minimum (1 s). The task waits behind another one, held until
+    // the SDK has timed out and resent the same task (same taskUUID, same body).
+    const held = await startHeldImage();
+    const blocker = await post(server, [task({ deliveryMethod: 'async', inputs: { referenceImages: [held.url] } })]);
     assert.equal(blocker.status, 200);
-    // Enough retries to outlast the blocker on a loaded machine (four 4096² PNGs can take 5 s or more).
     const runware = new RunwareServer({ apiKey: TEST_KEY, url: proxy.url, shouldReconnect: false, timeoutDuration: 1_000, globalMaxRetries: 15 });
     try {
       await runware.ensureConnection();
       const taskUUID = randomUUID();
+      void (async () => {
+        for (let i = 0; i < 1200 && proxy.inferences() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+        held.release();
+      })();
       const images = await runware.requestImages({
         taskUUID,
         model: 'kiln:studio@1',
@@ -295,6 +299,7 @@ describe('idempotent resubmission', () => {
     } finally {
       await runware.disconnect();
       await proxy.close();
+      await held.close();
     }
   });
 });
