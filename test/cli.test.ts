@@ -14,16 +14,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { WebSocket } from 'ws';
 import { startKiln, type Kiln } from '../src/compose.ts';
 import { loadConfig } from '../src/config/config.ts';
 import type { GenerateCall, GenerateResult, GeneratedImage, ImageEngine } from '../src/engines/spec/image-engine.ts';
+import { kilnNodeArgs } from './helpers/compiled-kiln.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 
-const TSX = import.meta.resolve('tsx');
-const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const STUDIO = 'kiln:studio@1';
 
 interface Finished {
@@ -43,7 +41,7 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Starts `kiln <args>` as a child process. */
 function kiln(args: readonly string[], options: { cwd: string; env?: Record<string, string> }): { child: ChildProcess; done: Promise<Finished>; output: () => string } {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: options.cwd, env: cleanEnv(options.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...kilnNodeArgs(), ...args], { cwd: options.cwd, env: cleanEnv(options.env ?? {}), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
@@ -198,7 +196,8 @@ describe('kiln client commands', () => {
   test('on a terminal, a live display shows every image moving through its stages to done, then a total', async () => {
     const cwd = await mkdtemp(path.join(work, 'tty-'));
     // A wide pseudo-terminal, so no status line is cut at the edge.
-    const command = ['stty cols 200;', process.execPath, '--import', TSX, MAIN, 'generate', "'a golden pagoda'", '--model', STUDIO, '--size', '192x128', '-n', '3'].join(' ');
+    const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
+    const command = ['stty cols 200;', ...[process.execPath, ...kilnNodeArgs()].map(quote), 'generate', "'a golden pagoda'", '--model', STUDIO, '--size', '192x128', '-n', '3'].join(' ');
     const result = await new Promise<Finished>((resolve) => {
       const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../src/config/config.ts';
 import { ChildServer } from './helpers/child-server.ts';
+import { kilnNodeArgs } from './helpers/compiled-kiln.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 import { closedPort, freshPostgresDatabase, REDIS_DB, redisUrl, serviceProblem } from './helpers/services.ts';
 
@@ -35,7 +36,7 @@ function problemsOf(env: Record<string, string>, role: 'serve' | 'api' | 'worker
 /** Runs `kiln <role>` to its exit; returns the exit code and stderr. */
 function runToExit(role: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', role], { cwd: ROOT, env: { ...process.env, KILN_PORT: '0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...kilnNodeArgs(), role], { cwd: ROOT, env: { ...process.env, KILN_PORT: '0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr, ms: performance.now() - started })));

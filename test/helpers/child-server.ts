@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { kilnNodeArgs } from './compiled-kiln.ts';
 import { TEST_KEY } from './kiln-server.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Kiln as a real child process (`node --import tsx src/main.ts <role>`), for kill, restart and cluster tests. */
+/** Kiln as a real child process (`node <compiled or tsx> main <role>`, see compiled-kiln.ts), for kill, restart and cluster tests. */
 export class ChildServer {
   private constructor(
     readonly child: ChildProcess,
@@ -17,7 +18,7 @@ export class ChildServer {
   static async start(dataDir: string, env: Record<string, string> = {}, role: 'serve' | 'api' | 'worker' = 'serve'): Promise<ChildServer> {
     // BENCH_CHILD_NODE_ARGS (e.g. `--cpu-prof`) reaches these children as it does the bench's own.
     const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', role], {
+    const child = spawn(process.execPath, [...nodeArgs, ...kilnNodeArgs(), role], {
       cwd: ROOT,
       env: {
         ...process.env,
