@@ -50,7 +50,7 @@ describe('async delivery', () => {
   after(() => server.close());
 
   test('getResponse shows processing, then partial, then all 4 results in a stable order', async () => {
-    const t = task({ deliveryMethod: 'async', numberResults: 4, width: 4096, height: 4096 });
+    const t = task({ deliveryMethod: 'async', numberResults: 4, width: 2048, height: 2048 });
     const ack = await post(server, [t]);
     assert.deepEqual(ack.body, { data: [{ taskType: 'imageInference', taskUUID: t.taskUUID }] });
     const polls = await pollUntilDone(server, t.taskUUID, 4);

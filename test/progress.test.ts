@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { startHeldImage } from './fixtures/held-image.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
 
@@ -32,7 +33,7 @@ async function results(ws: RawWsClient, taskUUID: string, count: number): Promis
 describe('progress items (progress: true)', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ KILN_ALLOW_PRIVATE_URLS: 'true' });
   });
   after(() => server.close());
 
@@ -100,14 +101,16 @@ describe('progress items (progress: true)', () => {
     const first = await RawWsClient.connect(server.wsUrl);
     const auth = await first.authenticate(TEST_KEY);
     const session = auth.data[0].connectionSessionUUID;
-    // Large enough that the later stages come well after the drop (frames written to a socket
-    // that is closing are lost, as on any network).
-    const t = task({ progress: true, numberResults: 2, width: 4096, height: 4096 });
+    // The run waits for its reference until after the drop, so the later stages come well after
+    // it (frames written to a socket that is closing are lost, as on any network).
+    const held = await startHeldImage();
+    const t = task({ progress: true, numberResults: 2, inputs: { referenceImages: [held.url] } });
     first.send([t]);
     // Drop the connection as soon as the task is queued.
     await first.next((f) => (f.data ?? []).some((d: any) => d.status === 'progress' && d.taskUUID === t.taskUUID));
     first.socket.terminate();
     await sleep(200);
+    held.release();
     const second = await RawWsClient.connect(server.wsUrl);
     try {
       await second.authenticate(TEST_KEY, session);
@@ -117,6 +120,7 @@ describe('progress items (progress: true)', () => {
       assert.equal(replayed.filter((d: any) => d.imageUUID).length, 2);
     } finally {
       second.close();
+      await held.close();
     }
   });
 

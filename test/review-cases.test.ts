@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { RunwareServer } from '@runware/sdk-js';
 import sharp from 'sharp';
+import { startHeldImage } from './fixtures/held-image.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { Receiver } from './helpers/receiver.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
@@ -89,16 +90,23 @@ describe('delivery edge cases', () => {
   });
 
   test('a sync request past the window answers timeoutProvider; the task finishes and stays readable', async () => {
-    const t = task({ model: 'klingai:kling-image@o3', width: 4096, height: 4096, numberResults: 4 });
-    const response = await post(server, [t]);
-    assert.equal(response.body.errors.at(-1).code, 'timeoutProvider');
-    assert.equal(response.body.errors.at(-1).taskUUID, t.taskUUID);
-    for (let i = 0; i < 400; i++) {
-      const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
-      if (poll.body.data.every((item: any) => item.status === 'success')) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    const held = await startHeldImage();
+    try {
+      // The run waits for its reference past the 1 s window.
+      const t = task({ numberResults: 4, inputs: { referenceImages: [held.url] } });
+      const response = await post(server, [t]);
+      assert.equal(response.body.errors.at(-1).code, 'timeoutProvider');
+      assert.equal(response.body.errors.at(-1).taskUUID, t.taskUUID);
+      held.release();
+      for (let i = 0; i < 400; i++) {
+        const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+        if (poll.body.data.length === 4 && poll.body.data.every((item: any) => item.status === 'success')) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.fail('the task did not finish after the sync window');
+    } finally {
+      await held.close();
     }
-    assert.fail('the task did not finish after the sync window');
   });
 
   test('references are checked before the ack: unknown UUIDs, another key’s upload, bad base64', async () => {
@@ -125,7 +133,7 @@ describe('delivery edge cases', () => {
 describe('protocol details', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ KILN_ALLOW_PRIVATE_URLS: 'true' });
   });
   after(() => server.close());
 
@@ -146,13 +154,17 @@ describe('protocol details', () => {
     }
   });
 
-  test('a resumed session gets the authentication answer before the replayed results', async () => {
+  test('a resumed session gets the authentication answer before the replayed results', async (context) => {
+    const held = await startHeldImage();
+    context.after(() => held.close());
     const first = await RawWsClient.connect(server.wsUrl);
     const session = (await first.authenticate(TEST_KEY)).data[0].connectionSessionUUID;
-    const t = task({ model: 'kiln:studio@1', width: 4096, height: 4096, numberResults: 2 });
+    // The run waits for its reference until the socket is gone.
+    const t = task({ numberResults: 2, inputs: { referenceImages: [held.url] } });
     first.send([t]);
     first.close();
     await first.closed;
+    held.release();
     // Wait until both results exist (they are buffered for the session meanwhile).
     for (let done = 0; done < 2; ) {
       const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);

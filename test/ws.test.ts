@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+import { startHeldImage } from './fixtures/held-image.ts';
+import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
 
 const task = (extra: Record<string, unknown> = {}) => ({
@@ -17,7 +18,7 @@ const task = (extra: Record<string, unknown> = {}) => ({
 describe('WebSocket /v1 protocol', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ KILN_WS_IDLE_SECONDS: '2' });
+    server = await startTestServer({ KILN_WS_IDLE_SECONDS: '2', KILN_ALLOW_PRIVATE_URLS: 'true' });
   });
   after(() => server.close());
 
@@ -121,27 +122,31 @@ describe('WebSocket /v1 protocol', () => {
   });
 
   test('results of a dropped socket are replayed when the session resumes', async () => {
-    const first = await RawWsClient.connect(server.wsUrl);
-    const auth = await first.authenticate(TEST_KEY);
-    const session = auth.data[0].connectionSessionUUID;
-    const t = task({ numberResults: 2, width: 4096, height: 4096 });
-    first.send([t]);
-    first.close();
-    await first.closed;
-    const second = await RawWsClient.connect(server.wsUrl);
-    const resumed = await second.authenticate(TEST_KEY, session);
-    assert.equal(resumed.data[0].connectionSessionUUID, session);
-    // This server closes sockets idle for 2 s; a 4K render can take longer on a busy machine, so
-    // the client pings as the real SDK does.
-    const keepAlive = setInterval(() => second.send([{ taskType: 'ping', ping: true }]), 500);
+    const held = await startHeldImage();
     try {
-      const a = await second.next(second.forTask(t.taskUUID), 90_000);
-      const b = await second.next(second.forTask(t.taskUUID), 90_000);
+      const first = await RawWsClient.connect(server.wsUrl);
+      const auth = await first.authenticate(TEST_KEY);
+      const session = auth.data[0].connectionSessionUUID;
+      // The run waits for its reference until the socket is gone; its images are made while no socket is there.
+      const t = task({ numberResults: 2, inputs: { referenceImages: [held.url] } });
+      first.send([t]);
+      first.close();
+      await first.closed;
+      held.release();
+      for (let done = 0; done < 2; ) {
+        const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
+        done = poll.body.data.filter((item: any) => item.status === 'success').length;
+      }
+      const second = await RawWsClient.connect(server.wsUrl);
+      const resumed = await second.authenticate(TEST_KEY, session);
+      assert.equal(resumed.data[0].connectionSessionUUID, session);
+      const a = await second.next(second.forTask(t.taskUUID));
+      const b = await second.next(second.forTask(t.taskUUID));
       assert.notEqual(a.data[0].imageUUID, b.data[0].imageUUID);
+      second.close();
     } finally {
-      clearInterval(keepAlive);
+      await held.close();
     }
-    second.close();
   });
 
   test('the server closes a socket idle for the configured time', async () => {
@@ -163,25 +168,29 @@ describe('WebSocket /v1 protocol', () => {
 describe('WebSocket idle timeout while a sync task runs', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ KILN_WS_IDLE_SECONDS: '1', KILN_STUDIO_THREADS: '1', KILN_QUEUE_CONCURRENCY: '1' });
+    server = await startTestServer({ KILN_WS_IDLE_SECONDS: '1', KILN_QUEUE_CONCURRENCY: '1', KILN_ALLOW_PRIVATE_URLS: 'true' });
   });
   after(() => server.close());
 
   test('a socket waiting for results is not idle: a task longer than the idle time gets every image, then the socket idles out', async () => {
-    const client = await RawWsClient.connect(server.wsUrl);
-    await client.authenticate(TEST_KEY);
-    // Six 4096² images on one render thread take several idle periods on any machine.
-    const t = task({ numberResults: 6, width: 4096, height: 4096, outputFormat: 'JPG' });
-    const started = Date.now();
-    client.send([t]);
-    const results = [];
-    for (let i = 0; i < 6; i++) results.push(await client.next(client.forTask(t.taskUUID), 120_000));
-    const elapsed = Date.now() - started;
-    console.log(`six 4096² images over one quiet socket in ${elapsed} ms (idle timeout 1000 ms)`);
-    assert.ok(elapsed > 1_000, 'the task outlasted the idle time, so the test shows something');
-    assert.equal(new Set(results.map((frame) => frame.data[0].imageUUID)).size, 6);
-    const closed = await client.closed;
-    assert.equal(closed.reason, 'idle timeout', 'once nothing is in flight, the idle timeout applies again');
+    const held = await startHeldImage();
+    try {
+      const client = await RawWsClient.connect(server.wsUrl);
+      await client.authenticate(TEST_KEY);
+      // The run waits for its reference for three idle periods, with nothing on the socket.
+      const t = task({ numberResults: 6, inputs: { referenceImages: [held.url] } });
+      const started = Date.now();
+      client.send([t]);
+      setTimeout(() => held.release(), 3_000);
+      const results = [];
+      for (let i = 0; i < 6; i++) results.push(await client.next(client.forTask(t.taskUUID)));
+      assert.ok(Date.now() - started >= 3_000, 'the task outlasted the idle time, so the test shows something');
+      assert.equal(new Set(results.map((frame) => frame.data[0].imageUUID)).size, 6);
+      const closed = await client.closed;
+      assert.equal(closed.reason, 'idle timeout', 'once nothing is in flight, the idle timeout applies again');
+    } finally {
+      await held.close();
+    }
   });
 });
 
