@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { RunwareServer } from '@runware/sdk-js';
 import sharp from 'sharp';
 import { startHeldImage } from './fixtures/held-image.ts';
+import { resultsMadeWhileAway } from './helpers/away-results.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { Receiver } from './helpers/receiver.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
@@ -157,19 +158,8 @@ describe('protocol details', () => {
   test('a resumed session gets the authentication answer before the replayed results', async (context) => {
     const held = await startHeldImage();
     context.after(() => held.close());
-    const first = await RawWsClient.connect(server.wsUrl);
-    const session = (await first.authenticate(TEST_KEY)).data[0].connectionSessionUUID;
-    // The run waits for its reference until the socket is gone.
     const t = task({ numberResults: 2, inputs: { referenceImages: [held.url] } });
-    first.send([t]);
-    first.close();
-    await first.closed;
-    held.release();
-    // Wait until both results exist (they are buffered for the session meanwhile).
-    for (let done = 0; done < 2; ) {
-      const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
-      done = poll.body.data.filter((item: any) => item.status === 'success').length;
-    }
+    const session = await resultsMadeWhileAway(server, held, t, 2);
     const second = await RawWsClient.connect(server.wsUrl);
     second.send([{ taskType: 'authentication', apiKey: TEST_KEY, connectionSessionUUID: session }]);
     const frames = [await second.next(() => true), await second.next(() => true), await second.next(() => true)];

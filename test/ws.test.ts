@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startHeldImage } from './fixtures/held-image.ts';
-import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+import { resultsMadeWhileAway } from './helpers/away-results.ts';
+import { startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
 
 const task = (extra: Record<string, unknown> = {}) => ({
@@ -124,19 +125,8 @@ describe('WebSocket /v1 protocol', () => {
   test('results of a dropped socket are replayed when the session resumes', async () => {
     const held = await startHeldImage();
     try {
-      const first = await RawWsClient.connect(server.wsUrl);
-      const auth = await first.authenticate(TEST_KEY);
-      const session = auth.data[0].connectionSessionUUID;
-      // The run waits for its reference until the socket is gone; its images are made while no socket is there.
       const t = task({ numberResults: 2, inputs: { referenceImages: [held.url] } });
-      first.send([t]);
-      first.close();
-      await first.closed;
-      held.release();
-      for (let done = 0; done < 2; ) {
-        const poll = await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }]);
-        done = poll.body.data.filter((item: any) => item.status === 'success').length;
-      }
+      const session = await resultsMadeWhileAway(server, held, t, 2);
       const second = await RawWsClient.connect(server.wsUrl);
       const resumed = await second.authenticate(TEST_KEY, session);
       assert.equal(resumed.data[0].connectionSessionUUID, session);
