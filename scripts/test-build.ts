@@ -12,7 +12,8 @@ const digest = sourceDigest();
 if (existsSync(TEST_BUILD_STAMP) && readFileSync(TEST_BUILD_STAMP, 'utf8').trim() === digest) {
   process.stdout.write('test build: .kiln-test-dist is up to date\n');
 } else {
-  rmSync(TEST_BUILD_STAMP, { force: true });
+  // Ours alone: an interrupted earlier build may have left anything in it.
+  rmSync(TEST_BUILD_DIR, { recursive: true, force: true });
   const build = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/build.ts', '--outDir', TEST_BUILD_DIR], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
   writeFileSync(TEST_BUILD_STAMP, `${digest}\n`);
