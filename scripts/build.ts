@@ -12,7 +12,8 @@
  * The build emits without checking types (`tsc --noCheck`): it takes about a third of the CPU
  * of a checked compile, which `npm install` and the build test pay each time. Types are
  * checked by `npm run typecheck` (every file, tests and scripts included), which `.ci/run` runs
- * before the suite; a syntax error still fails the build.
+ * before the suite. A parse error still fails the build; the few syntax errors that only
+ * the checker reports (an `await` outside an async function, a `let` declared twice) do not.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';

@@ -4,8 +4,11 @@
  * on loopback for the images. Prints the addresses and the key; Ctrl-C stops and removes it all.
  */
 import { startCluster } from '../test/helpers/cluster.ts';
+import { ensureTestBuild } from '../test/helpers/compiled-kiln.ts';
 import { TEST_KEY } from '../test/helpers/kiln-server.ts';
 
+// The processes run the compiled sources (built here unless up to date), as in production.
+ensureTestBuild();
 const cluster = await startCluster({ env: { KILN_STUDIO_THREADS: '2', KILN_QUEUE_LOCK_SECONDS: '30', KILN_ALLOW_PRIVATE_URLS: 'false' } });
 process.stdout.write(
   [

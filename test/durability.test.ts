@@ -34,7 +34,8 @@ describe('durability', () => {
   test('SIGKILL mid-task: the task resumes, every image once, webhooks deduplicable, nothing redone', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-crash-'));
     const receiver = await Receiver.start(() => 200);
-    const env = { KILN_ALLOW_PRIVATE_URLS: 'true', KILN_QUEUE_CONCURRENCY: '1' };
+    // One render thread: the images finish one after another, never several at once.
+    const env = { KILN_ALLOW_PRIVATE_URLS: 'true', KILN_QUEUE_CONCURRENCY: '1', KILN_STUDIO_THREADS: '1' };
     let server = await ChildServer.start(dataDir, env);
     try {
       const taskUUID = randomUUID();

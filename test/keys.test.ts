@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { runKeysCommand } from '../src/cli/keys-command.ts';
 import { openTaskStore } from '../src/store/open-task-store.ts';
+import { kilnNodeArgs } from './helpers/compiled-kiln.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { Receiver } from './helpers/receiver.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
@@ -174,7 +175,7 @@ describe('key lifecycle', () => {
   });
 
   test('`kiln keys` is dispatched by main.ts', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/main.ts', 'keys', 'list', '--json'], {
+    const { stdout } = await run(process.execPath, [...kilnNodeArgs(), 'keys', 'list', '--json'], {
       env: { ...process.env, KILN_DATA_DIR: dataDir },
       cwd: path.resolve(import.meta.dirname, '..'),
     });

@@ -104,13 +104,17 @@ describe('progress items (progress: true)', () => {
     // The run waits for its reference until after the drop, so the later stages come well after
     // it (frames written to a socket that is closing are lost, as on any network).
     const held = await startHeldImage();
-    const t = task({ progress: true, numberResults: 2, inputs: { referenceImages: [held.url] } });
+    const t = task({ progress: true, numberResults: 2, width: 256, height: 256, inputs: { referenceImages: [held.url] } });
     first.send([t]);
     // Drop the connection as soon as the task is queued.
     await first.next((f) => (f.data ?? []).some((d: any) => d.status === 'progress' && d.taskUUID === t.taskUUID));
     first.socket.terminate();
     await sleep(200);
     held.release();
+    // Every stage and image happens while no socket is there: the resumed session gets them replayed.
+    for (let done = 0; done < 2; await sleep(25)) {
+      done = (await post(server, [{ taskType: 'getResponse', taskUUID: t.taskUUID }])).body.data.filter((item: any) => item.status === 'success').length;
+    }
     const second = await RawWsClient.connect(server.wsUrl);
     try {
       await second.authenticate(TEST_KEY, session);

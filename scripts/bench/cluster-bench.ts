@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RedisTaskEvents } from '../../src/events/redis-task-events.ts';
 import { ChildServer } from '../../test/helpers/child-server.ts';
+import { ensureTestBuild } from '../../test/helpers/compiled-kiln.ts';
 import { startCluster } from '../../test/helpers/cluster.ts';
 import { post } from '../../test/helpers/kiln-server.ts';
 import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix } from '../../test/helpers/services.ts';
@@ -181,6 +182,8 @@ async function eventLatency(count: number): Promise<number[]> {
 }
 
 export async function benchCluster(runs: number): Promise<ClusterBench> {
+  // Both sides start from the compiled build, as in production (and always the same way).
+  ensureTestBuild();
   const skipped = (await serviceProblem('redis')) ?? (await serviceProblem('postgres'));
   if (skipped) return { rows: [], skipped };
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-serve-'));

@@ -14,9 +14,11 @@ export async function resultsMadeWhileAway(server: TestServer, held: HeldImage, 
   first.close();
   await first.closed;
   held.release();
-  for (let done = 0; done < count; ) {
+  for (let attempt = 0; attempt < 1200; attempt++) {
     const poll = await post(server, [{ taskType: 'getResponse', taskUUID: task.taskUUID }]);
-    done = poll.body.data.filter((item: any) => item.status === 'success').length;
+    if (poll.body.errors?.length) throw new Error(`the task failed: ${JSON.stringify(poll.body.errors)}`);
+    if (poll.body.data.filter((item: any) => item.status === 'success').length >= count) return session;
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return session;
+  throw new Error(`the task's ${count} images were not made within 30 s`);
 }

@@ -7,8 +7,9 @@
  * the sources under tsx otherwise (a single test file run by hand after an edit, say). A stale
  * build is never used.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,7 +19,7 @@ export const TEST_BUILD_DIR = path.join(ROOT, '.kiln-test-dist');
 /** Holds the digest of the sources the build in TEST_BUILD_DIR was made from. */
 export const TEST_BUILD_STAMP = path.join(TEST_BUILD_DIR, '.sources');
 /** What the build's output depends on, besides src/. */
-const BUILD_INPUTS = ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.ts', 'package.json'];
+const BUILD_INPUTS = ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.ts', 'package.json', 'node_modules/typescript/package.json'];
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -52,5 +53,25 @@ export function compiledMain(): string | undefined {
 /** Node's arguments that run `kiln` (before the command's own): the fresh build, else the sources under tsx. */
 export function kilnNodeArgs(): string[] {
   const main = compiledMain();
-  return main ? ['--enable-source-maps', main] : ['--import', 'tsx', path.join(ROOT, 'src/main.ts')];
+  // tsx resolved here: a bare `--import tsx` would be looked up from the child's working folder.
+  return main ? ['--enable-source-maps', main] : ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src/main.ts')];
+}
+
+/**
+ * Builds `.kiln-test-dist/` unless it was already built from the sources as they are now; exits
+ * the process if the build fails. The stamp is written last, so an interrupted build is never
+ * taken for a fresh one.
+ */
+export function ensureTestBuild(): void {
+  const digest = sourceDigest();
+  if (existsSync(TEST_BUILD_STAMP) && readFileSync(TEST_BUILD_STAMP, 'utf8').trim() === digest) {
+    process.stdout.write('test build: .kiln-test-dist is up to date\n');
+    return;
+  }
+  // Ours alone: an interrupted earlier build may have left anything in it.
+  rmSync(TEST_BUILD_DIR, { recursive: true, force: true });
+  const build = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), 'scripts/build.ts', '--outDir', TEST_BUILD_DIR], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+  writeFileSync(TEST_BUILD_STAMP, `${digest}\n`);
+  cached = undefined;
 }
