@@ -1,33 +1,36 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { startHeldImage, type HeldImage } from './fixtures/held-image.ts';
 import { post, startTestServer, type TestServer } from './helpers/kiln-server.ts';
 
-const big = (prompt: string) => ({
+/** Two images whose run waits for `held` until the test releases it. */
+const held = (prompt: string, image: HeldImage) => ({
   taskType: 'imageInference',
   taskUUID: randomUUID(),
   model: 'kiln:studio@1',
   positivePrompt: prompt,
-  width: 4096,
-  height: 4096,
+  width: 256,
+  height: 256,
   numberResults: 2,
-  outputFormat: 'PNG',
   deliveryMethod: 'async',
+  inputs: { referenceImages: [image.url] },
 });
 
 describe('getResponse tells queued from running work (kilnStatus)', () => {
   let server: TestServer;
   before(async () => {
     // One task at a time, so the second task waits behind the first.
-    server = await startTestServer({ KILN_QUEUE_CONCURRENCY: '1' });
+    server = await startTestServer({ KILN_QUEUE_CONCURRENCY: '1', KILN_ALLOW_PRIVATE_URLS: 'true' });
   });
   after(() => server.close());
 
   const state = async (taskUUID: string) => (await post(server, [{ taskType: 'getResponse', taskUUID }])).body;
 
   test('queued (with the images ahead) → running (with its start) → done', async () => {
-    const first = big('a storm over basalt cliffs');
-    const second = big('a glacier at noon');
+    const [firstImage, secondImage] = [await startHeldImage(), await startHeldImage()];
+    const first = held('a storm over basalt cliffs', firstImage);
+    const second = held('a glacier at noon', secondImage);
     assert.equal((await post(server, [first])).status, 200);
     assert.equal((await post(server, [second])).status, 200);
 
@@ -36,10 +39,11 @@ describe('getResponse tells queued from running work (kilnStatus)', () => {
     for (const item of queued.data) {
       assert.equal(item.status, 'processing');
       assert.equal(item.kilnStatus, 'queued');
-      // The first task's unfinished images (1 or 2 of them) are ahead.
-      assert.ok(item.queuePosition >= 1 && item.queuePosition <= 2, JSON.stringify(item));
+      // The first task's two unfinished images are ahead.
+      assert.equal(item.queuePosition, 2, JSON.stringify(item));
       assert.equal(item.startedAt, undefined);
     }
+    firstImage.release();
 
     const seen = new Set<string>();
     let running: any;
@@ -47,6 +51,8 @@ describe('getResponse tells queued from running work (kilnStatus)', () => {
       const body = await state(second.taskUUID);
       for (const item of body.data) seen.add(item.kilnStatus ?? item.status);
       running ??= body.data.find((item: any) => item.kilnStatus === 'running');
+      // Seen running (waiting for its reference): now it may finish.
+      if (running) secondImage.release();
       if (body.data.every((item: any) => item.status === 'success')) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
