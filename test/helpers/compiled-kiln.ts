@@ -38,15 +38,16 @@ export function sourceDigest(): string {
   return hash.digest('hex');
 }
 
+/** True when TEST_BUILD_DIR holds a complete build stamped with `digest`. */
+function builtFrom(digest: string): boolean {
+  return existsSync(path.join(TEST_BUILD_DIR, 'main.js')) && existsSync(TEST_BUILD_STAMP) && readFileSync(TEST_BUILD_STAMP, 'utf8').trim() === digest;
+}
+
 let cached: string | null | undefined;
 
 /** The compiled `main.js` when `.kiln-test-dist/` was built from the sources as they are now, else undefined. */
 export function compiledMain(): string | undefined {
-  if (cached === undefined) {
-    const main = path.join(TEST_BUILD_DIR, 'main.js');
-    const fresh = existsSync(main) && existsSync(TEST_BUILD_STAMP) && readFileSync(TEST_BUILD_STAMP, 'utf8').trim() === sourceDigest();
-    cached = fresh ? main : null;
-  }
+  if (cached === undefined) cached = builtFrom(sourceDigest()) ? path.join(TEST_BUILD_DIR, 'main.js') : null;
   return cached ?? undefined;
 }
 
@@ -64,7 +65,7 @@ export function kilnNodeArgs(): string[] {
  */
 export function ensureTestBuild(): void {
   const digest = sourceDigest();
-  if (existsSync(TEST_BUILD_STAMP) && readFileSync(TEST_BUILD_STAMP, 'utf8').trim() === digest) {
+  if (builtFrom(digest)) {
     process.stdout.write('test build: .kiln-test-dist is up to date\n');
     return;
   }
