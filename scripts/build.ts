@@ -16,11 +16,12 @@
  * the checker reports (an `await` outside an async function, a `let` declared twice) do not.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { copyAssets } from './copy-assets.ts';
 
 const ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 const SRC = path.join(ROOT, 'src');
@@ -59,21 +60,4 @@ function clean(dir: string): void {
 function isWithin(inner: string, outer: string): boolean {
   const relative = path.relative(outer, inner);
   return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-}
-
-/** Copies the files of `from` that tsc does not compile (anything but .ts) into `to`, keeping paths; returns how many. */
-function copyAssets(from: string, to: string): number {
-  let count = 0;
-  for (const entry of readdirSync(from, { withFileTypes: true })) {
-    const source = path.join(from, entry.name);
-    const target = path.join(to, entry.name);
-    if (entry.isDirectory()) {
-      count += copyAssets(source, target);
-    } else if (entry.isFile() && !entry.name.endsWith('.ts')) {
-      mkdirSync(to, { recursive: true });
-      copyFileSync(source, target);
-      count++;
-    }
-  }
-  return count;
 }

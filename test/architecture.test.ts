@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
 /**
  * Keeps the import boundaries of docs/architecture.md: each folder of src/ may import only
  * the folders listed for it (type imports included), and no source file takes part in an
  * import cycle.
  */
-const SRC = fileURLToPath(new URL('../src', import.meta.url));
+const SRC = path.join(REPO_ROOT, 'src');
 
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   shared: [],

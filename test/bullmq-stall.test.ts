@@ -12,15 +12,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { BullmqQueue } from '../src/queue/bullmq-queue.ts';
 import { QueueUnavailableError } from '../src/queue/task-queue.ts';
 import { deferred } from '../src/shared/deferred.ts';
 import { REDIS_DB, redisUrl, serviceProblem, uniquePrefix, closedPort, deleteRedisKeys, privateRedisProblem } from './helpers/services.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const STALL_WORKER = fileURLToPath(new URL('./helpers/bullmq-stall-worker.ts', import.meta.url));
+// Run under tsx from its source, also when this file runs compiled.
+const ROOT = REPO_ROOT;
+const STALL_WORKER = path.join(ROOT, 'test', 'helpers', 'bullmq-stall-worker.ts');
 const redisProblem = await serviceProblem('redis');
 const redisServerMissing = privateRedisProblem();
 

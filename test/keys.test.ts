@@ -18,6 +18,7 @@ import { kilnNodeArgs } from './helpers/compiled-kiln.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { Receiver } from './helpers/receiver.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
 const run = promisify(execFile);
 
@@ -177,7 +178,7 @@ describe('key lifecycle', () => {
   test('`kiln keys` is dispatched by main.ts', async () => {
     const { stdout } = await run(process.execPath, [...kilnNodeArgs(), 'keys', 'list', '--json'], {
       env: { ...process.env, KILN_DATA_DIR: dataDir },
-      cwd: path.resolve(import.meta.dirname, '..'),
+      cwd: REPO_ROOT,
     });
     assert.ok(Array.isArray(JSON.parse(stdout)));
   });

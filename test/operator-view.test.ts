@@ -18,6 +18,7 @@ import { Receiver } from './helpers/receiver.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 import { deleteRedisKeys, freshPostgresDatabase, REDIS_DB, redisUrl, serviceProblem, TEST_DATABASE_URL, uniquePrefix } from './helpers/services.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
 // Before any test is registered: node:test starts running tests while a top-level await is pending.
 const postgresProblem = await serviceProblem('postgres');
@@ -208,9 +209,9 @@ test('docs/operations.md documents every kiln_ metric, and the Grafana dashboard
     const families = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
     const ours = [...families.keys()].filter((name) => name.startsWith('kiln_'));
     assert.ok(ours.length >= 19, ours.join(' '));
-    const operations = await readFile(new URL('../docs/operations.md', import.meta.url), 'utf8');
+    const operations = await readFile(path.join(REPO_ROOT, 'docs', 'operations.md'), 'utf8');
     for (const name of ours) assert.ok(operations.includes(`\`${name}\``), `${name} is documented`);
-    const dashboard = JSON.parse(await readFile(new URL('../docs/grafana-dashboard.json', import.meta.url), 'utf8'));
+    const dashboard = JSON.parse(await readFile(path.join(REPO_ROOT, 'docs', 'grafana-dashboard.json'), 'utf8'));
     const expressions: string[] = (dashboard.panels as any[]).flatMap((panel) => (panel.targets ?? []).map((target: any) => target.expr as string));
     assert.ok(expressions.length >= 20);
     const used = new Set(expressions.flatMap((expr) => expr.match(/\b(kiln|nodejs|process)_\w+/g) ?? []));

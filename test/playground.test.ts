@@ -3,12 +3,12 @@ import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { browserProblem, CHROMIUM_ARGS, CHROMIUM_PATH } from './helpers/browser.ts';
 import { startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
 const run = promisify(execFile);
 // Browser globals inside page callbacks (the project compiles without the DOM lib); module-scoped.
@@ -17,7 +17,7 @@ declare const navigator: any;
 declare const window: any;
 // docs/playground.png is rewritten only on request, so a test run leaves the tree clean:
 // KILN_UPDATE_SCREENSHOT=1 node --import tsx --test test/playground.test.ts
-const SCREENSHOT = process.env.KILN_UPDATE_SCREENSHOT === '1' ? fileURLToPath(new URL('../docs/playground.png', import.meta.url)) : undefined;
+const SCREENSHOT = process.env.KILN_UPDATE_SCREENSHOT === '1' ? path.join(REPO_ROOT, 'docs', 'playground.png') : undefined;
 const SIZE = { width: 512, height: 320 };
 
 describe('the playground page', () => {

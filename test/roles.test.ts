@@ -8,14 +8,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../src/config/config.ts';
 import { ChildServer } from './helpers/child-server.ts';
 import { kilnNodeArgs } from './helpers/compiled-kiln.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 import { closedPort, freshPostgresDatabase, REDIS_DB, redisUrl, serviceProblem } from './helpers/services.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = REPO_ROOT;
 const CLUSTER = {
   KILN_DATABASE_URL: 'postgres://kiln@db:5432/kiln',
   KILN_REDIS_URL: 'redis://redis:6379/0',

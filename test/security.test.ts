@@ -19,6 +19,7 @@ import { createSafeFetch } from '../src/net/safe-fetch.ts';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
 import { redisUrl, REDIS_DB, serviceProblem, uniquePrefix } from './helpers/services.ts';
 import { RawWsClient } from './helpers/ws-client.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
 const KEY_B = 'kiln_test_key_B_0123456789abcdefghijklm';
 
@@ -490,7 +491,7 @@ describe('error codes', () => {
   test('docs/protocol.md lists every code of the error table with its status', async () => {
     const { ERROR_STATUS } = await import('../src/errors/api-error.ts');
     const { readFile } = await import('node:fs/promises');
-    const doc = await readFile(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+    const doc = await readFile(path.join(REPO_ROOT, 'docs', 'protocol.md'), 'utf8');
     const listed = new Map([...doc.matchAll(/^\| `([A-Za-z]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])]));
     assert.deepEqual(Object.fromEntries(listed), { ...ERROR_STATUS });
   });

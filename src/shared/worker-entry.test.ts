@@ -1,63 +1,51 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { compiledTwin, threadFlags, workerEntry } from './worker-entry.ts';
+import { threadFlags, workerEntry } from './worker-entry.ts';
 
-const POOL_MODULE = new URL('../engines/studio/worker-pool.ts', import.meta.url).href;
+/** This file's own extension: `.ts` from the sources, `.js` in the compiled suite. */
+const EXT = path.extname(fileURLToPath(import.meta.url));
 
-test('compiledTwin maps an entry beside a module under src/ to the same folder of the build, and only to a file that is there', (t) => {
-  const build = mkdtempSync(path.join(tmpdir(), 'kiln-twin-'));
-  t.after(() => rmSync(build, { recursive: true, force: true }));
-  assert.equal(compiledTwin(POOL_MODULE, 'render-worker', build), undefined, 'no file there yet');
-  mkdirSync(path.join(build, 'engines', 'studio'), { recursive: true });
-  writeFileSync(path.join(build, 'engines', 'studio', 'render-worker.js'), '');
-  assert.equal(compiledTwin(POOL_MODULE, 'render-worker', build)?.href, pathToFileURL(path.join(build, 'engines', 'studio', 'render-worker.js')).href);
-  assert.equal(compiledTwin(POOL_MODULE, 'render-worker', ''), undefined, 'unset: no twin');
-  // A module outside src/ has no place in a build of src/.
-  writeFileSync(path.join(build, 'render-worker.js'), '');
-  const outside = pathToFileURL(path.join(fileURLToPath(new URL('../../test/', import.meta.url)), 'x.ts')).href;
-  assert.equal(compiledTwin(outside, 'render-worker', build), undefined);
-});
-
-test('threadFlags keeps the flags a compiled thread can use and drops loaders, eval input and V8 flags', () => {
-  assert.deepEqual(
-    threadFlags(['--import', 'tsx', '--enable-source-maps', '--import=tsx', '--input-type=module', '--eval', '--max-old-space-size=512', '--trace-warnings', '--unhandled-rejections=strict', '--conditions=dev']),
-    ['--enable-source-maps', '--trace-warnings', '--unhandled-rejections=strict', '--conditions=dev'],
-  );
+test('threadFlags drops the flags of an --eval\'d main script, each with its value, and keeps the rest', () => {
+  const parent = ['--import', 'tsx', '--enable-source-maps', '--input-type=module', '--eval', 'import "x"', '-p', '1', '--conditions=dev', '--input-type', 'commonjs', '-e', 'y'];
+  assert.deepEqual(threadFlags(parent), ['--import', 'tsx', '--enable-source-maps', '--conditions=dev']);
   assert.deepEqual(threadFlags([]), []);
 });
 
-test('from the sources, a worker starts from its twin when KILN_WORKER_BUILD names a build, else through the tsx bootstrap; both answer', async (t) => {
-  // A twin that is a real module with the entry's file name: the thread must run it, with no loader.
-  const build = mkdtempSync(path.join(tmpdir(), 'kiln-twin-'));
-  t.after(() => rmSync(build, { recursive: true, force: true }));
-  mkdirSync(path.join(build, 'engines', 'studio'), { recursive: true });
-  writeFileSync(
-    path.join(build, 'engines', 'studio', 'render-worker.js'),
-    "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage({ twin: true, loaders: process.execArgv });\n",
-  );
-  const saved = process.env.KILN_WORKER_BUILD;
-  t.after(() => (saved === undefined ? delete process.env.KILN_WORKER_BUILD : (process.env.KILN_WORKER_BUILD = saved)));
-  process.env.KILN_WORKER_BUILD = build;
-  const twin = workerEntry(POOL_MODULE, 'render-worker');
-  assert.equal(twin.eval, false);
-  assert.equal(twin.compiled, true);
-  assert.deepEqual(twin.execArgv, threadFlags(process.execArgv));
-  const worker = new Worker(twin.filename, { eval: twin.eval, execArgv: twin.execArgv! });
-  const message = await new Promise<{ twin: boolean; loaders: string[] }>((resolve, reject) => worker.once('message', resolve).once('error', reject));
-  await worker.terminate();
-  assert.equal(message.twin, true);
-  assert.ok(!message.loaders.some((flag) => flag.includes('tsx')), `the thread runs without tsx: ${message.loaders.join(' ')}`);
+test('workerEntry: the sibling .js file beside a compiled module, a tsx bootstrap with no flags beside a .ts one', () => {
+  const compiled = workerEntry('file:///app/dist/engines/studio/worker-pool.js', 'render-worker');
+  assert.equal(String(compiled.filename), 'file:///app/dist/engines/studio/render-worker.js');
+  assert.deepEqual([compiled.eval, compiled.compiled], [false, true]);
+  assert.deepEqual(compiled.execArgv, threadFlags(process.execArgv));
+  const source = workerEntry('file:///app/src/engines/studio/worker-pool.ts?x=1', 'render-worker');
+  assert.deepEqual([source.eval, source.compiled, source.execArgv], [true, false, []]);
+  assert.match(String(source.filename), /register\(\).*import\("file:\/\/\/app\/src\/engines\/studio\/render-worker\.ts"\)/);
+});
 
-  // No twin for this entry: the bootstrap, which registers tsx in the thread itself.
-  const other = workerEntry(POOL_MODULE, 'no-such-worker');
-  assert.equal(other.eval, true);
-  assert.equal(other.compiled, false);
-  assert.deepEqual(other.execArgv, []);
-  delete process.env.KILN_WORKER_BUILD;
-  assert.equal(workerEntry(POOL_MODULE, 'render-worker').eval, true, 'unset: the bootstrap');
+test('a compiled worker starts in a process whose main script was --eval\'d with --input-type=module', async (t) => {
+  // A compiled module and its worker, side by side as in dist/: the worker reports the flags it got.
+  const dir = mkdtempSync(path.join(tmpdir(), 'kiln-worker-entry-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'probe-worker.js'), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage(process.execArgv);\n");
+  const moduleUrl = pathToFileURL(path.join(dir, 'starter.js')).href;
+  const source = `
+    import { Worker } from 'node:worker_threads';
+    import { workerEntry } from ${JSON.stringify(new URL(`./worker-entry${EXT}`, import.meta.url).href)};
+    const entry = workerEntry(${JSON.stringify(moduleUrl)}, 'probe-worker');
+    const worker = new Worker(entry.filename, { eval: entry.eval, execArgv: entry.execArgv });
+    worker.once('message', (flags) => { console.log(JSON.stringify(flags)); void worker.terminate(); });
+    worker.once('error', (error) => { console.error(error.message); process.exitCode = 3; });`;
+  const child = spawn(process.execPath, [...(EXT === '.ts' ? ['--import', 'tsx'] : []), '--input-type=module', '--eval', source], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0, stderr);
+  const flags = JSON.parse(stdout) as string[];
+  assert.ok(!flags.some((flag) => flag.startsWith('--input-type') || flag === '--eval'), `the thread got: ${flags.join(' ')}`);
 });

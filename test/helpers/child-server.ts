@@ -1,9 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { kilnNodeArgs } from './compiled-kiln.ts';
+import { kilnNodeArgs, ROOT } from './compiled-kiln.ts';
 import { TEST_KEY } from './kiln-server.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Kiln as a real child process (`node <compiled or tsx> main <role>`, see compiled-kiln.ts), for kill, restart and cluster tests. */
 export class ChildServer {

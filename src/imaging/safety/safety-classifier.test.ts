@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { adultScore, createSafetyClassifier, NSFW_CLASSES, type SafetyClassifier, type SafetyVerdict } from './safety-classifier.ts';
 import { syntheticLandscape } from './synthetic-landscape.ts';
@@ -120,10 +122,13 @@ test('adultScore sums the chosen classes', () => {
   assert.equal(adultScore(probabilities, ['Porn', 'Hentai', 'Sexy']), 0.6);
 });
 
-/** Runs a script in a fresh `node --import tsx` process and reports how it ended. */
+/** This file's own extension: `.ts` from the sources, `.js` in the compiled suite (whose siblings are compiled too). */
+const EXT = path.extname(fileURLToPath(import.meta.url));
+
+/** Runs a script in a fresh node process (through tsx from the sources) and reports how it ended. */
 function runScript(source: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', source], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(EXT === '.ts' ? ['--import', 'tsx'] : []), '--input-type=module', '--eval', source], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -140,8 +145,8 @@ function runScript(source: string): Promise<{ code: number | null; stdout: strin
 }
 
 const imports = `
-import { createSafetyClassifier } from ${JSON.stringify(new URL('./safety-classifier.ts', import.meta.url).href)};
-import { syntheticLandscape } from ${JSON.stringify(new URL('./synthetic-landscape.ts', import.meta.url).href)};
+import { createSafetyClassifier } from ${JSON.stringify(new URL(`./safety-classifier${EXT}`, import.meta.url).href)};
+import { syntheticLandscape } from ${JSON.stringify(new URL(`./synthetic-landscape${EXT}`, import.meta.url).href)};
 `;
 
 test('the process exits after close(), and an idle classifier never holds it open', async () => {

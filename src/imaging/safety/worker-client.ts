@@ -99,8 +99,8 @@ export class WorkerClient {
     const options: WorkerOptions = { wasmDirectory: wasmDirectory(), warmUpRuns: this.options.warmUpRuns };
     const worker = new Worker(entry.filename, {
       eval: entry.eval,
-      // From the build the worker inherits the parent's flags (--enable-source-maps); see WorkerEntry.execArgv.
-      ...(entry.execArgv ? { execArgv: entry.execArgv } : {}),
+      // From the build the worker gets the parent's flags (--enable-source-maps, …); see WorkerEntry.execArgv.
+      execArgv: entry.execArgv,
       workerData: { options },
     });
     this.worker = worker;
