@@ -7,6 +7,8 @@ import { startCluster } from '../test/helpers/cluster.ts';
 import { ensureTestBuild } from '../test/helpers/compiled-kiln.ts';
 import { TEST_KEY } from '../test/helpers/kiln-server.ts';
 
+// The AWS SDK's notice about Node < 22 (its S3 client here makes the bucket); the processes get the same setting.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // The processes run the compiled sources (built here unless up to date), as in production.
 ensureTestBuild();
 const cluster = await startCluster({ env: { KILN_STUDIO_THREADS: '2', KILN_QUEUE_LOCK_SECONDS: '30', KILN_ALLOW_PRIVATE_URLS: 'false' } });
