@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { post, startTestServer, TEST_KEY, type TestServer } from './helpers/kiln-server.ts';
+import { REPO_ROOT } from './helpers/repo-root.ts';
 
 /** `/openapi.json` validates as OpenAPI 3.1, and real answers validate against its schemas. */
 describe('the OpenAPI document', () => {
@@ -37,6 +40,9 @@ describe('the OpenAPI document', () => {
       assert.ok(document.paths[path], `path ${path}`);
     }
     assert.match(document.info.description, /WebSocket/);
+    // The server's own version, read from package.json beside its build (also in the compiled suite).
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(document.info.version, pkg.version);
   });
 
   test('its field schemas are the validation rules (enums, bounds, every task type)', () => {

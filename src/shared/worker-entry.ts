@@ -19,12 +19,14 @@ export interface WorkerEntry {
   /** True when running from the build: the worker is the sibling `.js` file, no loader involved. */
   readonly compiled: boolean;
   /**
-   * The `execArgv` to start it with. From the build: the parent's flags without those for an
-   * `--eval`'d main script (a thread with a file entry refuses `--input-type`). The tsx bootstrap
-   * gets none: it registers tsx itself (an inherited `--import tsx` would only cost the thread
-   * about 0.13 s of CPU more).
+   * The `execArgv` to start it with; `undefined` inherits the parent's flags, leaving out by itself
+   * those a thread cannot take (V8's, the process's). From the build that is what a worker gets,
+   * unless the main script was `--eval`'d: a thread with a file entry refuses `--input-type`, so
+   * then it gets the parent's flags without those (see `threadFlags`). The tsx bootstrap gets
+   * none: it registers tsx itself (an inherited `--import tsx` would only cost the thread about
+   * 0.13 s of CPU more).
    */
-  readonly execArgv: string[];
+  readonly execArgv: string[] | undefined;
 }
 
 /**
@@ -48,14 +50,20 @@ export function workerEntry(moduleUrl: string, name: string): WorkerEntry {
 /** Flags for the main script's source (`node --input-type=module --eval …`): a thread started from a file refuses them. */
 const SOURCE_FLAGS = new Set(['--input-type', '--eval', '-e', '--print', '-p']);
 
-/** The parent's flags a thread started from a compiled file gets: all but those for the main script's source, each with its value (`--flag value` or `--flag=value`). */
-export function threadFlags(execArgv: readonly string[]): string[] {
+/**
+ * The flags a thread started from a compiled file gets: `undefined` (the parent's, inherited)
+ * unless `execArgv` holds flags for the main script's source; then `execArgv` without them, each
+ * with its value (`--flag value` or `--flag=value`). Flags given explicitly are checked by Node,
+ * which refuses V8's and the process's own, so they are passed only when some must go.
+ */
+export function threadFlags(execArgv: readonly string[]): string[] | undefined {
+  const isSource = (arg: string): boolean => SOURCE_FLAGS.has(arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg);
+  if (!execArgv.some(isSource)) return undefined;
   const kept: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
     const arg = execArgv[i]!;
-    const equals = arg.indexOf('=');
-    if (!SOURCE_FLAGS.has(equals < 0 ? arg : arg.slice(0, equals))) kept.push(arg);
-    else if (equals < 0) i++; // its value is the next argument
+    if (!isSource(arg)) kept.push(arg);
+    else if (!arg.includes('=')) i++; // its value is the next argument
   }
   return kept;
 }

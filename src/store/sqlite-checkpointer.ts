@@ -24,7 +24,7 @@ export class SqliteCheckpointer {
   /** Starts the worker (resolves once its connection is open) and turns the connection's own checkpoints off. */
   static async start(sqlite: Database.Database, file: string, options: { intervalMs?: number; logger?: Logger } = {}): Promise<SqliteCheckpointer> {
     const entry = workerEntry(import.meta.url, 'sqlite-checkpoint-worker');
-    const worker = new Worker(entry.filename, { eval: entry.eval, execArgv: entry.execArgv, workerData: { file, intervalMs: options.intervalMs ?? 500 } });
+    const worker = new Worker(entry.filename, { eval: entry.eval, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}), workerData: { file, intervalMs: options.intervalMs ?? 500 } });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: { type?: string }): void => {
         if (message?.type !== 'ready') return;

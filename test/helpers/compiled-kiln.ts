@@ -4,15 +4,16 @@
  * suite runs dozens of each. So `npm test` first compiles the repository's TypeScript (src/,
  * test/ and scripts/, with the production build's compiler settings, types unchecked) into
  * `.kiln-test-dist/` (scripts/test-build.ts), copies the data files of src/ and test/ beside
- * it, and stamps it with a digest of everything the build reads. It then runs the compiled test
- * files with plain node; their servers and worker threads are compiled code as in production.
- * The `kiln` children that tests start run `.kiln-test-dist/src/main.js` when the stamp matches
- * the sources on disk, and the sources under tsx otherwise (a single test file run by hand from
- * its `.ts` after an edit, say). A stale build is never used: `npm test` rebuilds it first.
+ * it (and package.json, which the server reads its version from), and stamps it with a digest
+ * of everything the build reads. It then runs the compiled test files with plain node; their
+ * servers and worker threads are compiled code as in production. The `kiln` children that
+ * tests start run `.kiln-test-dist/src/main.js` when the stamp matches the sources on disk, and
+ * the sources under tsx otherwise (a single test file run by hand from its `.ts` after an
+ * edit, say). A stale build is never used: `npm test` rebuilds it first.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { copyAssets } from '../../scripts/copy-assets.ts';
@@ -90,6 +91,8 @@ export function ensureTestBuild(): void {
   // Data files read from beside a module (the studio lexicon, test fixtures).
   let assets = 0;
   for (const dir of ['src', 'test']) assets += copyAssets(path.join(ROOT, dir), path.join(TEST_BUILD_DIR, dir));
+  // Read from two folders above src/api (the server's version), as dist/ has it.
+  copyFileSync(path.join(ROOT, 'package.json'), path.join(TEST_BUILD_DIR, 'package.json'));
   process.stdout.write(`test build: compiled src, test and scripts into .kiln-test-dist (${assets} data files copied) in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   writeFileSync(TEST_BUILD_STAMP, `${digest}\n`);
   cached = undefined;

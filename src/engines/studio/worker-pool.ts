@@ -74,7 +74,7 @@ export function abortError(signal: AbortSignal | undefined): Error {
 /** Starts one render worker: the compiled `render-worker.js` from the build, or the `.ts` one through tsx (see `workerEntry`). */
 function startWorker(): Worker {
   const entry = workerEntry(import.meta.url, 'render-worker');
-  return new Worker(entry.filename, { eval: entry.eval, execArgv: entry.execArgv });
+  return new Worker(entry.filename, { eval: entry.eval, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
 }
 
 export class WorkerPool {

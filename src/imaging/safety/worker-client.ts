@@ -94,13 +94,13 @@ export class WorkerClient {
     ready.promise.catch(() => {}); // observed through start() or fail()
     this.ready = ready;
     this.isReady = false;
-    // The compiled safety-worker.js (from the build or its twin), or the .ts one through a tsx bootstrap.
+    // The compiled safety-worker.js (from the build), or the .ts one through a tsx bootstrap.
     const entry = workerEntry(import.meta.url, 'safety-worker');
     const options: WorkerOptions = { wasmDirectory: wasmDirectory(), warmUpRuns: this.options.warmUpRuns };
     const worker = new Worker(entry.filename, {
       eval: entry.eval,
       // From the build the worker gets the parent's flags (--enable-source-maps, …); see WorkerEntry.execArgv.
-      execArgv: entry.execArgv,
+      ...(entry.execArgv ? { execArgv: entry.execArgv } : {}),
       workerData: { options },
     });
     this.worker = worker;
