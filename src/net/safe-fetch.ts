@@ -12,7 +12,7 @@
  *   so no socket is left hanging.
  */
 import { linkSignals } from '../shared/linked-signal.ts';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { checkAddress, isIpLiteral } from './address-guard.ts';
 import { FetchError } from './fetch-error.ts';
 import { portProblem } from './port-rule.ts';
@@ -90,13 +90,23 @@ const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]
 /** Headers that must not follow a redirect to another origin. */
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
+type Undici = typeof import('undici');
+let undici: Promise<Undici> | undefined;
+/**
+ * undici, loaded with the first request: its ~110 modules cost a process about 0.16 s of CPU at
+ * its start, and many processes never fetch (a worker whose tasks have no webhook, most CLI commands).
+ */
+function loadUndici(): Promise<Undici> {
+  return (undici ??= import('undici'));
+}
+
 export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
   const base = { ...SAFE_FETCH_DEFAULTS, ...defaults };
   // One pool per (allowPrivate, connect timeout): both are baked into the connector.
   const agents = new Map<string, Agent>();
   let closed = false;
 
-  function agentFor(allowPrivate: boolean, connectTimeoutMs: number): Agent {
+  function agentFor(Agent: Undici['Agent'], allowPrivate: boolean, connectTimeoutMs: number): Agent {
     const key = `${allowPrivate}:${connectTimeoutMs}`;
     let agent = agents.get(key);
     if (!agent) {
@@ -111,12 +121,15 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
 
   async function run(url: string, init: SafeRequest = {}): Promise<SafeResponse> {
     if (closed) throw new FetchError('aborted', 'The HTTP client is closed.', { url });
+    const { Agent, request } = await loadUndici();
+    // Closed while undici loaded: no pool may be made after close() has closed the others.
+    if (closed) throw new FetchError('aborted', 'The HTTP client is closed.', { url });
     const options = { ...base, ...definedOnly(init) };
     const timeout = AbortSignal.timeout(options.totalTimeoutMs);
     // Not AbortSignal.any: a caller's signal may live as long as its service (see linkSignals).
     const linked = linkSignals(init.signal, timeout);
     const signal = linked.signal;
-    const dispatcher = agentFor(options.allowPrivate, options.connectTimeoutMs);
+    const dispatcher = agentFor(Agent, options.allowPrivate, options.connectTimeoutMs);
     // Backstops only: the total-timeout signal normally fires first.
     const socketTimeouts = { headersTimeout: options.totalTimeoutMs, bodyTimeout: options.totalTimeoutMs };
     const acceptStatus = init.acceptStatus ?? ((status: number) => status >= 200 && status < 300);

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import {
   abortError,
   UpstreamAuthError,
@@ -26,20 +26,22 @@ export interface RestTransportOptions {
  */
 export class RestTransport implements UpstreamTransport {
   readonly kind = 'rest';
-  private readonly agent: Agent;
+  /** Made with the first task: undici loads then, not when the engine is configured (see net/safe-fetch.ts). */
+  private agent: Agent | undefined;
   private closed = false;
 
-  constructor(private readonly options: RestTransportOptions) {
-    this.agent = new Agent({
-      connectTimeout: options.connectTimeoutMs ?? 10_000,
-      maxResponseSize: options.maxResponseBytes ?? 512 * 1024 * 1024,
-      keepAliveTimeout: 30_000,
-    });
-  }
+  constructor(private readonly options: RestTransportOptions) {}
 
   async send(task: UpstreamTask, { timeoutMs, signal }: SendOptions): Promise<UpstreamReply> {
     if (this.closed) throw new UpstreamUnavailableError('the upstream connection is closed');
     if (signal.aborted) throw abortError();
+    const { Agent, request } = await import('undici');
+    if (this.closed) throw new UpstreamUnavailableError('the upstream connection is closed');
+    this.agent ??= new Agent({
+      connectTimeout: this.options.connectTimeoutMs ?? 10_000,
+      maxResponseSize: this.options.maxResponseBytes ?? 512 * 1024 * 1024,
+      keepAliveTimeout: 30_000,
+    });
     const timeout = AbortSignal.timeout(timeoutMs);
     let status: number;
     let text: string;
@@ -79,7 +81,7 @@ export class RestTransport implements UpstreamTransport {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.agent.close();
+    await this.agent?.close();
   }
 }
 
