@@ -91,14 +91,6 @@ const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
 type Undici = typeof import('undici');
-let undici: Promise<Undici> | undefined;
-/**
- * undici, loaded with the first request: its ~110 modules cost a process about 0.16 s of CPU at
- * its start, and many processes never fetch (a worker whose tasks have no webhook, most CLI commands).
- */
-function loadUndici(): Promise<Undici> {
-  return (undici ??= import('undici'));
-}
 
 export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
   const base = { ...SAFE_FETCH_DEFAULTS, ...defaults };
@@ -121,7 +113,9 @@ export function createSafeFetch(defaults: SafeFetchDefaults = {}): SafeFetch {
 
   async function run(url: string, init: SafeRequest = {}): Promise<SafeResponse> {
     if (closed) throw new FetchError('aborted', 'The HTTP client is closed.', { url });
-    const { Agent, request } = await loadUndici();
+    // undici loads with the first request (the loader keeps it): its ~110 modules cost a process
+    // about 0.1 s of CPU at start, and many never fetch (a worker without webhooks, most CLI commands).
+    const { Agent, request } = await import('undici');
     // Closed while undici loaded: no pool may be made after close() has closed the others.
     if (closed) throw new FetchError('aborted', 'The HTTP client is closed.', { url });
     const options = { ...base, ...definedOnly(init) };

@@ -2,7 +2,7 @@
  * The compiled suite. Under tsx every process pays for tsx's module hooks: about 1–2 s more CPU
  * for a `kiln` child's start or a test file's own process than compiled JavaScript, and the
  * suite runs dozens of each. So `npm test` first compiles the repository's TypeScript (src/,
- * test/ and scripts/, with the production build's compiler settings, types unchecked) into
+ * test/ and scripts/, with the production build's settings: tsconfig.test-build.json) into
  * `.kiln-test-dist/` (scripts/test-build.ts), copies the data files of src/ and test/ beside
  * it (and package.json, which the server reads its version from), and stamps it with a digest
  * of everything the build reads. It then runs the compiled test files with plain node; their
@@ -27,7 +27,7 @@ export const TEST_BUILD_STAMP = path.join(TEST_BUILD_DIR, '.sources');
 /** The folders compiled, each to the same place under TEST_BUILD_DIR. */
 const COMPILED = ['src', 'test', 'scripts'];
 /** What the build's output depends on, besides those folders. */
-const BUILD_INPUTS = ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'node_modules/typescript/package.json'];
+const BUILD_INPUTS = ['tsconfig.json', 'tsconfig.build.json', 'tsconfig.test-build.json', 'package.json', 'node_modules/typescript/package.json'];
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -80,13 +80,8 @@ export function ensureTestBuild(): void {
   // Ours alone: an interrupted earlier build may have left anything in it.
   rmSync(TEST_BUILD_DIR, { recursive: true, force: true });
   const started = performance.now();
-  // tsconfig.build.json's emit settings, over everything tsconfig.json covers (src, test, scripts).
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const build = spawnSync(
-    process.execPath,
-    [tsc, '-p', 'tsconfig.json', '--noCheck', '--noEmit', 'false', '--rootDir', '.', '--outDir', TEST_BUILD_DIR, '--rewriteRelativeImportExtensions', '--sourceMap', '--declaration', 'false'],
-    { cwd: ROOT, stdio: 'inherit' },
-  );
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.test-build.json', '--noCheck', '--outDir', TEST_BUILD_DIR], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
   // Data files read from beside a module (the studio lexicon, test fixtures).
   let assets = 0;
