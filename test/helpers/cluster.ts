@@ -46,14 +46,11 @@ export async function startCluster(
   const redis = options.redisUrl ?? redisUrl(REDIS_DB.cluster);
   const prefix = uniquePrefix('cluster');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-cluster-'));
-  const ports = await freePorts(options.apis ?? 2);
   const env: Record<string, string> = {
     ...s3.env,
     KILN_DATABASE_URL: database.url,
     KILN_REDIS_URL: redis,
     KILN_REDIS_PREFIX: prefix,
-    // The first API process stands in for the load balancer.
-    KILN_PUBLIC_URL: `http://127.0.0.1:${ports[0]}`,
     KILN_API_KEYS: TEST_KEY,
     KILN_ALLOW_PRIVATE_URLS: 'true',
     KILN_STUDIO_THREADS: '1',
@@ -71,7 +68,7 @@ export async function startCluster(
     return child;
   };
   try {
-    const apis = await Promise.all(ports.map((port) => start('api', port)));
+    const apis = await startApis(options.apis ?? 2, env, (port) => start('api', port), children);
     const workers = await Promise.all(Array.from({ length: options.workers ?? 2 }, () => start('worker')));
     return {
       apis,
@@ -91,6 +88,34 @@ export async function startCluster(
   } catch (error) {
     await stop(children, { s3, database, redis, prefix, dataDir });
     throw error;
+  }
+}
+
+/**
+ * Starts `count` API processes on ports picked beforehand (KILN_PUBLIC_URL names the first, which
+ * stands in for the load balancer, so it must be known before they start). A picked port is free
+ * but not held: a server another test starts meanwhile may take it. Then the processes that did
+ * start are stopped and all start again on fresh ports (up to three times).
+ */
+async function startApis(
+  count: number,
+  env: Record<string, string>,
+  start: (port: number) => Promise<ChildServer>,
+  children: ChildServer[],
+): Promise<ChildServer[]> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = await freePorts(count);
+    env.KILN_PUBLIC_URL = `http://127.0.0.1:${ports[0]}`;
+    const started = await Promise.allSettled(ports.map((port) => start(port)));
+    const failed = started.flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
+    if (failed.length === 0) return started.map((result) => (result as PromiseFulfilledResult<ChildServer>).value);
+    const taken = failed.every((reason) => reason instanceof Error && reason.message.includes('EADDRINUSE'));
+    if (!taken || attempt === 3) throw failed[0];
+    for (const result of started) {
+      if (result.status !== 'fulfilled') continue;
+      children.splice(children.indexOf(result.value), 1);
+      await result.value.kill('SIGTERM');
+    }
   }
 }
 
