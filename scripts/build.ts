@@ -38,7 +38,7 @@ if (compiled.status !== 0) {
   process.exit(1);
 }
 const assets = copyAssets(SRC, outDir);
-// The `kiln` bin of package.json; npm sets the mode itself when it links a bin, this is for ./dist/main.js.
+// Executable for ./dist/main.js run directly (the `kiln` bin of package.json is bin/kiln, which runs it with node).
 chmodSync(path.join(outDir, 'main.js'), 0o755);
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 process.stdout.write(`built ${path.relative(ROOT, outDir) || outDir} (${assets} data files copied) in ${seconds} s\n`);

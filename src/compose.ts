@@ -35,6 +35,7 @@ import { Sweeper } from './tasks/sweeper.ts';
 import { TaskService } from './tasks/task-service.ts';
 import { Tenancy } from './tasks/tenancy.ts';
 import { MemoryRateLimiter } from './queue/rate-limiter.ts';
+import { untunedAllocatorWarning } from './shared/malloc-tuning.ts';
 
 /** A running Kiln server and how to stop it. */
 export interface Kiln {
@@ -196,6 +197,8 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   const servesApi = role !== 'worker';
   const runsTasks = role !== 'api';
   const logger = pino({ level: config.logLevel, base: { service: 'kiln', role } }, options.logStream ?? pino.destination(1));
+  const allocator = untunedAllocatorWarning();
+  if (allocator) logger.warn(allocator);
   // Before any image work, the warm-up's included.
   setImageThreads(config.imageThreads);
   // Engines connect and start their workers lazily, so routing errors stop the start before
