@@ -295,7 +295,9 @@ ${table}
 Notes. The end-to-end rows run against a Kiln child process, interleaved with the one-thread
 encode of the same pixels in the bench process (the issue's reference; the URL and base64Data
 rows each have their own interleaved encode series). Memory and warm start run the production
-build (\`node dist/main.js\`, built by the bench into a scratch folder) as \`npm start\` does. The
+build (\`node dist/main.js\`, built by the bench into a scratch folder) as \`npm start\` does, with the
+allocator settings \`npm start\` gives it (\`npm run bench\` runs through \`bin/tuned\`, and every child
+and the bench process itself inherit \`GLIBC_TUNABLES\`; docs/configuration.md). The
 warm-start row sends its first three requests (seeds 1–3) as soon as the child answers, then six
 others, then seeds 1–3 three times each: each first request is compared with the warm median of
 its own seed, since a scene's cost depends on its seed. The start includes the warm-up (worker
