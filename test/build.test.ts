@@ -95,7 +95,7 @@ test('the compiled build serves a studio image with plain node and stops cleanly
   }
   assert.ok(!existsSync(path.join(outDir, 'engines/studio/studio-engine.test.js')), 'tests are not built');
 
-  // Plain node, as `npm start` runs it: no --import, and no loader smuggled in through NODE_OPTIONS.
+  // Plain node, as `npm start` (bin/kiln) runs it: no --import, and no loader smuggled in through NODE_OPTIONS.
   const { NODE_OPTIONS: _ignored, ...env } = process.env;
   const server = spawn(process.execPath, ['--enable-source-maps', path.join(outDir, 'main.js'), 'serve'], {
     cwd: ROOT,
