@@ -457,6 +457,12 @@ describe('no amplification', () => {
     const t = inference({ outputType: 'base64Data', outputFormat: 'PNG', width: 512, height: 512 });
     const ok = await post(server, [t]);
     assert.ok(ok.body.data?.length === 1 || ok.body.errors?.[0]?.code === 'responseTooLarge');
+    // The server's own count of open WebSocket connections (its /metrics answers loopback).
+    const openSockets = async (): Promise<number> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/^kiln_websocket_sessions (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    const before = await openSockets();
     const socket = new WebSocket(server.wsUrl, { perMessageDeflate: false });
     await new Promise((resolve, reject) => {
       socket.once('open', resolve);
@@ -465,12 +471,16 @@ describe('no amplification', () => {
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.send(JSON.stringify([{ taskType: 'authentication', apiKey: TEST_KEY }]));
     await new Promise((resolve) => socket.once('message', resolve));
+    assert.equal(await openSockets(), before + 1);
     // Stop reading, then ask for far more than the kernel buffers and the 1 MB cap hold.
     (socket as unknown as { _socket: net.Socket })._socket.pause();
     for (let i = 0; i < 400; i++) socket.send(JSON.stringify([{ taskType: 'getResponse', taskUUID: t.taskUUID }]));
-    await new Promise((resolve) => setTimeout(resolve, 4_000));
-    // Reading again: a socket the server gave up on ends once the kernel's copy is read;
-    // one it kept would go on streaming answers.
+    // The server answers at its own pace (slowly on a loaded machine): wait, still not reading,
+    // until it has dropped the connection, rather than for a fixed time it might not have had.
+    const deadline = Date.now() + 60_000;
+    while ((await openSockets()) > before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal(await openSockets(), before, 'the server still holds the connection of a client that has not read for a minute');
+    // Reading again: the socket ends once the kernel's copy is read.
     (socket as unknown as { _socket: net.Socket })._socket.resume();
     const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('open'), 10_000))]);
     socket.terminate();
