@@ -35,6 +35,7 @@ import { Sweeper } from './tasks/sweeper.ts';
 import { TaskService } from './tasks/task-service.ts';
 import { Tenancy } from './tasks/tenancy.ts';
 import { MemoryRateLimiter } from './queue/rate-limiter.ts';
+import { collectGarbage } from './shared/collect-garbage.ts';
 import { untunedAllocatorWarning } from './shared/malloc-tuning.ts';
 
 /** A running Kiln server and how to stop it. */
@@ -305,6 +306,9 @@ export async function startKiln(config: Config, options: ComposeOptions = {}): P
   // Scrape-time gauges (docs/operations.md): cluster-wide counts from the store and the queue.
   metrics.watch({ store, queue, webSockets: () => api?.app.websocketServer.clients.size });
   if (runsTasks && config.warmUp) await warmUp(studio, logger, api?.app, store, encoding);
+  // The start's garbage (module loading, the warm-up) collected before the first request rather
+  // than during it (src/shared/collect-garbage.ts); KILN_WARMUP=false (tests) skips it as well.
+  if (config.warmUp) logger.info({ ms: Math.round(collectGarbage()) }, 'start-up garbage collected');
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

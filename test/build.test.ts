@@ -105,8 +105,15 @@ test('the compiled build serves a studio image with plain node and stops cleanly
   const exited = new Promise<Exit>((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
   let stderr = '';
   server.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let stdout = '';
+  server.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   try {
     const url = await listening(server, exited, () => stderr);
+    // The start warmed the engines, then collected the start's garbage before it listened.
+    const messages = stdout.split('\n').flatMap((line) => (line.startsWith('{') ? [(JSON.parse(line) as { msg?: string }).msg] : []));
+    const warmed = messages.indexOf('engines warmed up');
+    const collected = messages.indexOf('start-up garbage collected');
+    assert.ok(warmed >= 0 && collected > warmed && collected < messages.indexOf('kiln is listening'), messages.join(' | '));
     const taskUUID = randomUUID();
     const response = await fetch(`${url}/v1`, {
       method: 'POST',
