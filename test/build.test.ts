@@ -109,11 +109,13 @@ test('the compiled build serves a studio image with plain node and stops cleanly
   server.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   try {
     const url = await listening(server, exited, () => stderr);
-    // The start warmed the engines, then collected the start's garbage before it listened.
+    // The start collected its garbage before it listened, after the warm-up (which on a loaded
+    // machine may pass its budget and log its end only later).
     const messages = stdout.split('\n').flatMap((line) => (line.startsWith('{') ? [(JSON.parse(line) as { msg?: string }).msg] : []));
     const warmed = messages.indexOf('engines warmed up');
     const collected = messages.indexOf('start-up garbage collected');
-    assert.ok(warmed >= 0 && collected > warmed && collected < messages.indexOf('kiln is listening'), messages.join(' | '));
+    const listens = messages.indexOf('kiln is listening');
+    assert.ok(collected >= 0 && collected < listens && (warmed < 0 || warmed > listens || warmed < collected), messages.join(' | '));
     const taskUUID = randomUUID();
     const response = await fetch(`${url}/v1`, {
       method: 'POST',
